@@ -1,0 +1,112 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import type { Config } from "./config.ts";
+import type { Logger } from "./log.ts";
+import { createServerMetrics, Metrics } from "./metrics.ts";
+import { DockerRuntime } from "./runtime/docker-runtime.ts";
+import type { SandboxRuntime } from "./runtime/types.ts";
+import { SessionManager } from "./sessions/session-manager.ts";
+import { Signer } from "./sessions/tokens.ts";
+import { Store } from "./store/store.ts";
+import { createHttpServer } from "./transport/http-server.ts";
+import { TerminalSockets } from "./transport/terminal-socket.ts";
+
+export interface App {
+  url: string;
+  port: number;
+  sessions: SessionManager;
+  runtime: SandboxRuntime;
+  store: Store;
+  close(): Promise<void>;
+}
+
+/** Wires the layers together (transport → sessions → runtime) and starts listening. */
+export async function startApp(config: Config, log: Logger, runtimeOverride?: SandboxRuntime): Promise<App> {
+  mkdirSync(config.SHIPSHAPE_DATA_DIR, { recursive: true });
+  const store = new Store(path.join(config.SHIPSHAPE_DATA_DIR, "shipshape.db"));
+  const signer = new Signer(config.SHIPSHAPE_SECRET ?? loadOrCreateSecret(config.SHIPSHAPE_DATA_DIR));
+  const metrics = new Metrics();
+  const serverMetrics = createServerMetrics(metrics);
+  const runtime =
+    runtimeOverride ??
+    new DockerRuntime({
+      image: config.sandboxImage,
+      network: config.SHIPSHAPE_SANDBOX_NETWORK,
+      namespace: config.SHIPSHAPE_NAMESPACE,
+      runtime: config.SHIPSHAPE_SANDBOX_RUNTIME,
+      log,
+    });
+  const limits = {
+    memoryBytes: config.SHIPSHAPE_SANDBOX_MEMORY,
+    cpus: config.SHIPSHAPE_SANDBOX_CPUS,
+    pids: config.SHIPSHAPE_SANDBOX_PIDS,
+    diskBytes: config.SHIPSHAPE_SANDBOX_DISK,
+  };
+  const sessions = new SessionManager({
+    runtime,
+    store,
+    log,
+    metrics: serverMetrics,
+    policy: {
+      ttlMs: config.SHIPSHAPE_SESSION_TTL,
+      idleTimeoutMs: config.SHIPSHAPE_IDLE_TIMEOUT,
+      reapIntervalMs: config.SHIPSHAPE_REAP_INTERVAL,
+      maxSandboxes: config.SHIPSHAPE_MAX_SANDBOXES,
+      limits,
+    },
+  });
+  const sockets = new TerminalSockets({ sessions, signer, log, metrics: serverMetrics });
+  metrics.gauge("shipshape_sandboxes_live", "Sandboxes alive", () => sessions.counts.live);
+  metrics.gauge("shipshape_sandboxes_starting", "Sandboxes starting", () => sessions.counts.starting);
+  metrics.gauge("shipshape_terminals_open", "Terminal sockets attached to a shell", () => sessions.counts.terminals);
+
+  // An unreachable engine must not stop the server: /healthz says why, terminals show it.
+  await sessions.start().catch((e: unknown) => log.warn("could not reattach sessions at start", { error: String(e) }));
+
+  const server = createHttpServer({
+    sessions,
+    runtime,
+    signer,
+    sockets,
+    metrics,
+    log,
+    siteDir: config.SHIPSHAPE_SITE_DIR,
+    allowedOrigins: config.SHIPSHAPE_ALLOWED_ORIGINS,
+    limits: { ...limits, ttlMs: config.SHIPSHAPE_SESSION_TTL, idleTimeoutMs: config.SHIPSHAPE_IDLE_TIMEOUT },
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.PORT, config.HOST, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "localhost" : config.HOST;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    sessions,
+    runtime,
+    store,
+    close: async () => {
+      sockets.close();
+      await sessions.stop();
+      await new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections();
+      await runtime.close();
+      store.close();
+    },
+  };
+}
+
+/** The signing key survives restarts, so learners' cookies and tokens stay valid. */
+function loadOrCreateSecret(dataDir: string): string {
+  const file = path.join(dataDir, "secret");
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  const secret = randomBytes(32).toString("base64url");
+  writeFileSync(file, secret + "\n", { mode: 0o600 });
+  return secret;
+}

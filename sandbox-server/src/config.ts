@@ -1,0 +1,99 @@
+import { z } from "zod";
+import { readFileSync, existsSync } from "node:fs";
+import path from "node:path";
+
+/** "90s", "30m", "2h", "500ms" → milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/.exec(text.trim());
+  if (!m) throw new Error(`"${text}" is not a duration; write it like 90s, 30m or 2h`);
+  const unit = { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2] as "ms" | "s" | "m" | "h" | "d"];
+  return Math.round(Number(m[1]) * unit);
+}
+
+/** "512m", "2g", "1.5g", "1048576" → bytes. */
+export function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(text.trim());
+  if (!m) throw new Error(`"${text}" is not a size; write it like 512m or 2g`);
+  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[(m[2] ?? "").toLowerCase() as "" | "k" | "m" | "g" | "t"];
+  return Math.round(Number(m[1]) * unit);
+}
+
+const duration = (fallback: string) =>
+  z.string().default(fallback).transform((v, ctx) => {
+    try {
+      return parseDuration(v);
+    } catch (e) {
+      ctx.addIssue({ code: "custom", message: (e as Error).message });
+      return z.NEVER;
+    }
+  });
+
+const size = (fallback: string) =>
+  z.string().default(fallback).transform((v, ctx) => {
+    try {
+      return parseSize(v);
+    } catch (e) {
+      ctx.addIssue({ code: "custom", message: (e as Error).message });
+      return z.NEVER;
+    }
+  });
+
+const int = (fallback: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+/** Every variable the server reads, with its default. The README's configuration table mirrors this. */
+export const envSchema = z.object({
+  PORT: int(4321, 0, 65535).describe("TCP port for the site, API and WebSockets"),
+  HOST: z.string().default("0.0.0.0").describe("address to listen on"),
+  SHIPSHAPE_DATA_DIR: z.string().default(".data").describe("where the database and the signing secret live"),
+  SHIPSHAPE_SITE_DIR: z.string().default("dist").describe("the built Astro site to serve"),
+  SHIPSHAPE_ALLOWED_ORIGINS: z
+    .string()
+    .default("")
+    .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))
+    .describe("extra origins allowed to open sessions, comma separated; the site's own origin is always allowed"),
+  SHIPSHAPE_SECRET: z.string().min(32).optional().describe("HMAC key for session tokens; generated into the data dir when unset"),
+  SHIPSHAPE_SANDBOX_IMAGE: z.string().optional().describe("sandbox image; set-up writes the built tag to <data>/sandbox-image"),
+  SHIPSHAPE_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9]{1,16}$/, "use 1-16 lowercase letters or digits")
+    .default("default")
+    .describe("label namespace: servers sharing one engine but not one database must differ"),
+  SHIPSHAPE_SANDBOX_NETWORK: z.string().default("shipshape-sandboxes").describe("Docker network the sandboxes join"),
+  SHIPSHAPE_SANDBOX_RUNTIME: z.string().default("").describe("OCI runtime for sandboxes, e.g. sysbox-runc; empty means runc"),
+  SHIPSHAPE_SANDBOX_MEMORY: size("1g").describe("memory limit per sandbox"),
+  SHIPSHAPE_SANDBOX_CPUS: z.coerce.number().positive().max(64).default(1).describe("CPU limit per sandbox"),
+  SHIPSHAPE_SANDBOX_PIDS: int(1024, 64, 1_000_000).describe("process limit per sandbox"),
+  SHIPSHAPE_SANDBOX_DISK: size("4g").describe("disk limit for the inner /var/lib/docker"),
+  SHIPSHAPE_SESSION_TTL: duration("2h").describe("longest life of a sandbox"),
+  SHIPSHAPE_IDLE_TIMEOUT: duration("30m").describe("a sandbox with no terminal and no request for this long is removed"),
+  SHIPSHAPE_REAP_INTERVAL: duration("30s").describe("how often expired and orphaned sandboxes are looked for"),
+  SHIPSHAPE_MAX_SANDBOXES: int(300, 1, 100_000).describe("sandboxes alive at once on this server"),
+  SHIPSHAPE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+export type Config = z.infer<typeof envSchema> & {
+  sandboxImage: string;
+  /** "isolated" when a user-namespaced runtime is configured, else the trusted-classroom DinD profile. */
+  securityTier: "isolated" | "classroom";
+};
+
+export class ConfigError extends Error {}
+
+/** Validates the environment at boot; a bad value names the variable and the fix. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(
+      `The server's configuration is not valid:\n${lines.join("\n")}\n` +
+        `Fix the environment variables above (see "Configuration" in the README) and start again.`,
+    );
+  }
+  const c = parsed.data;
+  const imageFile = path.join(c.SHIPSHAPE_DATA_DIR, "sandbox-image");
+  const sandboxImage =
+    c.SHIPSHAPE_SANDBOX_IMAGE ??
+    (existsSync(imageFile) ? readFileSync(imageFile, "utf8").trim() : "shipshape/sandbox:latest");
+  return { ...c, sandboxImage, securityTier: c.SHIPSHAPE_SANDBOX_RUNTIME ? "isolated" : "classroom" };
+}

@@ -1,0 +1,37 @@
+/**
+ * Structured logs: one JSON object per line on stderr, always with a level, a message and
+ * whatever ids the caller knows (sessionId, sandboxId, terminal). Secrets never go in here.
+ */
+export type LogFields = Record<string, unknown>;
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+const order: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export interface Logger {
+  debug(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+  child(fields: LogFields): Logger;
+}
+
+export function createLogger(
+  level: LogLevel = "info",
+  base: LogFields = {},
+  write: (line: string) => void = (line) => process.stderr.write(line + "\n"),
+): Logger {
+  const min = order[level];
+  const emit = (lvl: LogLevel, msg: string, fields?: LogFields) => {
+    if (order[lvl] < min) return;
+    write(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...base, ...fields }));
+  };
+  return {
+    debug: (m, f) => emit("debug", m, f),
+    info: (m, f) => emit("info", m, f),
+    warn: (m, f) => emit("warn", m, f),
+    error: (m, f) => emit("error", m, f),
+    child: (fields) => createLogger(level, { ...base, ...fields }, write),
+  };
+}
+
+export const silentLogger: Logger = createLogger("error", {}, () => {});

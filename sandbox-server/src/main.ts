@@ -1,0 +1,53 @@
+import { ConfigError, loadConfig } from "./config.ts";
+import { startApp } from "./app.ts";
+import { createLogger } from "./log.ts";
+
+/** Entry point: validate configuration, start, and stop cleanly on SIGTERM/SIGINT. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(e.message + "\n");
+      process.exit(2);
+    }
+    throw e;
+  }
+  const log = createLogger(config.SHIPSHAPE_LOG_LEVEL, { service: "shipshape" });
+  let app;
+  try {
+    app = await startApp(config, log);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === "EADDRINUSE") {
+      process.stderr.write(
+        `Port ${config.PORT} is already in use, so shipshape cannot listen on it.\n` +
+          `Stop the program that uses it (find it with: ss -ltnp 'sport = :${config.PORT}') or choose another port: PORT=4322 ./shipshape start\n`,
+      );
+      process.exit(1);
+    }
+    if (code === "EACCES") {
+      process.stderr.write(`Not allowed to listen on port ${config.PORT}. Choose a port above 1023: PORT=4321 ./shipshape start\n`);
+      process.exit(1);
+    }
+    throw e;
+  }
+  log.info("shipshape is ready", { url: app.url, tier: config.securityTier, image: config.sandboxImage });
+  process.stdout.write(`\n  shipshape is running at ${app.url}  (playground: ${app.url}/playground/)\n\n`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("stopping", { signal });
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    await app.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+void main();

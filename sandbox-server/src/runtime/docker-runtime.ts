@@ -1,0 +1,415 @@
+import Docker from "dockerode";
+import { PassThrough, type Duplex } from "node:stream";
+import { ShipshapeError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import {
+  buildSandboxContainer,
+  LABEL,
+  storageVolumeName,
+  type DockerProfile,
+} from "./sandbox-spec.ts";
+import type {
+  ExecOptions,
+  ExecResult,
+  SandboxInfo,
+  SandboxRuntime,
+  SandboxSpec,
+  ShellOptions,
+  ShellStream,
+  StartProgress,
+} from "./types.ts";
+
+const ENGINE_READY_TIMEOUT_MS = 30_000;
+
+/** Shell names become socket paths inside the sandbox: keep them boring. */
+const terminalNamePattern = /^[a-z0-9-]{1,32}$/;
+
+export interface DockerRuntimeOptions extends DockerProfile {
+  docker?: Docker;
+  log: Logger;
+}
+
+export class DockerRuntime implements SandboxRuntime {
+  readonly name = "docker";
+  private readonly docker: Docker;
+  private readonly profile: DockerProfile;
+  private readonly log: Logger;
+  private readonly exitListeners = new Set<(id: string, reason: string) => void>();
+  private events: NodeJS.ReadableStream | undefined;
+  private closed = false;
+
+  constructor(options: DockerRuntimeOptions) {
+    this.docker = options.docker ?? new Docker();
+    this.profile = { image: options.image, network: options.network, namespace: options.namespace, runtime: options.runtime };
+    this.log = options.log.child({ component: "runtime" });
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (e) {
+      throw engineUnavailable(e);
+    }
+    try {
+      await this.docker.getImage(this.profile.image).inspect();
+    } catch (e) {
+      throw new ShipshapeError(
+        "engine_unavailable",
+        "The sandbox image is missing on this server.",
+        `image ${this.profile.image} not found; run ./shipshape setup`,
+        { cause: e },
+      );
+    }
+  }
+
+  async create(spec: SandboxSpec, onProgress: (p: StartProgress) => void = () => {}): Promise<SandboxInfo> {
+    const createdAt = Date.now();
+    const options = buildSandboxContainer(spec, this.profile, createdAt);
+    onProgress({ step: "Creating your sandbox", progress: 0.1 });
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer(options);
+      onProgress({ step: "Starting the container", progress: 0.3 });
+      await container.start();
+    } catch (e) {
+      await this.destroyByName(options.name!).catch(() => {});
+      throw this.translateCreateError(e);
+    }
+    onProgress({ step: "Starting its Docker engine", progress: 0.5 });
+    await this.waitForInnerEngine(container.id, onProgress);
+    onProgress({ step: "Ready", progress: 1 });
+    const info = await this.inspect(container.id);
+    if (!info) throw new ShipshapeError("sandbox_failed", "Your sandbox stopped while it was starting. Try again.");
+    this.ensureEventWatch();
+    return info;
+  }
+
+  /** Polls the inner engine with a cheap exec; a fresh DinD answers in about half a second. */
+  private async waitForInnerEngine(id: string, onProgress: (p: StartProgress) => void): Promise<void> {
+    const deadline = Date.now() + ENGINE_READY_TIMEOUT_MS;
+    let delay = 25;
+    let last = "";
+    while (Date.now() < deadline) {
+      const r = await this.exec(id, ["docker", "version", "--format", "{{.Server.Version}}"], { timeoutMs: 5_000 }).catch(
+        (e: unknown) => ({ exitCode: -1, stdout: "", stderr: String(e), timedOut: false, truncated: false }),
+      );
+      if (r.exitCode === 0) return;
+      last = r.stderr.trim();
+      const info = await this.inspect(id);
+      if (!info?.running) {
+        throw new ShipshapeError("sandbox_failed", "Your sandbox stopped while it was starting. Try again.", last);
+      }
+      const elapsed = ENGINE_READY_TIMEOUT_MS - (deadline - Date.now());
+      onProgress({ step: "Starting its Docker engine", progress: Math.min(0.95, 0.5 + elapsed / ENGINE_READY_TIMEOUT_MS) });
+      await sleep(delay);
+      delay = Math.min(delay * 2, 250);
+    }
+    throw new ShipshapeError(
+      "sandbox_failed",
+      "Your sandbox's Docker engine did not start in time. Try again in a minute.",
+      `inner dockerd not answering after ${ENGINE_READY_TIMEOUT_MS} ms: ${last}`,
+    );
+  }
+
+  async shell(sandboxId: string, options: ShellOptions): Promise<ShellStream> {
+    if (!terminalNamePattern.test(options.terminal)) {
+      throw new ShipshapeError("bad_request", "A terminal name may only use a-z, 0-9 and '-'.");
+    }
+    const container = this.docker.getContainer(sandboxId);
+    // dtach keeps the shell alive when this attachment ends (reload, server restart);
+    // the next attachment to the same socket finds the same shell. -E: no detach key,
+    // -z: no suspend key, -r winch: redraw by resizing.
+    const socket = `/run/shipshape/term-${options.terminal}.sock`;
+    try {
+      const exec = await container.exec({
+        Cmd: ["sh", "-c", 'mkdir -p /run/shipshape && exec dtach -A "$0" -E -z -r winch bash -l', socket],
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: true,
+        Env: ["TERM=xterm-256color", `COLUMNS=${options.cols}`, `LINES=${options.rows}`],
+        WorkingDir: "/root",
+      });
+      const stream = (await exec.start({ hijack: true, stdin: true, Tty: true })) as Duplex;
+      await exec.resize({ h: options.rows, w: options.cols }).catch(() => {});
+      return {
+        stream,
+        resize: async (cols, rows) => {
+          await exec.resize({ h: rows, w: cols });
+        },
+        close: () => stream.destroy(),
+      };
+    } catch (e) {
+      throw this.translateSandboxError(e, sandboxId);
+    }
+  }
+
+  async exec(sandboxId: string, cmd: string[], options: ExecOptions = {}): Promise<ExecResult> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const maxBytes = options.maxOutputBytes ?? 1024 * 1024;
+    const container = this.docker.getContainer(sandboxId);
+    let exec: Docker.Exec;
+    let stream: Duplex;
+    try {
+      exec = await container.exec({
+        Cmd: cmd,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: false,
+        ...(options.env ? { Env: options.env } : {}),
+      });
+      stream = (await exec.start({ hijack: true, stdin: false })) as Duplex;
+    } catch (e) {
+      throw this.translateSandboxError(e, sandboxId);
+    }
+    const out = new Capped(maxBytes);
+    const err = new Capped(maxBytes);
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    stdout.on("data", (c: Buffer) => out.push(c));
+    stderr.on("data", (c: Buffer) => err.push(c));
+    this.docker.modem.demuxStream(stream, stdout, stderr);
+    const timedOut = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        stream.destroy();
+        resolve(true);
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve(false);
+      };
+      stream.once("end", done);
+      stream.once("close", done);
+      stream.once("error", done);
+    });
+    let exitCode = -1;
+    if (!timedOut) {
+      // The stream can end a moment before the engine records the exit code.
+      for (let i = 0; i < 20; i++) {
+        const state = await exec.inspect().catch(() => null);
+        if (state && !state.Running) {
+          exitCode = state.ExitCode ?? -1;
+          break;
+        }
+        await sleep(5 * (i + 1));
+      }
+    }
+    return { exitCode, stdout: out.text(), stderr: err.text(), timedOut, truncated: out.truncated || err.truncated };
+  }
+
+  async inspect(sandboxId: string): Promise<SandboxInfo | null> {
+    try {
+      const c = await this.docker.getContainer(sandboxId).inspect();
+      const labels = c.Config.Labels ?? {};
+      if (labels[LABEL.role] !== "sandbox" || labels[LABEL.namespace] !== this.profile.namespace) return null;
+      const net = c.NetworkSettings.Networks?.[this.profile.network];
+      return {
+        id: c.Id,
+        name: c.Name.replace(/^\//, ""),
+        sessionId: labels[LABEL.session] ?? "",
+        ownerId: labels[LABEL.owner] ?? "",
+        workshopId: labels[LABEL.workshop] || undefined,
+        createdAt: Date.parse(labels[LABEL.createdAt] ?? "") || Date.parse(c.Created),
+        expiresAt: Date.parse(labels[LABEL.expiresAt] ?? "") || 0,
+        running: c.State.Running,
+        address: c.State.Running && net?.IPAddress ? net.IPAddress : undefined,
+        exitReason: c.State.Running ? undefined : c.State.OOMKilled ? "oom" : `exit code ${c.State.ExitCode}`,
+      };
+    } catch (e) {
+      if (statusOf(e) === 404) return null;
+      throw this.translateEngineError(e);
+    }
+  }
+
+  async destroy(sandboxId: string): Promise<void> {
+    const info = await this.inspect(sandboxId);
+    const name = info?.name;
+    try {
+      await this.docker.getContainer(sandboxId).remove({ force: true, v: true });
+    } catch (e) {
+      if (statusOf(e) !== 404 && statusOf(e) !== 409) throw this.translateEngineError(e);
+    }
+    if (name) await this.removeVolume(storageVolumeName(name));
+  }
+
+  private async destroyByName(name: string): Promise<void> {
+    await this.docker.getContainer(name).remove({ force: true, v: true }).catch(() => {});
+    await this.removeVolume(storageVolumeName(name));
+  }
+
+  private async removeVolume(name: string): Promise<void> {
+    // A volume is briefly "in use" right after its container is removed.
+    for (let i = 0; i < 5; i++) {
+      try {
+        await this.docker.getVolume(name).remove();
+        return;
+      } catch (e) {
+        if (statusOf(e) === 404) return;
+        await sleep(100 * (i + 1));
+      }
+    }
+    this.log.warn("could not remove sandbox storage volume", { volume: name });
+  }
+
+  async list(): Promise<SandboxInfo[]> {
+    let containers: Docker.ContainerInfo[];
+    try {
+      containers = await this.docker.listContainers({
+        all: true,
+        filters: { label: [`${LABEL.role}=sandbox`, `${LABEL.namespace}=${this.profile.namespace}`] },
+      });
+    } catch (e) {
+      throw this.translateEngineError(e);
+    }
+    const infos = await Promise.all(containers.map((c) => this.inspect(c.Id)));
+    return infos.filter((i): i is SandboxInfo => i !== null);
+  }
+
+  async removeOrphanedStorage(liveSandboxIds: ReadonlySet<string>): Promise<number> {
+    const liveNames = new Set<string>();
+    for (const id of liveSandboxIds) {
+      const info = await this.inspect(id);
+      if (info) liveNames.add(storageVolumeName(info.name));
+    }
+    const { Volumes } = await this.docker.listVolumes({
+      filters: { label: [`${LABEL.role}=sandbox`, `${LABEL.namespace}=${this.profile.namespace}`] },
+    });
+    let removed = 0;
+    for (const v of Volumes ?? []) {
+      if (liveNames.has(v.Name)) continue;
+      const containers = await this.docker.listContainers({ all: true, filters: { volume: [v.Name] } });
+      if (containers.length > 0) continue;
+      await this.removeVolume(v.Name);
+      removed++;
+    }
+    return removed;
+  }
+
+  onSandboxExit(listener: (sandboxId: string, reason: string) => void): () => void {
+    this.exitListeners.add(listener);
+    this.ensureEventWatch();
+    return () => this.exitListeners.delete(listener);
+  }
+
+  /** One engine event stream tells us when a sandbox dies under a learner (OOM, docker kill). */
+  private ensureEventWatch(): void {
+    if (this.events || this.closed || this.exitListeners.size === 0) return;
+    const filters = { type: ["container"], event: ["die"], label: [`${LABEL.namespace}=${this.profile.namespace}`] };
+    this.docker.getEvents({ filters: JSON.stringify(filters) } as Docker.GetEventsOptions).then(
+      (stream) => {
+        if (this.closed) return (stream as unknown as Duplex).destroy();
+        this.events = stream;
+        let buffered = "";
+        stream.on("data", (chunk: Buffer) => {
+          buffered += chunk.toString("utf8");
+          let nl: number;
+          while ((nl = buffered.indexOf("\n")) >= 0) {
+            const line = buffered.slice(0, nl);
+            buffered = buffered.slice(nl + 1);
+            try {
+              const ev = JSON.parse(line) as { id?: string; Actor?: { Attributes?: Record<string, string> } };
+              const attrs = ev.Actor?.Attributes ?? {};
+              if (ev.id && attrs[LABEL.role] === "sandbox") {
+                const reason = attrs.exitCode === "137" ? "killed" : `exit code ${attrs.exitCode ?? "?"}`;
+                for (const l of this.exitListeners) l(ev.id, reason);
+              }
+            } catch {
+              /* a partial or foreign line; ignore */
+            }
+          }
+        });
+        const restart = () => {
+          this.events = undefined;
+          if (!this.closed) setTimeout(() => this.ensureEventWatch(), 1_000).unref();
+        };
+        stream.on("end", restart);
+        stream.on("error", restart);
+      },
+      () => {
+        if (!this.closed) setTimeout(() => this.ensureEventWatch(), 2_000).unref();
+      },
+    );
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    (this.events as unknown as Duplex | undefined)?.destroy();
+    this.events = undefined;
+  }
+
+  private translateCreateError(e: unknown): ShipshapeError {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (statusOf(e) === 404 && /image/i.test(msg)) {
+      return new ShipshapeError(
+        "sandbox_failed",
+        "The sandbox image is missing on this server. The operator should run set-up again.",
+        `image ${this.profile.image} not found: ${msg}`,
+      );
+    }
+    if (/network .* not found/i.test(msg)) {
+      return new ShipshapeError(
+        "sandbox_failed",
+        "The sandbox network is missing on this server. The operator should run set-up again.",
+        msg,
+      );
+    }
+    return this.translateEngineError(e);
+  }
+
+  private translateSandboxError(e: unknown, sandboxId: string): ShipshapeError {
+    const status = statusOf(e);
+    if (status === 404 || status === 409) {
+      return new ShipshapeError("sandbox_gone", "Your sandbox stopped. Start a new one.", `sandbox ${sandboxId}: ${String(e)}`);
+    }
+    return this.translateEngineError(e);
+  }
+
+  private translateEngineError(e: unknown): ShipshapeError {
+    if (e instanceof ShipshapeError) return e;
+    const code = (e as { code?: string }).code;
+    if (code === "ECONNREFUSED" || code === "ENOENT" || code === "EACCES" || code === "ECONNRESET") return engineUnavailable(e);
+    return new ShipshapeError("internal", "Something went wrong on the server.", String(e), { cause: e });
+  }
+}
+
+function engineUnavailable(e: unknown): ShipshapeError {
+  const code = (e as { code?: string }).code;
+  return new ShipshapeError(
+    "engine_unavailable",
+    "The sandbox service is unavailable right now: the Docker engine is not answering. Try again in a minute.",
+    `docker engine unreachable (${code ?? String(e)})`,
+    { cause: e },
+  );
+}
+
+function statusOf(e: unknown): number | undefined {
+  return (e as { statusCode?: number }).statusCode;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Collects output up to a cap, so a learner's huge output cannot grow server memory. */
+class Capped {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  truncated = false;
+  private readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
+  push(c: Buffer): void {
+    if (this.size >= this.max) {
+      this.truncated = true;
+      return;
+    }
+    const take = c.subarray(0, this.max - this.size);
+    if (take.length < c.length) this.truncated = true;
+    this.chunks.push(take);
+    this.size += take.length;
+  }
+  text(): string {
+    return Buffer.concat(this.chunks).toString("utf8");
+  }
+}

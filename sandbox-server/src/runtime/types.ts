@@ -1,0 +1,91 @@
+import type { Duplex } from "node:stream";
+
+/**
+ * The contract every sandbox engine implements (Docker now, Kubernetes later).
+ * Only files in this folder talk to an engine; everything above speaks this interface.
+ */
+export interface SandboxRuntime {
+  readonly name: string;
+  /** Resolves when the engine answers and can start sandboxes; rejects with ShipshapeError("engine_unavailable") saying why. */
+  ping(): Promise<void>;
+  /** Creates a sandbox and resolves once its inner Docker engine answers. */
+  create(spec: SandboxSpec, onProgress?: (p: StartProgress) => void): Promise<SandboxInfo>;
+  /** An interactive shell with a TTY; `terminal` names a shell that survives detaching. */
+  shell(sandboxId: string, options: ShellOptions): Promise<ShellStream>;
+  /** A command without a TTY, for grading and file writes; output is capped. */
+  exec(sandboxId: string, cmd: string[], options?: ExecOptions): Promise<ExecResult>;
+  /** null when the sandbox no longer exists. */
+  inspect(sandboxId: string): Promise<SandboxInfo | null>;
+  /** Removes the sandbox and everything it made (container, volume); idempotent. */
+  destroy(sandboxId: string): Promise<void>;
+  /** Every sandbox of this namespace, running or not, found by its labels. */
+  list(): Promise<SandboxInfo[]>;
+  /** Storage left behind by sandboxes that no longer exist; removed by the reaper. */
+  removeOrphanedStorage(liveSandboxIds: ReadonlySet<string>): Promise<number>;
+  /** Calls back when a sandbox stops on its own (killed, out of memory, engine restart). */
+  onSandboxExit(listener: (sandboxId: string, reason: string) => void): () => void;
+  close(): Promise<void>;
+}
+
+export interface SandboxLimits {
+  memoryBytes: number;
+  cpus: number;
+  pids: number;
+  diskBytes: number;
+}
+
+export interface SandboxSpec {
+  sessionId: string;
+  ownerId: string;
+  workshopId?: string | undefined;
+  expiresAt: number;
+  limits: SandboxLimits;
+}
+
+export interface SandboxInfo {
+  id: string;
+  name: string;
+  sessionId: string;
+  ownerId: string;
+  workshopId: string | undefined;
+  createdAt: number;
+  expiresAt: number;
+  running: boolean;
+  /** Address on the sandbox network (for the preview proxy); undefined when stopped. */
+  address: string | undefined;
+  /** Why it stopped, when it did: "oom" when the memory limit killed it. */
+  exitReason: string | undefined;
+}
+
+export interface StartProgress {
+  step: string;
+  /** 0..1 */
+  progress: number;
+}
+
+export interface ShellOptions {
+  terminal: string;
+  cols: number;
+  rows: number;
+}
+
+export interface ShellStream {
+  /** Raw TTY bytes both ways. */
+  readonly stream: Duplex;
+  resize(cols: number, rows: number): Promise<void>;
+  close(): void;
+}
+
+export interface ExecOptions {
+  timeoutMs?: number;
+  maxOutputBytes?: number;
+  env?: string[];
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  truncated: boolean;
+}

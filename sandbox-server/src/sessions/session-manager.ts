@@ -1,0 +1,362 @@
+import { ShipshapeError, toShipshapeError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { ServerMetrics } from "../metrics.ts";
+import type { SandboxLimits, SandboxRuntime, StartProgress } from "../runtime/types.ts";
+import type { SessionRecord, Store } from "../store/store.ts";
+import { CloseCode } from "../transport/protocol.ts";
+import { TerminalHub } from "./terminal-hub.ts";
+import { newId } from "./tokens.ts";
+
+export interface SessionPolicy {
+  ttlMs: number;
+  idleTimeoutMs: number;
+  reapIntervalMs: number;
+  maxSandboxes: number;
+  limits: SandboxLimits;
+}
+
+export type SessionState =
+  | { state: "starting"; step: string; progress: number }
+  | { state: "ready" }
+  | { state: "expired"; message: string }
+  | { state: "failed"; message: string };
+
+export interface SessionView {
+  sessionId: string;
+  ownerId: string;
+  expiresAt: number;
+  status: SessionState;
+}
+
+/** Live, in-memory side of a session: the sandbox start and the terminals attached to it. */
+interface LiveSession {
+  record: SessionRecord;
+  ready: Promise<string>;
+  status: SessionState;
+  progressListeners: Set<(p: StartProgress) => void>;
+  hubs: Map<string, TerminalHub>;
+  lastActiveAt: number;
+}
+
+/** Touches are written to the database at most this often per session. */
+const TOUCH_WRITE_INTERVAL_MS = 15_000;
+
+/**
+ * Sessions: learner ↔ sandbox ↔ terminals. Owns the lifecycle rules (lifetime, idle timeout,
+ * reattach after a restart, reaping orphans) and nothing about wires or engines.
+ */
+export class SessionManager {
+  private readonly live = new Map<string, LiveSession>();
+  private readonly runtime: SandboxRuntime;
+  private readonly store: Store;
+  private readonly policy: SessionPolicy;
+  private readonly log: Logger;
+  private readonly metrics: ServerMetrics;
+  private reaper: NodeJS.Timeout | undefined;
+  private unsubscribeExit: (() => void) | undefined;
+  private starting = 0;
+
+  constructor(options: { runtime: SandboxRuntime; store: Store; policy: SessionPolicy; log: Logger; metrics: ServerMetrics }) {
+    this.runtime = options.runtime;
+    this.store = options.store;
+    this.policy = options.policy;
+    this.log = options.log.child({ component: "sessions" });
+    this.metrics = options.metrics;
+  }
+
+  get counts(): { live: number; starting: number; terminals: number } {
+    let terminals = 0;
+    for (const s of this.live.values()) for (const h of s.hubs.values()) terminals += h.clientCount;
+    return { live: this.live.size, starting: this.starting, terminals };
+  }
+
+  /** Reattaches sessions whose sandboxes survived a restart, reaps the rest, and starts the reaper. */
+  async start(): Promise<void> {
+    this.unsubscribeExit = this.runtime.onSandboxExit((sandboxId, reason) => this.onSandboxExit(sandboxId, reason));
+    for (const record of this.store.sessions.live()) {
+      const info = record.sandboxId ? await this.runtime.inspect(record.sandboxId).catch(() => null) : null;
+      if (info?.running && record.expiresAt > Date.now()) {
+        this.live.set(record.id, this.liveFrom(record, Promise.resolve(info.id), { state: "ready" }));
+        this.log.info("reattached session", { sessionId: record.id, sandboxId: info.id });
+      } else {
+        this.store.sessions.end(record.id, info ? "expired" : "sandbox gone during restart");
+        if (info) await this.runtime.destroy(info.id).catch(() => {});
+      }
+    }
+    await this.reap();
+    this.reaper = setInterval(() => void this.reap(), this.policy.reapIntervalMs);
+    this.reaper.unref();
+  }
+
+  /** This browser's live session, or a new one whose sandbox starts in the background. */
+  open(ownerId: string, options: { fresh?: boolean; workshopId?: string } = {}): SessionView {
+    const existing = this.store.sessions.liveForOwner(ownerId);
+    if (existing) {
+      const live = this.live.get(existing.id);
+      if (options.fresh || !live || existing.expiresAt <= Date.now()) {
+        void this.end(existing.id, options.fresh ? "replaced by a new sandbox" : "expired");
+      } else {
+        this.touch(existing.id);
+        return this.view(live);
+      }
+    }
+    if (this.live.size >= this.policy.maxSandboxes) {
+      throw new ShipshapeError(
+        "limit_reached",
+        "This server is full: every sandbox is in use. Try again in a few minutes.",
+        `max sandboxes ${this.policy.maxSandboxes} reached`,
+      );
+    }
+    const now = Date.now();
+    const record: SessionRecord = {
+      id: newId(),
+      ownerId,
+      sandboxId: null,
+      workshopId: options.workshopId ?? null,
+      createdAt: now,
+      expiresAt: now + this.policy.ttlMs,
+      lastActiveAt: now,
+      state: "starting",
+      endedReason: null,
+    };
+    this.store.sessions.insert(record);
+    const live = this.liveFrom(record, Promise.resolve(""), { state: "starting", step: "Queued", progress: 0 });
+    live.ready = this.startSandbox(live);
+    live.ready.catch(() => {}); // observed through status; avoid unhandled rejections
+    this.live.set(record.id, live);
+    return this.view(live);
+  }
+
+  private async startSandbox(live: LiveSession): Promise<string> {
+    const log = this.log.child({ sessionId: live.record.id });
+    const started = Date.now();
+    this.starting++;
+    try {
+      const info = await this.runtime.create(
+        {
+          sessionId: live.record.id,
+          ownerId: live.record.ownerId,
+          workshopId: live.record.workshopId ?? undefined,
+          expiresAt: live.record.expiresAt,
+          limits: this.policy.limits,
+        },
+        (p) => {
+          live.status = { state: "starting", ...p };
+          for (const l of live.progressListeners) l(p);
+        },
+      );
+      if (!this.live.has(live.record.id)) {
+        // Ended while it was starting.
+        await this.runtime.destroy(info.id).catch(() => {});
+        throw new ShipshapeError("session_expired", "This sandbox was ended.");
+      }
+      live.record.sandboxId = info.id;
+      live.record.state = "ready";
+      live.status = { state: "ready" };
+      this.store.sessions.setSandbox(live.record.id, info.id, "ready");
+      this.metrics.sandboxesCreated.inc();
+      log.info("sandbox ready", { sandboxId: info.id, ms: Date.now() - started });
+      return info.id;
+    } catch (e) {
+      const err = toShipshapeError(e);
+      this.metrics.sandboxesFailed.inc();
+      live.status = { state: "failed", message: err.userMessage };
+      log.error("sandbox failed to start", { code: err.code, detail: err.detail });
+      this.live.delete(live.record.id);
+      this.store.sessions.end(live.record.id, `failed: ${err.code}`);
+      throw err;
+    } finally {
+      this.starting--;
+    }
+  }
+
+  /** The session a token names, checked against its owner and its lifetime. */
+  authorize(sessionId: string, ownerId: string): LiveSession {
+    const live = this.live.get(sessionId);
+    if (!live) {
+      const record = this.store.sessions.get(sessionId);
+      if (record?.state === "ended" && /expired|idle/.test(record.endedReason ?? "")) {
+        throw new ShipshapeError("session_expired", expiredMessage(record.endedReason ?? "expired", this.policy));
+      }
+      throw new ShipshapeError("not_found", "This sandbox no longer exists. Start a new one.");
+    }
+    if (live.record.ownerId !== ownerId) {
+      throw new ShipshapeError("unauthorized", "This terminal belongs to another browser session.");
+    }
+    if (live.record.expiresAt <= Date.now()) {
+      void this.end(sessionId, "expired");
+      throw new ShipshapeError("session_expired", expiredMessage("expired", this.policy));
+    }
+    return live;
+  }
+
+  current(ownerId: string): SessionView | undefined {
+    const record = this.store.sessions.liveForOwner(ownerId);
+    const live = record && this.live.get(record.id);
+    return live ? this.view(live) : undefined;
+  }
+
+  /** Waits for the sandbox, reporting progress, then returns the named terminal's hub. */
+  async terminal(
+    sessionId: string,
+    ownerId: string,
+    name: string,
+    size: { cols: number; rows: number },
+    onProgress: (p: StartProgress) => void,
+  ): Promise<TerminalHub> {
+    const live = this.authorize(sessionId, ownerId);
+    if (live.status.state === "starting") onProgress(live.status);
+    live.progressListeners.add(onProgress);
+    let sandboxId: string;
+    try {
+      sandboxId = await live.ready;
+    } finally {
+      live.progressListeners.delete(onProgress);
+    }
+    let hub = live.hubs.get(name);
+    if (!hub) {
+      hub = new TerminalHub({
+        name,
+        sandboxId,
+        runtime: this.runtime,
+        log: this.log.child({ sessionId, sandboxId }),
+        metrics: this.metrics,
+        ...size,
+      });
+      const created = hub;
+      hub.onDead = (reason) => {
+        live.hubs.delete(name);
+        created.dispose(CloseCode.sandboxGone, sandboxGoneMessage(reason, this.policy));
+      };
+      live.hubs.set(name, hub);
+    }
+    try {
+      await hub.start();
+    } catch (e) {
+      live.hubs.delete(name);
+      hub.dispose(CloseCode.serverError, "shell failed");
+      throw e;
+    }
+    this.touch(sessionId);
+    return hub;
+  }
+
+  /** Runs a command in the session's sandbox (grading, file writes). */
+  async sandboxOf(sessionId: string, ownerId: string): Promise<string> {
+    const live = this.authorize(sessionId, ownerId);
+    this.touch(sessionId);
+    return live.ready;
+  }
+
+  touch(sessionId: string): void {
+    const live = this.live.get(sessionId);
+    if (!live) return;
+    const now = Date.now();
+    if (now - live.record.lastActiveAt > TOUCH_WRITE_INTERVAL_MS) {
+      live.record.lastActiveAt = now;
+      this.store.sessions.touch(sessionId, now);
+    }
+    live.lastActiveAt = now;
+  }
+
+  /** Ends a session: closes its terminals with the code that says why, destroys its sandbox. */
+  async end(sessionId: string, reason: string): Promise<void> {
+    const live = this.live.get(sessionId);
+    this.live.delete(sessionId);
+    this.store.sessions.end(sessionId, reason);
+    if (!live) return;
+    const expired = /expired|idle/.test(reason);
+    const code = expired ? CloseCode.expired : reason.startsWith("sandbox") ? CloseCode.sandboxGone : CloseCode.normal;
+    const message = expired ? expiredMessage(reason, this.policy) : reason;
+    for (const hub of live.hubs.values()) hub.dispose(code, message);
+    live.hubs.clear();
+    const sandboxId = live.record.sandboxId ?? (await live.ready.catch(() => ""));
+    if (sandboxId) {
+      await this.runtime.destroy(sandboxId).catch((e: unknown) =>
+        this.log.warn("destroy failed; the reaper will retry", { sessionId, sandboxId, error: String(e) }),
+      );
+    }
+    this.log.info("session ended", { sessionId, sandboxId, reason });
+  }
+
+  /** Expired and idle sessions, sandboxes nobody owns, storage nobody uses. */
+  async reap(): Promise<void> {
+    const now = Date.now();
+    for (const live of [...this.live.values()]) {
+      const attached = [...live.hubs.values()].some((h) => h.clientCount > 0);
+      if (live.record.expiresAt <= now) {
+        this.metrics.sandboxesReaped.inc();
+        await this.end(live.record.id, "expired");
+      } else if (!attached && live.status.state === "ready" && now - live.lastActiveAt > this.policy.idleTimeoutMs) {
+        this.metrics.sandboxesReaped.inc();
+        await this.end(live.record.id, "idle");
+      }
+    }
+    try {
+      const sandboxes = await this.runtime.list();
+      const known = new Set([...this.live.values()].map((l) => l.record.sandboxId).filter(Boolean));
+      const startingSessions = new Set([...this.live.values()].filter((l) => !l.record.sandboxId).map((l) => l.record.id));
+      const keep = new Set<string>();
+      for (const s of sandboxes) {
+        if (known.has(s.id) || (startingSessions.has(s.sessionId) && s.expiresAt > now)) {
+          keep.add(s.id);
+          continue;
+        }
+        this.metrics.sandboxesReaped.inc();
+        this.log.info("reaping orphaned sandbox", { sandboxId: s.id, sessionId: s.sessionId });
+        await this.runtime.destroy(s.id).catch(() => {});
+      }
+      await this.runtime.removeOrphanedStorage(keep);
+    } catch (e) {
+      this.log.warn("reaper could not list sandboxes", { error: toShipshapeError(e).detail });
+    }
+  }
+
+  private onSandboxExit(sandboxId: string, reason: string): void {
+    for (const live of this.live.values()) {
+      if (live.record.sandboxId !== sandboxId) continue;
+      void this.runtime.inspect(sandboxId).then((info) => {
+        const why = info?.exitReason === "oom" ? "oom" : reason;
+        this.log.warn("sandbox stopped under its learner", { sessionId: live.record.id, sandboxId, reason: why });
+        for (const hub of live.hubs.values()) hub.broadcast({ type: "notice", code: "sandbox_stopped", message: sandboxGoneMessage(why, this.policy) });
+        void this.end(live.record.id, `sandbox stopped: ${sandboxGoneMessage(why, this.policy)}`);
+      });
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.reaper) clearInterval(this.reaper);
+    this.unsubscribeExit?.();
+    // Sandboxes outlive the server on purpose: a restarted server reattaches them.
+    for (const live of this.live.values()) {
+      for (const hub of live.hubs.values()) hub.dispose(CloseCode.goingAway, "The server is restarting; reconnecting…");
+    }
+    this.live.clear();
+  }
+
+  private liveFrom(record: SessionRecord, ready: Promise<string>, status: SessionState): LiveSession {
+    return { record, ready, status, progressListeners: new Set(), hubs: new Map(), lastActiveAt: record.lastActiveAt };
+  }
+
+  private view(live: LiveSession): SessionView {
+    return { sessionId: live.record.id, ownerId: live.record.ownerId, expiresAt: live.record.expiresAt, status: live.status };
+  }
+}
+
+function minutes(ms: number): string {
+  const m = Math.round(ms / 60_000);
+  return m >= 120 ? `${Math.round(m / 60)} hours` : `${m} minutes`;
+}
+
+export function expiredMessage(reason: string, policy: SessionPolicy): string {
+  return reason.includes("idle")
+    ? `Your sandbox was removed after ${minutes(policy.idleTimeoutMs)} without activity. Start a new one.`
+    : `Your sandbox reached its time limit of ${minutes(policy.ttlMs)} and was removed. Start a new one.`;
+}
+
+export function sandboxGoneMessage(reason: string, policy: SessionPolicy): string {
+  if (reason.includes("oom")) {
+    return `Your sandbox ran out of memory (its limit is ${Math.round(policy.limits.memoryBytes / 1024 ** 2)} MiB) and was stopped. Start a new one.`;
+  }
+  return "Your sandbox stopped. Start a new one.";
+}

@@ -1,0 +1,98 @@
+import { DatabaseSync } from "node:sqlite";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+
+/** A learner's session: one browser (owner) ↔ one sandbox ↔ its terminals. */
+export interface SessionRecord {
+  id: string;
+  ownerId: string;
+  sandboxId: string | null;
+  workshopId: string | null;
+  createdAt: number;
+  expiresAt: number;
+  lastActiveAt: number;
+  state: "starting" | "ready" | "ended";
+  endedReason: string | null;
+}
+
+/**
+ * The embedded store: one SQLite file (node:sqlite, no native addon to build).
+ * Each concept gets a small repository object; SQL stays in this folder.
+ */
+export class Store {
+  readonly db: DatabaseSync;
+
+  constructor(file: string) {
+    if (file !== ":memory:") mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new DatabaseSync(file);
+    this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
+    this.migrate();
+  }
+
+  private migrate(): void {
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS sessions (
+        id TEXT PRIMARY KEY,
+        owner_id TEXT NOT NULL,
+        sandbox_id TEXT,
+        workshop_id TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        last_active_at INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        ended_reason TEXT
+      );
+      CREATE INDEX IF NOT EXISTS sessions_owner ON sessions(owner_id, state);
+    `);
+  }
+
+  readonly sessions = {
+    insert: (s: SessionRecord): void => {
+      this.db
+        .prepare(
+          `INSERT INTO sessions (id, owner_id, sandbox_id, workshop_id, created_at, expires_at, last_active_at, state, ended_reason)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(s.id, s.ownerId, s.sandboxId, s.workshopId, s.createdAt, s.expiresAt, s.lastActiveAt, s.state, s.endedReason);
+    },
+    get: (id: string): SessionRecord | undefined => {
+      const row = this.db.prepare("SELECT * FROM sessions WHERE id = ?").get(id);
+      return row ? toSession(row) : undefined;
+    },
+    liveForOwner: (ownerId: string): SessionRecord | undefined => {
+      const row = this.db
+        .prepare("SELECT * FROM sessions WHERE owner_id = ? AND state != 'ended' ORDER BY created_at DESC LIMIT 1")
+        .get(ownerId);
+      return row ? toSession(row) : undefined;
+    },
+    live: (): SessionRecord[] =>
+      this.db.prepare("SELECT * FROM sessions WHERE state != 'ended'").all().map(toSession),
+    setSandbox: (id: string, sandboxId: string, state: SessionRecord["state"]): void => {
+      this.db.prepare("UPDATE sessions SET sandbox_id = ?, state = ? WHERE id = ?").run(sandboxId, state, id);
+    },
+    touch: (id: string, at: number): void => {
+      this.db.prepare("UPDATE sessions SET last_active_at = ? WHERE id = ?").run(at, id);
+    },
+    end: (id: string, reason: string): void => {
+      this.db.prepare("UPDATE sessions SET state = 'ended', ended_reason = ? WHERE id = ?").run(reason, id);
+    },
+  };
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function toSession(row: Record<string, unknown>): SessionRecord {
+  return {
+    id: String(row.id),
+    ownerId: String(row.owner_id),
+    sandboxId: row.sandbox_id == null ? null : String(row.sandbox_id),
+    workshopId: row.workshop_id == null ? null : String(row.workshop_id),
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    lastActiveAt: Number(row.last_active_at),
+    state: String(row.state) as SessionRecord["state"],
+    endedReason: row.ended_reason == null ? null : String(row.ended_reason),
+  };
+}

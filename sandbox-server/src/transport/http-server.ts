@@ -1,0 +1,226 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+import { z } from "zod";
+import { ShipshapeError, toShipshapeError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import type { SandboxRuntime } from "../runtime/types.ts";
+import type { SessionManager, SessionView } from "../sessions/session-manager.ts";
+import { newId, type Signer } from "../sessions/tokens.ts";
+import { RateLimiter } from "./rate-limiter.ts";
+import { serveStatic } from "./static-files.ts";
+import type { TerminalSockets } from "./terminal-socket.ts";
+
+const OWNER_COOKIE = "shipshape_owner";
+const MAX_BODY_BYTES = 128 * 1024;
+const MAX_FILE_BYTES = 64 * 1024;
+
+export interface HttpDeps {
+  sessions: SessionManager;
+  runtime: SandboxRuntime;
+  signer: Signer;
+  sockets: TerminalSockets;
+  metrics: Metrics;
+  log: Logger;
+  siteDir: string;
+  allowedOrigins: string[];
+  limits: { memoryBytes: number; cpus: number; pids: number; diskBytes: number; ttlMs: number; idleTimeoutMs: number };
+}
+
+const openBodySchema = z.object({ fresh: z.boolean().optional() }).strict();
+const fileBodySchema = z
+  .object({
+    path: z
+      .string()
+      .min(2)
+      .max(1024)
+      .regex(/^\/[^\0]*$/, "must be an absolute path such as /root/app/Dockerfile"),
+    content: z.string().max(MAX_FILE_BYTES, `files are limited to ${MAX_FILE_BYTES / 1024} KiB`),
+  })
+  .strict();
+
+type Handler = (req: IncomingMessage, res: ServerResponse, ownerId: string | undefined) => Promise<void> | void;
+
+/** The one HTTP server: site, API and WebSocket upgrades on one origin. */
+export function createHttpServer(deps: HttpDeps): Server {
+  const log = deps.log.child({ component: "http" });
+  const sessionCreations = new RateLimiter({ capacity: 10, refillPerMinute: 20 });
+  let health: { at: number; error: ShipshapeError | undefined } = { at: 0, error: undefined };
+
+  const checkHealth = async () => {
+    if (Date.now() - health.at < 2_000) return health.error;
+    try {
+      await deps.runtime.ping();
+      health = { at: Date.now(), error: undefined };
+    } catch (e) {
+      health = { at: Date.now(), error: toShipshapeError(e) };
+    }
+    return health.error;
+  };
+
+  const routes: Record<string, Handler> = {
+    "GET /healthz": async (_req, res) => {
+      const error = await checkHealth();
+      if (error) return json(res, 503, { ok: false, reason: error.userMessage, detail: error.detail });
+      json(res, 200, { ok: true, ...deps.sessions.counts });
+    },
+    "GET /metrics": (_req, res) => {
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
+      res.end(deps.metrics.render());
+    },
+    "POST /api/sessions": async (req, res, ownerId) => {
+      const body = openBodySchema.parse(await readJson(req));
+      let owner = ownerId;
+      if (!owner) {
+        owner = newId(16);
+        setOwnerCookie(req, res, deps.signer.sign(owner));
+      }
+      const createsSandbox = body.fresh === true || !deps.sessions.current(owner);
+      if (createsSandbox && !sessionCreations.take(owner)) {
+        throw new ShipshapeError("rate_limited", "Too many new sandboxes from your address. Wait a minute and try again.");
+      }
+      const view = deps.sessions.open(owner, { fresh: body.fresh ?? false });
+      json(res, 200, sessionJson(view, deps));
+    },
+    "GET /api/sessions/current": (_req, res, ownerId) => {
+      const view = ownerId ? deps.sessions.current(ownerId) : undefined;
+      if (!view) throw new ShipshapeError("not_found", "You have no sandbox yet.");
+      json(res, 200, sessionJson(view, deps));
+    },
+    "DELETE /api/sessions/current": async (_req, res, ownerId) => {
+      const view = ownerId ? deps.sessions.current(ownerId) : undefined;
+      if (!view) throw new ShipshapeError("not_found", "You have no sandbox yet.");
+      await deps.sessions.end(view.sessionId, "ended by the learner");
+      res.writeHead(204).end();
+    },
+    "POST /api/sessions/current/files": async (req, res, ownerId) => {
+      const body = fileBodySchema.parse(await readJson(req));
+      const view = ownerId ? deps.sessions.current(ownerId) : undefined;
+      if (!view) throw new ShipshapeError("not_found", "You have no sandbox yet.");
+      const sandboxId = await deps.sessions.sandboxOf(view.sessionId, view.ownerId);
+      const b64 = Buffer.from(body.content, "utf8").toString("base64");
+      const r = await deps.runtime.exec(
+        sandboxId,
+        ["sh", "-c", 'mkdir -p -- "$(dirname -- "$1")" && printf %s "$2" | base64 -d > "$1"', "sh", body.path, b64],
+        { timeoutMs: 10_000 },
+      );
+      if (r.exitCode !== 0) {
+        throw new ShipshapeError("bad_request", `Could not write ${body.path}: ${r.stderr.trim() || "the sandbox refused"}.`);
+      }
+      json(res, 200, { ok: true, path: body.path, bytes: Buffer.byteLength(body.content) });
+    },
+  };
+
+  const server = createServer(async (req, res) => {
+    const url = new URL(req.url ?? "/", "http://placeholder");
+    const key = `${req.method} ${url.pathname.replace(/\/+$/, "") || "/"}`;
+    const route = routes[key];
+    try {
+      if (!route) {
+        if (url.pathname.startsWith("/api/")) throw new ShipshapeError("not_found", "No such API endpoint.");
+        if (req.method !== "GET" && req.method !== "HEAD") {
+          res.writeHead(405, { allow: "GET, HEAD" }).end();
+          return;
+        }
+        await serveStatic(req, res, deps.siteDir, url.pathname);
+        return;
+      }
+      if (req.method !== "GET" && !originAllowed(req, deps.allowedOrigins)) {
+        throw new ShipshapeError("forbidden", "This request came from another site and was refused.");
+      }
+      const ownerId = deps.signer.verify(readCookie(req, OWNER_COOKIE));
+      await route(req, res, ownerId);
+    } catch (e) {
+      const err =
+        e instanceof z.ZodError
+          ? new ShipshapeError("bad_request", e.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; "))
+          : toShipshapeError(e);
+      if (err.status >= 500) log.error("request failed", { route: key, code: err.code, detail: err.detail });
+      if (!res.headersSent) json(res, err.status, { error: err.code, message: err.userMessage });
+      else res.end();
+    }
+  });
+
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(req.url ?? "/", "http://placeholder");
+    const refuse = (status: number, text: string) => {
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${text}\n`);
+    };
+    if (url.pathname !== "/ws/terminal") return refuse(404, "Not Found");
+    if (!originAllowed(req, deps.allowedOrigins)) {
+      log.warn("websocket refused: foreign origin", { origin: req.headers.origin ?? null });
+      return refuse(403, "Forbidden origin");
+    }
+    const ownerId = deps.signer.verify(readCookie(req, OWNER_COOKIE));
+    if (!ownerId) return refuse(403, "No session: open the page first");
+    deps.sockets.upgrade(req, socket, head, ownerId);
+  });
+
+  return server;
+}
+
+function sessionJson(view: SessionView, deps: HttpDeps) {
+  return {
+    sessionId: view.sessionId,
+    token: deps.signer.sessionToken(view.sessionId, view.ownerId),
+    expiresAt: new Date(view.expiresAt).toISOString(),
+    ...view.status,
+    limits: deps.limits,
+  };
+}
+
+/** Same-origin by default: the Origin's host must be the Host the browser asked for. */
+export function originAllowed(req: IncomingMessage, allowed: string[]): boolean {
+  const origin = req.headers.origin;
+  if (!origin) return false;
+  if (allowed.includes(origin)) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+export function readCookie(req: IncomingMessage, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return undefined;
+}
+
+function setOwnerCookie(req: IncomingMessage, res: ServerResponse, value: string): void {
+  const secure = (req.socket as { encrypted?: boolean }).encrypted || req.headers["x-forwarded-proto"] === "https";
+  res.setHeader(
+    "set-cookie",
+    `${OWNER_COOKIE}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000${secure ? "; Secure" : ""}`,
+  );
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const declared = Number(req.headers["content-length"] ?? 0);
+  if (declared > MAX_BODY_BYTES) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw tooLarge();
+    chunks.push(chunk);
+  }
+  if (size === 0) return {};
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    throw new ShipshapeError("bad_request", "The request body is not valid JSON.");
+  }
+}
+
+function tooLarge(): ShipshapeError {
+  return new ShipshapeError("payload_too_large", `The request is too large; the limit is ${MAX_BODY_BYTES / 1024} KiB.`);
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
+  res.end(text);
+}

@@ -1,0 +1,83 @@
+import { z } from "zod";
+
+/** The wire contract of docs/protocol.md. Client messages are validated here and nowhere else. */
+export const MAX_FRAME_BYTES = 64 * 1024;
+export const HELLO_TIMEOUT_MS = 10_000;
+
+export const COLS = { min: 2, max: 500 } as const;
+export const ROWS = { min: 1, max: 200 } as const;
+
+const clamp = (min: number, max: number) =>
+  z.number().finite().transform((n) => Math.min(max, Math.max(min, Math.round(n))));
+
+export const helloSchema = z.object({
+  type: z.literal("hello"),
+  token: z.string().min(1).max(512),
+  terminal: z.string().regex(/^[a-z0-9-]{1,32}$/, "terminal names use a-z, 0-9 and '-' (at most 32)").default("main"),
+  cols: clamp(COLS.min, COLS.max).default(80),
+  rows: clamp(ROWS.min, ROWS.max).default(24),
+});
+
+export const resizeSchema = z.object({
+  type: z.literal("resize"),
+  cols: clamp(COLS.min, COLS.max),
+  rows: clamp(ROWS.min, ROWS.max),
+});
+
+export const ackSchema = z.object({
+  type: z.literal("ack"),
+  bytes: z.number().int().nonnegative().max(1 << 30),
+});
+
+export const pingSchema = z.object({
+  type: z.literal("ping"),
+  t: z.number().finite(),
+});
+
+export const clientMessageSchema = z.discriminatedUnion("type", [helloSchema, resizeSchema, ackSchema, pingSchema]);
+export type ClientMessage = z.infer<typeof clientMessageSchema>;
+export type Hello = z.infer<typeof helloSchema>;
+
+export type ServerMessage =
+  | { type: "status"; state: "starting"; step: string; progress: number }
+  | { type: "ready"; sessionId: string; terminal: string; replayed: boolean }
+  | { type: "pong"; t: number }
+  | { type: "error"; code: string; message: string }
+  | { type: "notice"; code: string; message: string };
+
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  policy: 1008,
+  tooBig: 1009,
+  serverError: 1011,
+  badHello: 4000,
+  unauthorized: 4001,
+  unknownSession: 4004,
+  expired: 4010,
+  sandboxGone: 4011,
+  rateLimited: 4029,
+  engineUnavailable: 4503,
+} as const;
+
+export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; code: string; message: string };
+
+/** Parses one text frame; the error names what was wrong in words a person can act on. */
+export function parseClientMessage(text: string): ParseResult {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { ok: false, code: "malformed_json", message: "That message is not valid JSON." };
+  }
+  const type = (raw as { type?: unknown } | null)?.type;
+  if (typeof type !== "string" || !["hello", "resize", "ack", "ping"].includes(type)) {
+    return { ok: false, code: "unknown_type", message: `Unknown message type ${JSON.stringify(type ?? null)}; expected hello, resize, ack or ping.` };
+  }
+  const parsed = clientMessageSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { ok: false, code: "invalid_message", message: `Invalid ${type} message: ${issue?.path.join(".") || "body"}: ${issue?.message}` };
+  }
+  return { ok: true, message: parsed.data };
+}
