@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Every test layer, in order of speed; any failure fails the run. Called by `./shipshape test`
+# after set-up, so Node, the Docker engine, the images and Chromium are there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+section "Type check"
+npx tsc --noEmit -p tsconfig.json
+
+section "Build the site"
+npx astro build --silent 2>&1 | tail -n 20
+
+section "Unit tests (no Docker)"
+npx vitest run --project unit
+
+section "Integration tests (real Docker engine)"
+npx vitest run --project integration
+
+section "Browser tests (Chromium)"
+npx vitest run --project browser

@@ -1,0 +1,37 @@
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { startApp, type App } from "../../sandbox-server/src/app.ts";
+import { loadConfig } from "../../sandbox-server/src/config.ts";
+import { createLogger, silentLogger } from "../../sandbox-server/src/log.ts";
+
+export const repoRoot = path.resolve(import.meta.dirname, "../..");
+
+/** The sandbox image set-up built (it writes the tag to .data/sandbox-image). */
+export function sandboxImage(): string {
+  const file = path.join(repoRoot, ".data", "sandbox-image");
+  return process.env.SHIPSHAPE_SANDBOX_IMAGE ?? (existsSync(file) ? readFileSync(file, "utf8").trim() : "shipshape/sandbox:latest");
+}
+
+/** Environment for a server of its own: a fresh data dir and a label namespace nobody else reaps. */
+export function testEnv(overrides: Record<string, string> = {}): Record<string, string> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), "shipshape-test-"));
+  return {
+    PORT: "0",
+    HOST: "127.0.0.1",
+    SHIPSHAPE_DATA_DIR: dataDir,
+    SHIPSHAPE_SITE_DIR: path.join(repoRoot, "dist"),
+    SHIPSHAPE_SANDBOX_IMAGE: sandboxImage(),
+    SHIPSHAPE_NAMESPACE: `t${Math.random().toString(36).slice(2, 10)}`,
+    SHIPSHAPE_LOG_LEVEL: "error",
+    ...(process.env.SHIPSHAPE_SANDBOX_NETWORK ? { SHIPSHAPE_SANDBOX_NETWORK: process.env.SHIPSHAPE_SANDBOX_NETWORK } : {}),
+    ...overrides,
+  };
+}
+
+/** Starts a real server in this process on a free port. */
+export async function startTestApp(env: Record<string, string> = testEnv()): Promise<App & { env: Record<string, string> }> {
+  const log = process.env.SHIPSHAPE_TEST_LOGS ? createLogger("debug") : silentLogger;
+  const app = await startApp(loadConfig(env), log);
+  return Object.assign(app, { env });
+}
