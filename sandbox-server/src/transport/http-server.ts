@@ -24,6 +24,7 @@ export interface HttpDeps {
   log: Logger;
   siteDir: string;
   allowedOrigins: string[];
+  mounts?: HttpMount[];
   limits: { memoryBytes: number; cpus: number; pids: number; diskBytes: number; ttlMs: number; idleTimeoutMs: number };
 }
 
@@ -40,6 +41,16 @@ const fileBodySchema = z
   .strict();
 
 type Handler = (req: IncomingMessage, res: ServerResponse, ownerId: string | undefined) => Promise<void> | void;
+
+/**
+ * A feature that serves part of the origin (or other Host names) on its own terms, such as the
+ * port preview. Mounts see the request before the site and the API; they do their own checks.
+ */
+export interface HttpMount {
+  matches(req: IncomingMessage, url: URL): boolean;
+  handle(req: IncomingMessage, res: ServerResponse, ownerId: string | undefined): Promise<void>;
+  upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer, ownerId: string | undefined): void;
+}
 
 /** The one HTTP server: site, API and WebSocket upgrades on one origin. */
 export function createHttpServer(deps: HttpDeps): Server {
@@ -116,6 +127,8 @@ export function createHttpServer(deps: HttpDeps): Server {
     const key = `${req.method} ${url.pathname.replace(/\/+$/, "") || "/"}`;
     const route = routes[key];
     try {
+      const mount = deps.mounts?.find((m) => m.matches(req, url));
+      if (mount) return await mount.handle(req, res, deps.signer.verify(readCookie(req, OWNER_COOKIE)));
       if (!route) {
         if (url.pathname.startsWith("/api/")) throw new ShipshapeError("not_found", "No such API endpoint.");
         if (req.method !== "GET" && req.method !== "HEAD") {
@@ -146,6 +159,8 @@ export function createHttpServer(deps: HttpDeps): Server {
     const refuse = (status: number, text: string) => {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${text}\n`);
     };
+    const mount = deps.mounts?.find((m) => m.matches(req, url));
+    if (mount?.upgrade) return mount.upgrade(req, socket, head, deps.signer.verify(readCookie(req, OWNER_COOKIE)));
     if (url.pathname !== "/ws/terminal") return refuse(404, "Not Found");
     if (!originAllowed(req, deps.allowedOrigins)) {
       log.warn("websocket refused: foreign origin", { origin: req.headers.origin ?? null });
