@@ -53,6 +53,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
       ttlMs: config.SHIPSHAPE_SESSION_TTL,
       idleTimeoutMs: config.SHIPSHAPE_IDLE_TIMEOUT,
       reapIntervalMs: config.SHIPSHAPE_REAP_INTERVAL,
+      limitCheckIntervalMs: config.SHIPSHAPE_LIMIT_CHECK_INTERVAL,
       maxSandboxes: config.SHIPSHAPE_MAX_SANDBOXES,
       limits,
     },

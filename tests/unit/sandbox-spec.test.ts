@@ -41,7 +41,7 @@ describe("sandbox container spec", () => {
 
   it("uses the trusted-classroom DinD profile only without a stronger runtime", () => {
     expect(host.CapDrop).toEqual(["SYS_RESOURCE"]);
-    expect(host.CgroupnsMode).toBe("private");
+    expect((host as { CgroupnsMode?: string }).CgroupnsMode).toBe("private");
     const isolated = buildSandboxContainer(spec, { ...profile, runtime: "sysbox-runc" }, 0).HostConfig!;
     expect(isolated.Runtime).toBe("sysbox-runc");
     expect(isolated.CapAdd).toBeUndefined();

@@ -11,8 +11,10 @@ import {
 import type {
   ExecOptions,
   ExecResult,
+  SandboxEvent,
   SandboxInfo,
   SandboxRuntime,
+  SandboxUsage,
   SandboxSpec,
   ShellOptions,
   ShellStream,
@@ -34,7 +36,7 @@ export class DockerRuntime implements SandboxRuntime {
   private readonly docker: Docker;
   private readonly profile: DockerProfile;
   private readonly log: Logger;
-  private readonly exitListeners = new Set<(id: string, reason: string) => void>();
+  private readonly eventListeners = new Set<(id: string, event: SandboxEvent) => void>();
   private events: NodeJS.ReadableStream | undefined;
   private closed = false;
 
@@ -285,16 +287,34 @@ export class DockerRuntime implements SandboxRuntime {
     return removed;
   }
 
-  onSandboxExit(listener: (sandboxId: string, reason: string) => void): () => void {
-    this.exitListeners.add(listener);
+  async usage(sandboxId: string, options: { disk?: boolean } = {}): Promise<SandboxUsage> {
+    let stats: Docker.ContainerStats;
+    try {
+      stats = await this.docker.getContainer(sandboxId).stats({ stream: false, "one-shot": true });
+    } catch (e) {
+      throw this.translateSandboxError(e, sandboxId);
+    }
+    // Page cache is reclaimable; the kernel's OOM decision looks at the rest.
+    const cache = (stats.memory_stats.stats as { total_inactive_file?: number } | undefined)?.total_inactive_file ?? 0;
+    let diskBytes: number | undefined;
+    if (options.disk) {
+      const r = await this.exec(sandboxId, ["nice", "-n", "19", "du", "-sxb", "/var/lib/docker"], { timeoutMs: 60_000 });
+      const n = Number.parseInt(r.stdout, 10);
+      diskBytes = Number.isFinite(n) ? n : undefined;
+    }
+    return { memoryBytes: Math.max(0, (stats.memory_stats.usage ?? 0) - cache), pids: stats.pids_stats?.current ?? 0, diskBytes };
+  }
+
+  onSandboxEvent(listener: (sandboxId: string, event: SandboxEvent) => void): () => void {
+    this.eventListeners.add(listener);
     this.ensureEventWatch();
-    return () => this.exitListeners.delete(listener);
+    return () => this.eventListeners.delete(listener);
   }
 
   /** One engine event stream tells us when a sandbox dies under a learner (OOM, docker kill). */
   private ensureEventWatch(): void {
-    if (this.events || this.closed || this.exitListeners.size === 0) return;
-    const filters = { type: ["container"], event: ["die"], label: [`${LABEL.namespace}=${this.profile.namespace}`] };
+    if (this.events || this.closed || this.eventListeners.size === 0) return;
+    const filters = { type: ["container"], event: ["die", "oom"], label: [`${LABEL.namespace}=${this.profile.namespace}`] };
     this.docker.getEvents({ filters: JSON.stringify(filters) } as Docker.GetEventsOptions).then(
       (stream) => {
         if (this.closed) return (stream as unknown as Duplex).destroy();
@@ -307,11 +327,14 @@ export class DockerRuntime implements SandboxRuntime {
             const line = buffered.slice(0, nl);
             buffered = buffered.slice(nl + 1);
             try {
-              const ev = JSON.parse(line) as { id?: string; Actor?: { Attributes?: Record<string, string> } };
+              const ev = JSON.parse(line) as { id?: string; Action?: string; Actor?: { Attributes?: Record<string, string> } };
               const attrs = ev.Actor?.Attributes ?? {};
               if (ev.id && attrs[LABEL.role] === "sandbox") {
-                const reason = attrs.exitCode === "137" ? "killed" : `exit code ${attrs.exitCode ?? "?"}`;
-                for (const l of this.exitListeners) l(ev.id, reason);
+                const event: SandboxEvent =
+                  ev.Action === "oom"
+                    ? { kind: "oom" }
+                    : { kind: "stopped", reason: attrs.exitCode === "137" ? "killed" : `exit code ${attrs.exitCode ?? "?"}` };
+                for (const l of this.eventListeners) l(ev.id, event);
               }
             } catch {
               /* a partial or foreign line; ignore */

@@ -22,8 +22,10 @@ export interface SandboxRuntime {
   list(): Promise<SandboxInfo[]>;
   /** Storage left behind by sandboxes that no longer exist; removed by the reaper. */
   removeOrphanedStorage(liveSandboxIds: ReadonlySet<string>): Promise<number>;
-  /** Calls back when a sandbox stops on its own (killed, out of memory, engine restart). */
-  onSandboxExit(listener: (sandboxId: string, reason: string) => void): () => void;
+  /** How close a sandbox is to its limits; disk is measured only when asked (it walks the tree). */
+  usage(sandboxId: string, options?: { disk?: boolean }): Promise<SandboxUsage>;
+  /** Calls back when a sandbox stops on its own (killed, engine restart) or a process in it is OOM-killed. */
+  onSandboxEvent(listener: (sandboxId: string, event: SandboxEvent) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -55,6 +57,15 @@ export interface SandboxInfo {
   address: string | undefined;
   /** Why it stopped, when it did: "oom" when the memory limit killed it. */
   exitReason: string | undefined;
+}
+
+export type SandboxEvent = { kind: "stopped"; reason: string } | { kind: "oom" };
+
+export interface SandboxUsage {
+  memoryBytes: number;
+  pids: number;
+  /** Bytes under the inner /var/lib/docker; undefined when not measured. */
+  diskBytes: number | undefined;
 }
 
 export interface StartProgress {

@@ -1,7 +1,7 @@
 import { ShipshapeError, toShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { ServerMetrics } from "../metrics.ts";
-import type { SandboxLimits, SandboxRuntime, StartProgress } from "../runtime/types.ts";
+import type { SandboxEvent, SandboxLimits, SandboxRuntime, StartProgress } from "../runtime/types.ts";
 import type { SessionRecord, Store } from "../store/store.ts";
 import { CloseCode } from "../transport/protocol.ts";
 import { TerminalHub } from "./terminal-hub.ts";
@@ -11,6 +11,8 @@ export interface SessionPolicy {
   ttlMs: number;
   idleTimeoutMs: number;
   reapIntervalMs: number;
+  /** How often sandboxes with a learner attached are checked against their limits. */
+  limitCheckIntervalMs?: number;
   maxSandboxes: number;
   limits: SandboxLimits;
 }
@@ -36,10 +38,17 @@ interface LiveSession {
   progressListeners: Set<(p: StartProgress) => void>;
   hubs: Map<string, TerminalHub>;
   lastActiveAt: number;
+  /** When each kind of limit notice was last sent, so a learner is told once a minute at most. */
+  noticesSent: Map<string, number>;
 }
 
 /** Touches are written to the database at most this often per session. */
 const TOUCH_WRITE_INTERVAL_MS = 15_000;
+const NOTICE_INTERVAL_MS = 60_000;
+/** Disk is measured every this many limit checks: it walks the inner engine's storage. */
+const DISK_CHECK_EVERY = 6;
+/** Above this share of the disk limit the sandbox is ended: there is no hard quota on every filesystem. */
+const DISK_HARD_FACTOR = 1.25;
 
 /**
  * Sessions: learner ↔ sandbox ↔ terminals. Owns the lifecycle rules (lifetime, idle timeout,
@@ -53,7 +62,9 @@ export class SessionManager {
   private readonly log: Logger;
   private readonly metrics: ServerMetrics;
   private reaper: NodeJS.Timeout | undefined;
-  private unsubscribeExit: (() => void) | undefined;
+  private limitChecker: NodeJS.Timeout | undefined;
+  private limitRounds = 0;
+  private unsubscribeEvents: (() => void) | undefined;
   private starting = 0;
 
   constructor(options: { runtime: SandboxRuntime; store: Store; policy: SessionPolicy; log: Logger; metrics: ServerMetrics }) {
@@ -72,7 +83,7 @@ export class SessionManager {
 
   /** Reattaches sessions whose sandboxes survived a restart, reaps the rest, and starts the reaper. */
   async start(): Promise<void> {
-    this.unsubscribeExit = this.runtime.onSandboxExit((sandboxId, reason) => this.onSandboxExit(sandboxId, reason));
+    this.unsubscribeEvents = this.runtime.onSandboxEvent((sandboxId, event) => this.onSandboxEvent(sandboxId, event));
     for (const record of this.store.sessions.live()) {
       const info = record.sandboxId ? await this.runtime.inspect(record.sandboxId).catch(() => null) : null;
       if (info?.running && record.expiresAt > Date.now()) {
@@ -86,6 +97,8 @@ export class SessionManager {
     await this.reap();
     this.reaper = setInterval(() => void this.reap(), this.policy.reapIntervalMs);
     this.reaper.unref();
+    this.limitChecker = setInterval(() => void this.checkLimits(), this.policy.limitCheckIntervalMs ?? 10_000);
+    this.limitChecker.unref();
   }
 
   /** This browser's live session, or a new one whose sandbox starts in the background. */
@@ -267,7 +280,7 @@ export class SessionManager {
     if (!live) return;
     const expired = /expired|idle/.test(reason);
     const code = expired ? CloseCode.expired : reason.startsWith("sandbox") ? CloseCode.sandboxGone : CloseCode.normal;
-    const message = expired ? expiredMessage(reason, this.policy) : reason;
+    const message = expired ? expiredMessage(reason, this.policy) : reason.replace(/^sandbox stopped: /, "");
     for (const hub of live.hubs.values()) hub.dispose(code, message);
     live.hubs.clear();
     const sandboxId = live.record.sandboxId ?? (await live.ready.catch(() => ""));
@@ -312,9 +325,48 @@ export class SessionManager {
     }
   }
 
-  private onSandboxExit(sandboxId: string, reason: string): void {
+  /** Tells learners with a terminal open when their sandbox nears a limit, in plain words. */
+  async checkLimits(): Promise<void> {
+    const measureDisk = this.limitRounds++ % DISK_CHECK_EVERY === 0;
+    const { limits } = this.policy;
+    for (const live of [...this.live.values()]) {
+      const sandboxId = live.record.sandboxId;
+      if (!sandboxId || ![...live.hubs.values()].some((h) => h.clientCount > 0)) continue;
+      const usage = await this.runtime.usage(sandboxId, { disk: measureDisk }).catch(() => undefined);
+      if (!usage) continue;
+      if (usage.pids >= limits.pids * 0.9) {
+        this.notify(live, "pids_limit", `Your sandbox is at its limit of ${limits.pids} processes, so new programs cannot start. Something may be starting processes in a loop: press Ctrl-C, or start a new sandbox.`);
+      }
+      if (usage.memoryBytes >= limits.memoryBytes * 0.9) {
+        this.notify(live, "memory_limit", `Your sandbox is using ${mib(usage.memoryBytes)} of its ${mib(limits.memoryBytes)} memory limit. Programs that need more will be stopped: try stopping containers you no longer need (docker ps, docker stop).`);
+      }
+      if (usage.diskBytes !== undefined && usage.diskBytes >= limits.diskBytes * 0.9) {
+        if (usage.diskBytes >= limits.diskBytes * DISK_HARD_FACTOR) {
+          this.log.warn("sandbox far over its disk limit; ending it", { sessionId: live.record.id, sandboxId, bytes: usage.diskBytes });
+          await this.end(live.record.id, `sandbox stopped: Your sandbox used ${gib(usage.diskBytes)} of disk, over its ${gib(limits.diskBytes)} limit, and was stopped. Start a new one.`);
+          continue;
+        }
+        this.notify(live, "disk_limit", `Your sandbox is using ${gib(usage.diskBytes)} of its ${gib(limits.diskBytes)} disk limit for images, containers and volumes. Free space with: docker system prune -a. Far over the limit, the sandbox is stopped.`);
+      }
+    }
+  }
+
+  private notify(live: LiveSession, code: string, message: string): void {
+    const last = live.noticesSent.get(code) ?? 0;
+    if (Date.now() - last < NOTICE_INTERVAL_MS) return;
+    live.noticesSent.set(code, Date.now());
+    for (const hub of live.hubs.values()) hub.broadcast({ type: "notice", code, message });
+    this.log.info("limit notice", { sessionId: live.record.id, sandboxId: live.record.sandboxId, code });
+  }
+
+  private onSandboxEvent(sandboxId: string, event: SandboxEvent): void {
     for (const live of this.live.values()) {
       if (live.record.sandboxId !== sandboxId) continue;
+      if (event.kind === "oom") {
+        this.notify(live, "oom", `A program in your sandbox needed more than the sandbox's memory limit of ${mib(this.policy.limits.memoryBytes)} and was stopped by the system ("Killed").`);
+        continue;
+      }
+      const reason = event.reason;
       void this.runtime.inspect(sandboxId).then((info) => {
         const why = info?.exitReason === "oom" ? "oom" : reason;
         this.log.warn("sandbox stopped under its learner", { sessionId: live.record.id, sandboxId, reason: why });
@@ -326,7 +378,8 @@ export class SessionManager {
 
   async stop(): Promise<void> {
     if (this.reaper) clearInterval(this.reaper);
-    this.unsubscribeExit?.();
+    if (this.limitChecker) clearInterval(this.limitChecker);
+    this.unsubscribeEvents?.();
     // Sandboxes outlive the server on purpose: a restarted server reattaches them.
     for (const live of this.live.values()) {
       for (const hub of live.hubs.values()) hub.dispose(CloseCode.goingAway, "The server is restarting; reconnecting…");
@@ -335,13 +388,16 @@ export class SessionManager {
   }
 
   private liveFrom(record: SessionRecord, ready: Promise<string>, status: SessionState): LiveSession {
-    return { record, ready, status, progressListeners: new Set(), hubs: new Map(), lastActiveAt: record.lastActiveAt };
+    return { record, ready, status, progressListeners: new Set(), hubs: new Map(), lastActiveAt: record.lastActiveAt, noticesSent: new Map() };
   }
 
   private view(live: LiveSession): SessionView {
     return { sessionId: live.record.id, ownerId: live.record.ownerId, expiresAt: live.record.expiresAt, status: live.status };
   }
 }
+
+const mib = (bytes: number) => `${Math.round(bytes / 1024 ** 2)} MiB`;
+const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 
 function minutes(ms: number): string {
   const m = Math.round(ms / 60_000);
@@ -356,7 +412,7 @@ export function expiredMessage(reason: string, policy: SessionPolicy): string {
 
 export function sandboxGoneMessage(reason: string, policy: SessionPolicy): string {
   if (reason.includes("oom")) {
-    return `Your sandbox ran out of memory (its limit is ${Math.round(policy.limits.memoryBytes / 1024 ** 2)} MiB) and was stopped. Start a new one.`;
+    return `Your sandbox ran out of memory (its limit is ${mib(policy.limits.memoryBytes)}) and was stopped. Start a new one.`;
   }
   return "Your sandbox stopped. Start a new one.";
 }
