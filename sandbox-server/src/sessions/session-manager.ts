@@ -56,6 +56,8 @@ const DISK_HARD_FACTOR = 1.25;
  */
 export class SessionManager {
   private readonly live = new Map<string, LiveSession>();
+  /** Why recent sessions failed to start, so a terminal that connects late hears the real reason. */
+  private readonly failures = new Map<string, ShipshapeError>();
   private readonly runtime: SandboxRuntime;
   private readonly store: Store;
   private readonly policy: SessionPolicy;
@@ -176,6 +178,8 @@ export class SessionManager {
       live.status = { state: "failed", message: err.userMessage };
       log.error("sandbox failed to start", { code: err.code, detail: err.detail });
       this.live.delete(live.record.id);
+      this.failures.set(live.record.id, err);
+      setTimeout(() => this.failures.delete(live.record.id), 60_000).unref();
       this.store.sessions.end(live.record.id, `failed: ${err.code}`);
       throw err;
     } finally {
@@ -187,6 +191,8 @@ export class SessionManager {
   authorize(sessionId: string, ownerId: string): LiveSession {
     const live = this.live.get(sessionId);
     if (!live) {
+      const failure = this.failures.get(sessionId);
+      if (failure) throw failure;
       const record = this.store.sessions.get(sessionId);
       if (record?.state === "ended" && /expired|idle/.test(record.endedReason ?? "")) {
         throw new ShipshapeError("session_expired", expiredMessage(record.endedReason ?? "expired", this.policy));

@@ -1,0 +1,45 @@
+import Docker from "dockerode";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startApp, type App } from "../../sandbox-server/src/app.ts";
+import { loadConfig } from "../../sandbox-server/src/config.ts";
+import { silentLogger } from "../../sandbox-server/src/log.ts";
+import { DockerRuntime } from "../../sandbox-server/src/runtime/docker-runtime.ts";
+import { testEnv } from "../support/server.ts";
+import { openSession, TestTerminal } from "../support/terminal.ts";
+
+// The engine is pointed at a socket where nothing listens, as when dockerd has stopped.
+describe("when the Docker engine is unreachable", () => {
+  let app: App;
+
+  beforeAll(async () => {
+    const env = testEnv();
+    const runtime = new DockerRuntime({
+      docker: new Docker({ socketPath: "/nonexistent/docker.sock" }),
+      image: env.SHIPSHAPE_SANDBOX_IMAGE!,
+      network: "shipshape-sandboxes",
+      namespace: env.SHIPSHAPE_NAMESPACE!,
+      runtime: "",
+      log: silentLogger,
+    });
+    app = await startApp(loadConfig(env), silentLogger, runtime);
+  });
+
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it("stays up and /healthz says why it is not ready", async () => {
+    const res = await fetch(`${app.url}/healthz`);
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { ok: boolean; reason: string };
+    expect(body.ok).toBe(false);
+    expect(body.reason).toMatch(/Docker engine is not answering/);
+  });
+
+  it("closes the terminal with 4503 and a message the learner understands", async () => {
+    const t = new TestTerminal(await openSession(app.url));
+    const closed = await t.waitForClose();
+    expect(closed.code).toBe(4503);
+    expect(closed.reason).toMatch(/sandbox service is unavailable/);
+  });
+});
