@@ -46,11 +46,16 @@ async function explain(error: unknown, filePath: string, data: unknown, context:
   const file = relative(process.cwd(), filePath);
   error.setHint(`Fix the field(s) listed above in the frontmatter of ${file}. ${AUTHORING_HINT}`);
   const result = lessonSchema.safeParse(data);
-  const firstKey = result.success ? undefined : result.error.issues[0]?.path[0];
   const source = await readFile(filePath, "utf8").catch(() => undefined);
-  if (source === undefined || typeof firstKey !== "string") return;
-  const line = frontmatterLineOf(source, firstKey);
-  const location = { line: line ?? 1, column: 1 };
+  if (result.success || source === undefined) return;
+  // Point at the first bad field that is in the file; a missing field has no line of its own,
+  // so it points at the frontmatter's first line.
+  const lines = result.error.issues
+    .map((issue) => issue.path[0])
+    .filter((key): key is string => typeof key === "string")
+    .map((key) => frontmatterLineOf(source, key))
+    .filter((line): line is number => line !== undefined);
+  const location = { line: lines[0] ?? 1, column: 1 };
   error.setLocation({ file: filePath, ...location });
   error.setFrame(source, location);
   context.logger.debug(`frontmatter error in ${file} at line ${location.line}`);
