@@ -24,6 +24,17 @@ export default defineConfig({
       },
       {
         test: {
+          name: "lessons",
+          include: ["tests/lessons/**/*.test.ts"],
+          environment: "node",
+          // Each exercise gets its own sandbox and may build images: minutes, not seconds.
+          testTimeout: 600_000,
+          hookTimeout: 120_000,
+          maxConcurrency: 3,
+        },
+      },
+      {
+        test: {
           name: "browser",
           include: ["tests/browser/**/*.test.ts"],
           environment: "node",

@@ -18,5 +18,8 @@ npx vitest run --project unit
 section "Integration tests (real Docker engine)"
 npx vitest run --project integration
 
+section "Lesson CI: every exercise fails on a fresh sandbox and passes after its solution"
+npx vitest run --project lessons
+
 section "Browser tests (Chromium)"
 npx vitest run --project browser

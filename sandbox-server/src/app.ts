@@ -7,9 +7,13 @@ import type { Logger } from "./log.ts";
 import { createServerMetrics, Metrics } from "./metrics.ts";
 import { DockerRuntime } from "./runtime/docker-runtime.ts";
 import type { SandboxRuntime } from "./runtime/types.ts";
+import { PreviewProxy } from "./preview/preview-proxy.ts";
 import { SessionManager } from "./sessions/session-manager.ts";
 import { Signer } from "./sessions/tokens.ts";
 import { Store } from "./store/store.ts";
+import { loadExercises } from "./grading/exercise-loader.ts";
+import { Grader } from "./grading/grader.ts";
+import { gradingRoutes } from "./transport/grading-routes.ts";
 import { createHttpServer } from "./transport/http-server.ts";
 import { TerminalSockets } from "./transport/terminal-socket.ts";
 
@@ -58,6 +62,8 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
       limits,
     },
   });
+  const exercises = loadExercises(path.join(config.SHIPSHAPE_CONTENT_DIR, "exercises"));
+  const grader = new Grader({ runtime, store, log });
   const sockets = new TerminalSockets({ sessions, signer, log, metrics: serverMetrics });
   metrics.gauge("shipshape_sandboxes_live", "Sandboxes alive", () => sessions.counts.live);
   metrics.gauge("shipshape_sandboxes_starting", "Sandboxes starting", () => sessions.counts.starting);
@@ -66,7 +72,9 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   // An unreachable engine must not stop the server: /healthz says why, terminals show it.
   await sessions.start().catch((e: unknown) => log.warn("could not reattach sessions at start", { error: String(e) }));
 
+  const preview = new PreviewProxy({ config, sessions, runtime, signer, log });
   const server = createHttpServer({
+    mounts: [preview],
     sessions,
     runtime,
     signer,
@@ -75,6 +83,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     log,
     siteDir: config.SHIPSHAPE_SITE_DIR,
     allowedOrigins: config.SHIPSHAPE_ALLOWED_ORIGINS,
+    routes: gradingRoutes({ exercises, grader, sessions, store }),
     limits: { ...limits, ttlMs: config.SHIPSHAPE_SESSION_TTL, idleTimeoutMs: config.SHIPSHAPE_IDLE_TIMEOUT },
   });
   await new Promise<void>((resolve, reject) => {
@@ -94,6 +103,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     store,
     close: async () => {
       sockets.close();
+      preview.close();
       await sessions.stop();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();

@@ -47,6 +47,7 @@ export const envSchema = z.object({
   HOST: z.string().default("0.0.0.0").describe("address to listen on"),
   SHIPSHAPE_DATA_DIR: z.string().default(".data").describe("where the database and the signing secret live"),
   SHIPSHAPE_SITE_DIR: z.string().default("dist").describe("the built Astro site to serve"),
+  SHIPSHAPE_CONTENT_DIR: z.string().default("content").describe("lessons and exercises (exercises are graded from content/exercises)"),
   SHIPSHAPE_ALLOWED_ORIGINS: z
     .string()
     .default("")
@@ -70,6 +71,23 @@ export const envSchema = z.object({
   SHIPSHAPE_REAP_INTERVAL: duration("30s").describe("how often expired and orphaned sandboxes are looked for"),
   SHIPSHAPE_LIMIT_CHECK_INTERVAL: duration("10s").describe("how often open sandboxes are checked against their limits"),
   SHIPSHAPE_MAX_SANDBOXES: int(300, 1, 100_000).describe("sandboxes alive at once on this server"),
+  SHIPSHAPE_PREVIEW_DOMAIN: z
+    .preprocess(
+      (v) => (typeof v === "string" ? v.trim().toLowerCase() || undefined : v),
+      z
+        .string()
+        .regex(
+          /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?::\d{1,5})?$/,
+          "write a host name such as preview.example.org (a port may follow: preview.localhost:4321)",
+        )
+        .optional(),
+    )
+    .describe(
+      "previews on their own host names, https://p8080-<session>.<this domain>/ (wildcard DNS and TLS needed); " +
+        "unset: /preview/<session>/<port>/ on the site's own origin",
+    ),
+  SHIPSHAPE_PREVIEW_SCHEME: z.enum(["https", "http"]).default("https").describe("scheme of preview links on SHIPSHAPE_PREVIEW_DOMAIN"),
+  SHIPSHAPE_PREVIEW_SHARE_TTL: duration("1h").describe("longest life of a preview share link (never beyond the sandbox's own)"),
   SHIPSHAPE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 

@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig } from "./config.ts";
 import { startApp } from "./app.ts";
 import { createLogger } from "./log.ts";
+import { ExerciseError } from "./grading/exercise-loader.ts";
 
 /** Entry point: validate configuration, start, and stop cleanly on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -19,6 +20,10 @@ async function main(): Promise<void> {
   try {
     app = await startApp(config, log);
   } catch (e) {
+    if (e instanceof ExerciseError) {
+      process.stderr.write(e.message + "\n");
+      process.exit(2);
+    }
     const code = (e as { code?: string }).code;
     if (code === "EADDRINUSE") {
       process.stderr.write(

@@ -11,8 +11,10 @@ import {
 import type {
   ExecOptions,
   ExecResult,
+  ExecStream,
   SandboxEvent,
   SandboxInfo,
+  SandboxProbe,
   SandboxRuntime,
   SandboxUsage,
   SandboxSpec,
@@ -197,6 +199,71 @@ export class DockerRuntime implements SandboxRuntime {
       }
     }
     return { exitCode, stdout: out.text(), stderr: err.text(), timedOut, truncated: out.truncated || err.truncated };
+  }
+
+  async probe(sandboxId: string): Promise<SandboxProbe> {
+    const info = await this.inspect(sandboxId);
+    if (!info?.running) throw new ShipshapeError("sandbox_gone", "Your sandbox stopped. Start a new one.");
+    let probe: Docker.Container;
+    try {
+      probe = await this.docker.createContainer({
+        Image: this.profile.image,
+        Entrypoint: ["sleep", "120"], // ends by itself even if this server dies mid-check
+        Cmd: [],
+        Labels: { [LABEL.role]: "probe", [LABEL.namespace]: this.profile.namespace, [LABEL.session]: info.sessionId },
+        // PID 1 of the sandbox is its dockerd; its socket, reached through PID 1's root, is the real one.
+        // /var/run is an absolute symlink, which would resolve in the probe's own root: use /run.
+        Env: ["DOCKER_HOST=unix:///proc/1/root/run/docker.sock", "LANG=C.UTF-8"],
+        HostConfig: {
+          PidMode: `container:${info.id}`,
+          NetworkMode: `container:${info.id}`,
+          ReadonlyRootfs: true,
+          CapDrop: ["ALL"],
+          // Reading PID 1's root and socket needs ptrace-level access to a more privileged process.
+          CapAdd: ["SYS_PTRACE", "DAC_OVERRIDE", "DAC_READ_SEARCH"],
+          AutoRemove: true,
+          Memory: 256 * 1024 * 1024,
+          PidsLimit: 128,
+          ...(this.profile.runtime ? { Runtime: this.profile.runtime } : {}),
+        },
+      });
+      await probe.start();
+    } catch (e) {
+      throw this.translateSandboxError(e, sandboxId);
+    }
+    return {
+      exec: (cmd, options) => this.exec(probe.id, cmd, options),
+      close: async () => {
+        await probe.remove({ force: true }).catch(() => {});
+      },
+    };
+  }
+
+  async execStream(sandboxId: string, cmd: string[]): Promise<ExecStream> {
+    const container = this.docker.getContainer(sandboxId);
+    let stream: Duplex;
+    try {
+      const exec = await container.exec({ Cmd: cmd, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false });
+      stream = (await exec.start({ hijack: true, stdin: true })) as Duplex;
+    } catch (e) {
+      throw this.translateSandboxError(e, sandboxId);
+    }
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    stderr.resume();
+    this.docker.modem.demuxStream(stream, stdout, stderr);
+    const finish = () => stdout.end();
+    stream.once("end", finish);
+    stream.once("close", finish);
+    stream.once("error", finish);
+    return {
+      stdout,
+      close: () => {
+        // End of input tells the command to exit; the connection goes soon after either way.
+        stream.end();
+        setTimeout(() => stream.destroy(), 2_000).unref();
+      },
+    };
   }
 
   async inspect(sandboxId: string): Promise<SandboxInfo | null> {

@@ -1,4 +1,4 @@
-import type { Duplex } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
 
 /**
  * The contract every sandbox engine implements (Docker now, Kubernetes later).
@@ -14,6 +14,19 @@ export interface SandboxRuntime {
   shell(sandboxId: string, options: ShellOptions): Promise<ShellStream>;
   /** A command without a TTY, for grading and file writes; output is capped. */
   exec(sandboxId: string, cmd: string[], options?: ExecOptions): Promise<ExecResult>;
+  /**
+   * A trusted look into a sandbox for grading: a short-lived helper with its own fresh, read-only
+   * filesystem and tools, sharing the sandbox's processes and network. Nothing the learner changed
+   * in their sandbox (a replaced `docker` binary, a preload library) runs in it.
+   */
+  probe(sandboxId: string): Promise<SandboxProbe>;
+  /**
+   * A long-running command without a TTY whose standard output arrives as it is written (the port
+   * preview watches the inner engine's events this way). `close()` ends the command's standard
+   * input, so commands run like this must exit at end of input. Optional: callers poll with `exec`
+   * where a runtime has no streaming exec.
+   */
+  execStream?(sandboxId: string, cmd: string[]): Promise<ExecStream>;
   /** null when the sandbox no longer exists. */
   inspect(sandboxId: string): Promise<SandboxInfo | null>;
   /** Removes the sandbox and everything it made (container, volume); idempotent. */
@@ -87,10 +100,22 @@ export interface ShellStream {
   close(): void;
 }
 
+export interface SandboxProbe {
+  /** Runs a command in the probe. `DOCKER_HOST` points at the sandbox's own engine (PID 1's socket). */
+  exec(cmd: string[], options?: ExecOptions): Promise<ExecResult>;
+  close(): Promise<void>;
+}
+
 export interface ExecOptions {
   timeoutMs?: number;
   maxOutputBytes?: number;
   env?: string[];
+}
+
+export interface ExecStream {
+  /** The command's standard output; ends when the command exits. Standard error is discarded. */
+  readonly stdout: Readable;
+  close(): void;
 }
 
 export interface ExecResult {

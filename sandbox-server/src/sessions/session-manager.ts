@@ -26,6 +26,7 @@ export type SessionState =
 export interface SessionView {
   sessionId: string;
   ownerId: string;
+  workshopId: string | null;
   expiresAt: number;
   status: SessionState;
 }
@@ -207,6 +208,12 @@ export class SessionManager {
       throw new ShipshapeError("session_expired", expiredMessage("expired", this.policy));
     }
     return live;
+  }
+
+  /** A live session by id, for features that decide access themselves (the port preview). */
+  describe(sessionId: string): SessionView | undefined {
+    const live = this.live.get(sessionId);
+    return live && live.record.expiresAt > Date.now() ? this.view(live) : undefined;
   }
 
   current(ownerId: string): SessionView | undefined {
@@ -398,7 +405,13 @@ export class SessionManager {
   }
 
   private view(live: LiveSession): SessionView {
-    return { sessionId: live.record.id, ownerId: live.record.ownerId, expiresAt: live.record.expiresAt, status: live.status };
+    return {
+      sessionId: live.record.id,
+      ownerId: live.record.ownerId,
+      workshopId: live.record.workshopId,
+      expiresAt: live.record.expiresAt,
+      status: live.status,
+    };
   }
 }
 

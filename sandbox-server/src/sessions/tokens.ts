@@ -26,6 +26,14 @@ export class Signer {
     return given.length === expected.length && timingSafeEqual(given, expected) ? value : undefined;
   }
 
+  /**
+   * A signer with its own key for another purpose (the port preview's tokens), so a value signed
+   * for one purpose is never accepted as another (a preview token as an owner cookie, say).
+   */
+  derive(purpose: string): Signer {
+    return new Signer(createHmac("sha256", this.key).update(`derive:${purpose}`).digest("base64url"));
+  }
+
   sessionToken(sessionId: string, ownerId: string): string {
     return this.sign(`${sessionId}:${ownerId}`);
   }

@@ -15,6 +15,27 @@ export interface SessionRecord {
   endedReason: string | null;
 }
 
+export interface ResultRecord {
+  id: number;
+  ownerId: string;
+  sessionId: string;
+  workshopId: string | null;
+  exerciseId: string;
+  taskId: string;
+  passed: boolean;
+  message: string;
+  at: number;
+}
+
+export interface TaskProgress {
+  exerciseId: string;
+  taskId: string;
+  passed: boolean;
+  attempts: number;
+  lastAt: number;
+  lastMessage: string;
+}
+
 /**
  * The embedded store: one SQLite file (node:sqlite, no native addon to build).
  * Each concept gets a small repository object; SQL stays in this folder.
@@ -43,6 +64,18 @@ export class Store {
         ended_reason TEXT
       );
       CREATE INDEX IF NOT EXISTS sessions_owner ON sessions(owner_id, state);
+      CREATE TABLE IF NOT EXISTS results (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        workshop_id TEXT,
+        exercise_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        passed INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        at INTEGER NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS results_owner ON results(owner_id, exercise_id, task_id);
     `);
   }
 
@@ -76,6 +109,36 @@ export class Store {
     end: (id: string, reason: string): void => {
       this.db.prepare("UPDATE sessions SET state = 'ended', ended_reason = ? WHERE id = ?").run(reason, id);
     },
+  };
+
+  /** Every check's verdict, as graded on the server; browsers only ever read these. */
+  readonly results = {
+    insert: (r: Omit<ResultRecord, "id">): void => {
+      this.db
+        .prepare(
+          `INSERT INTO results (owner_id, session_id, workshop_id, exercise_id, task_id, passed, message, at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(r.ownerId, r.sessionId, r.workshopId, r.exerciseId, r.taskId, r.passed ? 1 : 0, r.message, r.at);
+    },
+    /** Per task, whether it was ever passed and its latest verdict. */
+    progressOf: (ownerId: string): TaskProgress[] =>
+      this.db
+        .prepare(
+          `SELECT exercise_id, task_id, MAX(passed) AS passed, COUNT(*) AS attempts, MAX(at) AS last_at,
+                  (SELECT message FROM results r2 WHERE r2.owner_id = r.owner_id AND r2.exercise_id = r.exercise_id
+                     AND r2.task_id = r.task_id ORDER BY at DESC, id DESC LIMIT 1) AS last_message
+             FROM results r WHERE owner_id = ? GROUP BY exercise_id, task_id`,
+        )
+        .all(ownerId)
+        .map((row) => ({
+          exerciseId: String(row.exercise_id),
+          taskId: String(row.task_id),
+          passed: Number(row.passed) === 1,
+          attempts: Number(row.attempts),
+          lastAt: Number(row.last_at),
+          lastMessage: String(row.last_message),
+        })),
   };
 
   close(): void {

@@ -25,6 +25,7 @@ export interface HttpDeps {
   siteDir: string;
   allowedOrigins: string[];
   mounts?: HttpMount[];
+  routes?: Routes;
   limits: { memoryBytes: number; cpus: number; pids: number; diskBytes: number; ttlMs: number; idleTimeoutMs: number };
 }
 
@@ -40,7 +41,15 @@ const fileBodySchema = z
   })
   .strict();
 
-type Handler = (req: IncomingMessage, res: ServerResponse, ownerId: string | undefined) => Promise<void> | void;
+export type Handler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  ownerId: string | undefined,
+  params: Record<string, string>,
+) => Promise<void> | void;
+
+/** Extra API routes, keyed like "POST /api/exercises/:id/check"; `:name` matches one path segment. */
+export type Routes = Record<string, Handler>;
 
 /**
  * A feature that serves part of the origin (or other Host names) on its own terms, such as the
@@ -69,7 +78,7 @@ export function createHttpServer(deps: HttpDeps): Server {
     return health.error;
   };
 
-  const routes: Record<string, Handler> = {
+  const routes: Routes = {
     "GET /healthz": async (_req, res) => {
       const error = await checkHealth();
       if (error) return json(res, 503, { ok: false, reason: error.userMessage, detail: error.detail });
@@ -122,10 +131,12 @@ export function createHttpServer(deps: HttpDeps): Server {
     },
   };
 
+  const router = new Router({ ...routes, ...deps.routes });
+
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://placeholder");
     const key = `${req.method} ${url.pathname.replace(/\/+$/, "") || "/"}`;
-    const route = routes[key];
+    const { handler: route, params } = router.find(key);
     try {
       const mount = deps.mounts?.find((m) => m.matches(req, url));
       if (mount) return await mount.handle(req, res, deps.signer.verify(readCookie(req, OWNER_COOKIE)));
@@ -142,7 +153,7 @@ export function createHttpServer(deps: HttpDeps): Server {
         throw new ShipshapeError("forbidden", "This request came from another site and was refused.");
       }
       const ownerId = deps.signer.verify(readCookie(req, OWNER_COOKIE));
-      await route(req, res, ownerId);
+      await route(req, res, ownerId, params);
     } catch (e) {
       const err =
         e instanceof z.ZodError
@@ -172,6 +183,37 @@ export function createHttpServer(deps: HttpDeps): Server {
   });
 
   return server;
+}
+
+/** Exact routes first, then patterns with :params (one path segment each, [A-Za-z0-9_-]). */
+class Router {
+  private readonly exact = new Map<string, Handler>();
+  private readonly patterns: Array<{ re: RegExp; names: string[]; handler: Handler }> = [];
+
+  constructor(routes: Routes) {
+    for (const [key, handler] of Object.entries(routes)) {
+      if (!key.includes("/:")) {
+        this.exact.set(key, handler);
+        continue;
+      }
+      const names: string[] = [];
+      const re = key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:([a-zA-Z]+)/g, (_m, name: string) => {
+        names.push(name);
+        return "([A-Za-z0-9_-]{1,64})";
+      });
+      this.patterns.push({ re: new RegExp(`^${re}$`), names, handler });
+    }
+  }
+
+  find(key: string): { handler: Handler | undefined; params: Record<string, string> } {
+    const exact = this.exact.get(key);
+    if (exact) return { handler: exact, params: {} };
+    for (const p of this.patterns) {
+      const m = p.re.exec(key);
+      if (m) return { handler: p.handler, params: Object.fromEntries(p.names.map((n, i) => [n, m[i + 1]!])) };
+    }
+    return { handler: undefined, params: {} };
+  }
 }
 
 function sessionJson(view: SessionView, deps: HttpDeps) {
@@ -212,7 +254,7 @@ function setOwnerCookie(req: IncomingMessage, res: ServerResponse, value: string
   );
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+export async function readJson(req: IncomingMessage): Promise<unknown> {
   const declared = Number(req.headers["content-length"] ?? 0);
   if (declared > MAX_BODY_BYTES) throw tooLarge();
   const chunks: Buffer[] = [];
@@ -234,7 +276,7 @@ function tooLarge(): ShipshapeError {
   return new ShipshapeError("payload_too_large", `The request is too large; the limit is ${MAX_BODY_BYTES / 1024} KiB.`);
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
+export function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
   res.end(text);

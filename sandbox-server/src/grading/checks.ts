@@ -1,0 +1,314 @@
+import type { ExecResult, SandboxProbe } from "../runtime/types.ts";
+import type { Check } from "./exercise-schema.ts";
+
+/** One task's verdict: pass or fail, with a sentence for the learner saying what is missing. */
+export interface Verdict {
+  passed: boolean;
+  message: string;
+}
+
+type Match = { includes?: string | undefined; matches?: string | undefined; equals?: string | undefined };
+
+const pass = (message: string): Verdict => ({ passed: true, message });
+const fail = (message: string): Verdict => ({ passed: false, message });
+
+/** Files and logs are read up to this size; enough for any check, bounded for the server. */
+const READ_LIMIT = 1024 * 1024;
+
+/**
+ * Judges checks against the sandbox's real state, through a probe whose tools the learner cannot
+ * replace. Every check accepts any way of reaching the goal: it looks at results (image config,
+ * container state, answers on ports), not at the commands that were typed.
+ */
+export class CheckRunner {
+  private readonly probe: SandboxProbe;
+  private containersCache: Promise<ContainerJson[]> | undefined;
+
+  constructor(probe: SandboxProbe) {
+    this.probe = probe;
+  }
+
+  async run(check: Check): Promise<Verdict> {
+    switch (check.kind) {
+      case "image":
+        return this.image(check);
+      case "run":
+        return this.runImage(check);
+      case "container":
+        return this.container(check);
+      case "no-containers":
+        return this.noContainers(check);
+      case "volume":
+        return this.volume(check);
+      case "file":
+        return this.file(check);
+      case "http":
+        return this.http(check);
+    }
+  }
+
+  private docker(args: string[], timeoutMs = 15_000): Promise<ExecResult> {
+    return this.probe.exec(["docker", ...args], { timeoutMs, maxOutputBytes: READ_LIMIT });
+  }
+
+  private async inspectImage(ref: string): Promise<ImageJson | undefined> {
+    const r = await this.docker(["image", "inspect", ref]);
+    if (r.exitCode !== 0) return undefined;
+    return (JSON.parse(r.stdout) as ImageJson[])[0];
+  }
+
+  private async image(c: Extract<Check, { kind: "image" }>): Promise<Verdict> {
+    const img = await this.inspectImage(c.image);
+    if (!img) return fail(`There is no image called \`${c.image}\` yet.`);
+    const cfg = img.Config ?? {};
+    if (c.hasEntrypoint && !(cfg.Entrypoint && cfg.Entrypoint.length > 0)) return fail(`The image \`${c.image}\` has no ENTRYPOINT.`);
+    if (c.hasEntrypoint === false && cfg.Entrypoint && cfg.Entrypoint.length > 0) return fail(`The image \`${c.image}\` should not set an ENTRYPOINT.`);
+    if (c.hasCmd && !(cfg.Cmd && cfg.Cmd.length > 0)) return fail(`The image \`${c.image}\` has no CMD.`);
+    for (const [key, value] of Object.entries(c.env ?? {})) {
+      const actual = envValue(cfg.Env, key);
+      if (actual === undefined) return fail(`The image \`${c.image}\` does not set the environment variable ${key}.`);
+      if (actual !== value) return fail(`The image \`${c.image}\` sets ${key}=${actual}, but it should be ${key}=${value}.`);
+    }
+    for (const p of c.exposes ?? []) {
+      const exposed = Object.keys(cfg.ExposedPorts ?? {}).map((k) => Number.parseInt(k, 10));
+      if (!exposed.includes(p)) return fail(`The image \`${c.image}\` does not EXPOSE port ${p}.`);
+    }
+    if (c.workdir !== undefined && normalizePath(cfg.WorkingDir ?? "") !== normalizePath(c.workdir)) {
+      return fail(`The image \`${c.image}\` should have WORKDIR ${c.workdir}${cfg.WorkingDir ? `, not ${cfg.WorkingDir}` : ""}.`);
+    }
+    if (c.historyIncludes?.length) {
+      const h = await this.docker(["image", "history", "--no-trunc", "--format", "{{.CreatedBy}}", c.image]);
+      for (const text of c.historyIncludes) {
+        if (!h.stdout.includes(text)) return fail(`The history of \`${c.image}\` has no step with \`${text}\`.`);
+      }
+    }
+    if (c.baseImage) {
+      const base = await this.inspectImage(c.baseImage);
+      if (!base) return fail(`The base image \`${c.baseImage}\` is not in your engine; pull it first.`);
+      const ours = img.RootFS?.Layers ?? [];
+      const theirs = base.RootFS?.Layers ?? [];
+      if (theirs.length === 0 || !theirs.every((l, i) => ours[i] === l)) {
+        return fail(`The image \`${c.image}\` is not built FROM \`${c.baseImage}\`.`);
+      }
+    }
+    if (c.maxSizeMb !== undefined && img.Size > c.maxSizeMb * 1e6) {
+      return fail(`The image \`${c.image}\` is ${Math.round(img.Size / 1e6)} MB; make it at most ${c.maxSizeMb} MB.`);
+    }
+    return pass(`The image \`${c.image}\` is there and set up as asked.`);
+  }
+
+  private async runImage(c: Extract<Check, { kind: "run" }>): Promise<Verdict> {
+    if (!(await this.inspectImage(c.image))) return fail(`There is no image called \`${c.image}\` yet.`);
+    const env = Object.entries(c.env ?? {}).flatMap(([k, v]) => ["-e", `${k}=${v}`]);
+    const shown = ["docker run", ...env.filter((_, i) => i % 2 === 1).map((e) => `-e ${e}`), c.image, ...c.args].join(" ");
+    const r = await this.docker(["run", "--rm", "--network", "none", "--pull", "never", ...env, c.image, ...c.args], 30_000);
+    if (r.timedOut) return fail(`\`${shown}\` did not finish within 30 seconds.`);
+    if (c.exitCode !== undefined && r.exitCode !== c.exitCode) {
+      return fail(`\`${shown}\` exited with code ${r.exitCode}, expected ${c.exitCode}.${tail(r.stderr)}`);
+    }
+    if (c.stdout && !matches(r.stdout, c.stdout)) {
+      return fail(`\`${shown}\` printed ${quote(r.stdout)}, but it should print ${describeMatch(c.stdout)}.${tail(r.stderr)}`);
+    }
+    return pass(`\`${shown}\` works.`);
+  }
+
+  private containers(): Promise<ContainerJson[]> {
+    this.containersCache ??= (async () => {
+      const ids = await this.docker(["ps", "-aq", "--no-trunc"]);
+      const list = ids.stdout.split("\n").filter((l) => /^[0-9a-f]{64}$/.test(l));
+      if (list.length === 0) return [];
+      const r = await this.docker(["inspect", ...list.slice(0, 200)]);
+      return r.exitCode === 0 ? (JSON.parse(r.stdout) as ContainerJson[]) : [];
+    })();
+    return this.containersCache;
+  }
+
+  private async candidates(name: string | undefined, image: string | undefined): Promise<ContainerJson[]> {
+    const all = await this.containers();
+    const imageId = image ? (await this.inspectImage(image))?.Id : undefined;
+    return all.filter(
+      (c) =>
+        (name === undefined || c.Name.replace(/^\//, "") === name) &&
+        (image === undefined || c.Image === imageId || sameImage(c.Config.Image, image)),
+    );
+  }
+
+  private async container(c: Extract<Check, { kind: "container" }>): Promise<Verdict> {
+    const found = await this.candidates(c.name, c.image);
+    const what = c.name ? `named \`${c.name}\`` : c.image ? `from the image \`${c.image}\`` : "at all";
+    if (found.length === 0) return fail(`There is no container ${what} yet.`);
+    let best: string[] | undefined;
+    for (const ct of found) {
+      const problems = await this.containerProblems(ct, c);
+      if (problems.length === 0) return pass(`The container \`${ct.Name.replace(/^\//, "")}\` is as asked.`);
+      if (!best || problems.length < best.length) best = problems;
+    }
+    return fail(best!.join(" "));
+  }
+
+  private async containerProblems(ct: ContainerJson, c: Extract<Check, { kind: "container" }>): Promise<string[]> {
+    const name = `\`${ct.Name.replace(/^\//, "")}\``;
+    const problems: string[] = [];
+    if (c.state === "running" && !ct.State.Running) problems.push(`The container ${name} is not running (it is ${ct.State.Status}).`);
+    if (c.state === "exited" && ct.State.Running) problems.push(`The container ${name} is still running.`);
+    if (c.exitCode !== undefined && !ct.State.Running && ct.State.ExitCode !== c.exitCode) {
+      problems.push(`The container ${name} exited with code ${ct.State.ExitCode}, not ${c.exitCode}.`);
+    }
+    for (const p of c.publishes ?? []) {
+      const bindings = ct.HostConfig.PortBindings?.[`${p.containerPort}/tcp`] ?? [];
+      const hostPorts = bindings.map((b) => Number.parseInt(b.HostPort || "0", 10));
+      if (bindings.length === 0) problems.push(`The container ${name} does not publish its port ${p.containerPort} (use -p).`);
+      else if (p.hostPort !== undefined && !hostPorts.includes(p.hostPort)) {
+        problems.push(`The container ${name} publishes port ${p.containerPort} on ${hostPorts.join(", ")}, not on ${p.hostPort}.`);
+      }
+    }
+    for (const m of c.mounts ?? []) {
+      const mount = (ct.Mounts ?? []).find((x) => normalizePath(x.Destination) === normalizePath(m.destination));
+      if (!mount) problems.push(`The container ${name} has nothing mounted at ${m.destination}.`);
+      else if (m.type !== "any" && mount.Type !== m.type) problems.push(`At ${m.destination}, the container ${name} has a ${mount.Type} mount, not a ${m.type}.`);
+      else if (m.source !== undefined && mount.Name !== m.source && normalizePath(mount.Source) !== normalizePath(m.source)) {
+        problems.push(`At ${m.destination}, the container ${name} mounts ${mount.Name ?? mount.Source}, not ${m.source}.`);
+      }
+    }
+    for (const [key, value] of Object.entries(c.env ?? {})) {
+      const actual = envValue(ct.Config.Env, key);
+      if (actual !== value) problems.push(`The container ${name} should have ${key}=${value}${actual === undefined ? "" : `, not ${key}=${actual}`}.`);
+    }
+    if (c.autoRemove && !ct.HostConfig.AutoRemove) problems.push(`The container ${name} was not started with --rm.`);
+    if (c.logs) {
+      const r = await this.docker(["logs", "--tail", "500", ct.Id]);
+      const logs = r.stdout + r.stderr;
+      if (!matches(logs, c.logs)) problems.push(`The logs of ${name} do not show ${describeMatch(c.logs)}.`);
+    }
+    return problems;
+  }
+
+  private async noContainers(c: Extract<Check, { kind: "no-containers" }>): Promise<Verdict> {
+    const found = (await this.candidates(c.name, c.image)).filter((ct) => c.state === "any" || ct.State.Running);
+    if (found.length === 0) return pass("Nothing is left over.");
+    const names = found.map((ct) => `\`${ct.Name.replace(/^\//, "")}\``).slice(0, 5).join(", ");
+    return fail(`${found.length === 1 ? "This container is" : "These containers are"} still there: ${names}.`);
+  }
+
+  private async volume(c: Extract<Check, { kind: "volume" }>): Promise<Verdict> {
+    const r = await this.docker(["volume", "inspect", "--format", "{{.Mountpoint}}", c.name]);
+    if (r.exitCode !== 0) return fail(`There is no volume called \`${c.name}\` yet.`);
+    if (!c.file) return pass(`The volume \`${c.name}\` exists.`);
+    const file = safeJoin(r.stdout.trim(), c.file);
+    if (!file) return fail(`The path ${c.file} is not inside the volume.`);
+    const content = await this.readSandboxFile(file);
+    if (content === undefined) return fail(`The volume \`${c.name}\` has no file ${c.file}.`);
+    if (c.content && !matches(content, c.content)) return fail(`The file ${c.file} in the volume \`${c.name}\` does not contain ${describeMatch(c.content)}.`);
+    return pass(`The volume \`${c.name}\` holds ${c.file}.`);
+  }
+
+  private async file(c: Extract<Check, { kind: "file" }>): Promise<Verdict> {
+    const content = await this.readSandboxFile(c.path);
+    if (content === undefined) return fail(`There is no file ${c.path} yet.`);
+    if (c.content && !matches(content, c.content)) return fail(`The file ${c.path} does not contain ${describeMatch(c.content)}.`);
+    return pass(`The file ${c.path} is there.`);
+  }
+
+  /** Reads through PID 1's root: the sandbox's files, with the probe's own trusted `head`. */
+  private async readSandboxFile(path: string): Promise<string | undefined> {
+    const r = await this.probe.exec(["head", "-c", String(READ_LIMIT), `/proc/1/root${path}`], { maxOutputBytes: READ_LIMIT });
+    return r.exitCode === 0 ? r.stdout : undefined;
+  }
+
+  private async http(c: Extract<Check, { kind: "http" }>): Promise<Verdict> {
+    const url = `http://127.0.0.1:${c.port}${c.path}`;
+    const r = await this.probe.exec(["curl", "-sS", "-m", "5", "--max-filesize", String(READ_LIMIT), "-w", "\n%{http_code}", url], {
+      timeoutMs: 10_000,
+      maxOutputBytes: READ_LIMIT + 16,
+    });
+    if (r.exitCode !== 0) return fail(`Nothing answers on port ${c.port} in your sandbox yet (publish it with -p ${c.port}:…).`);
+    const nl = r.stdout.lastIndexOf("\n");
+    const status = Number.parseInt(r.stdout.slice(nl + 1), 10);
+    const body = r.stdout.slice(0, Math.max(0, nl));
+    if (status !== c.status) return fail(`Port ${c.port} answered ${c.path} with status ${status}, expected ${c.status}.`);
+    if (c.body && !matches(body, c.body)) return fail(`Port ${c.port} answers, but the page does not show ${describeMatch(c.body)}.`);
+    return pass(`Port ${c.port} answers as expected.`);
+  }
+}
+
+export function matches(text: string, m: Match): boolean {
+  if (m.equals !== undefined && text.trim() !== m.equals.trim()) return false;
+  if (m.includes !== undefined && !text.includes(m.includes)) return false;
+  if (m.matches !== undefined && !new RegExp(m.matches, "m").test(text)) return false;
+  return true;
+}
+
+function describeMatch(m: Match): string {
+  if (m.equals !== undefined) return quote(m.equals);
+  if (m.includes !== undefined) return quote(m.includes);
+  return `text matching /${m.matches}/`;
+}
+
+function quote(text: string): string {
+  const t = text.trim();
+  if (t === "") return "nothing";
+  return `"${t.length > 80 ? t.slice(0, 77) + "…" : t}"`;
+}
+
+function tail(stderr: string): string {
+  const t = stderr.trim().split("\n").slice(-2).join(" ").slice(0, 200);
+  return t ? ` It said: ${t}` : "";
+}
+
+function envValue(env: string[] | null | undefined, key: string): string | undefined {
+  const hit = (env ?? []).find((e) => e.startsWith(`${key}=`));
+  return hit === undefined ? undefined : hit.slice(key.length + 1);
+}
+
+function normalizePath(p: string): string {
+  return p.replace(/\/+$/, "") || "/";
+}
+
+/** `nginx`, `nginx:latest` and `docker.io/library/nginx:latest` are one image; no tag matches any tag. */
+export function sameImage(actual: string, wanted: string): boolean {
+  const norm = (ref: string) => {
+    let r = ref.replace(/^docker\.io\//, "").replace(/^library\//, "");
+    const at = r.indexOf("@");
+    if (at >= 0) r = r.slice(0, at);
+    const slash = r.lastIndexOf("/");
+    const colon = r.lastIndexOf(":");
+    return colon > slash ? { repo: r.slice(0, colon), tag: r.slice(colon + 1) } : { repo: r, tag: undefined };
+  };
+  const a = norm(actual);
+  const w = norm(wanted);
+  return a.repo === w.repo && (w.tag === undefined || (a.tag ?? "latest") === w.tag);
+}
+
+/** Joins a relative path under a root, refusing anything that climbs out. */
+function safeJoin(root: string, rel: string): string | undefined {
+  const parts: string[] = [];
+  for (const seg of rel.split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") return undefined;
+    parts.push(seg);
+  }
+  return `${root.replace(/\/+$/, "")}/${parts.join("/")}`;
+}
+
+interface ImageJson {
+  Id: string;
+  Size: number;
+  Config?: {
+    Entrypoint?: string[] | null;
+    Cmd?: string[] | null;
+    Env?: string[] | null;
+    ExposedPorts?: Record<string, unknown> | null;
+    WorkingDir?: string;
+  };
+  RootFS?: { Layers?: string[] };
+}
+
+interface ContainerJson {
+  Id: string;
+  Name: string;
+  Image: string;
+  Config: { Image: string; Env?: string[] | null };
+  State: { Status: string; Running: boolean; ExitCode: number };
+  HostConfig: { PortBindings?: Record<string, Array<{ HostIp: string; HostPort: string }>> | null; AutoRemove?: boolean };
+  Mounts?: Array<{ Type: string; Name?: string; Source: string; Destination: string }>;
+}

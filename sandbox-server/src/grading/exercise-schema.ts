@@ -1,0 +1,176 @@
+import { z } from "zod";
+
+/**
+ * Exercises are data: YAML files in content/exercises/, validated by these schemas both when the
+ * site is built and when the server starts. Every field is described, so this file is the
+ * reference for authors. Checks judge the sandbox's end state, never the keystrokes.
+ */
+
+const imageRef = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._/:@-]{0,199}$/, "an image reference such as greet, greet:1.0 or python:3.11-slim")
+  .describe("image name, optionally with :tag");
+
+const containerName = z
+  .string()
+  .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/, "a container name such as web")
+  .describe("container name; leave out to accept any container that matches the other fields");
+
+const port = z.number().int().min(1).max(65535);
+
+const textMatch = z
+  .object({
+    includes: z.string().optional().describe("passes when the text contains this"),
+    matches: z.string().optional().describe("passes when the text matches this regular expression"),
+    equals: z.string().optional().describe("passes when the text, trimmed, equals this"),
+  })
+  .strict()
+  .refine((m) => m.includes !== undefined || m.matches !== undefined || m.equals !== undefined, "give includes, matches or equals");
+
+export const imageCheckSchema = z
+  .object({
+    kind: z.literal("image").describe("an image exists in the learner's engine, with this configuration"),
+    image: imageRef,
+    hasEntrypoint: z.boolean().optional().describe("true: the image must set ENTRYPOINT (exec or shell form)"),
+    hasCmd: z.boolean().optional().describe("true: the image must set CMD"),
+    env: z.record(z.string(), z.string()).optional().describe("ENV values the image must set"),
+    exposes: z.array(port).optional().describe("ports the image must EXPOSE"),
+    workdir: z.string().optional().describe("the WORKDIR the image must set"),
+    historyIncludes: z.array(z.string()).optional().describe("text that must appear in `docker image history` (the instructions that made the layers)"),
+    baseImage: imageRef.optional().describe("the image must be built on this one (its layers are a prefix of ours)"),
+    maxSizeMb: z.number().positive().optional().describe("the image must be at most this big"),
+  })
+  .strict();
+
+export const runCheckSchema = z
+  .object({
+    kind: z.literal("run").describe("run the image in a fresh container (no network) and judge its output"),
+    image: imageRef,
+    args: z.array(z.string()).default([]).describe("arguments after the image name, as a learner would type them"),
+    env: z.record(z.string(), z.string()).optional().describe("-e variables for the run"),
+    stdout: textMatch.optional().describe("what the output must look like"),
+    exitCode: z.number().int().optional().describe("the exit code the run must end with"),
+  })
+  .strict();
+
+export const containerCheckSchema = z
+  .object({
+    kind: z.literal("container").describe("a container exists with these properties"),
+    name: containerName.optional(),
+    image: imageRef.optional().describe("the container must run this image (any tag when none is given)"),
+    state: z.enum(["running", "exited", "any"]).default("any").describe("running or exited"),
+    exitCode: z.number().int().optional().describe("for an exited container, its exit code"),
+    publishes: z
+      .array(z.object({ containerPort: port, hostPort: port.optional() }).strict())
+      .optional()
+      .describe("ports the container must publish (-p hostPort:containerPort)"),
+    mounts: z
+      .array(
+        z
+          .object({
+            destination: z.string().describe("path inside the container"),
+            type: z.enum(["volume", "bind", "any"]).default("any"),
+            source: z.string().optional().describe("the volume name, or the host path of a bind mount"),
+          })
+          .strict(),
+      )
+      .optional()
+      .describe("mounts the container must have"),
+    env: z.record(z.string(), z.string()).optional().describe("environment variables the container must have"),
+    logs: textMatch.optional().describe("what the container's logs must show"),
+    autoRemove: z.boolean().optional().describe("true: the container must have been started with --rm"),
+  })
+  .strict();
+
+export const volumeCheckSchema = z
+  .object({
+    kind: z.literal("volume").describe("a named volume exists, optionally holding a file"),
+    name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/).describe("the volume name"),
+    file: z.string().regex(/^[^\0]{1,512}$/).optional().describe("a path inside the volume that must exist"),
+    content: textMatch.optional().describe("what that file must contain"),
+  })
+  .strict();
+
+export const fileCheckSchema = z
+  .object({
+    kind: z.literal("file").describe("a file in the sandbox (the learner's own machine)"),
+    path: z.string().regex(/^\/[^\0]{0,1023}$/, "an absolute path").describe("absolute path"),
+    content: textMatch.optional().describe("what the file must contain"),
+  })
+  .strict();
+
+export const httpCheckSchema = z
+  .object({
+    kind: z.literal("http").describe("an HTTP request to a port published in the sandbox"),
+    port: port.describe("the host port in the sandbox (the left side of -p)"),
+    path: z.string().startsWith("/").default("/"),
+    status: z.number().int().min(100).max(599).default(200).describe("the status the answer must have"),
+    body: textMatch.optional().describe("what the answer's body must contain"),
+  })
+  .strict();
+
+export const absentCheckSchema = z
+  .object({
+    kind: z.literal("no-containers").describe("no container (running or stopped) matches; for clean-up tasks"),
+    image: imageRef.optional(),
+    name: containerName.optional(),
+    state: z.enum(["running", "any"]).default("any"),
+  })
+  .strict();
+
+export const checkSchema = z.discriminatedUnion("kind", [
+  imageCheckSchema,
+  runCheckSchema,
+  containerCheckSchema,
+  volumeCheckSchema,
+  fileCheckSchema,
+  httpCheckSchema,
+  absentCheckSchema,
+]);
+export type Check = z.infer<typeof checkSchema>;
+
+export const taskSchema = z
+  .object({
+    id: z.string().regex(/^[a-z0-9-]{1,48}$/).describe("stable id, used in stored results; do not rename once learners have results"),
+    title: z.string().min(3).describe("what the learner must achieve, in one line (Markdown code spans allowed)"),
+    check: checkSchema.describe("how the server judges it"),
+    failMessage: z.string().optional().describe("what the learner reads when the check fails, instead of the generated sentence"),
+    hints: z.array(z.string()).default([]).describe("revealed one at a time, gentlest first"),
+  })
+  .strict();
+export type Task = z.infer<typeof taskSchema>;
+
+export const exerciseSchema = z
+  .object({
+    id: z.string().regex(/^[a-z0-9-]{1,64}$/).describe("stable id; the file name without .yaml"),
+    lesson: z.string().describe("slug of the lesson that shows it"),
+    title: z.string().min(3),
+    description: z.string().optional().describe("the goal in a sentence or two (Markdown)"),
+    tasks: z.array(taskSchema).min(1),
+    solution: z
+      .string()
+      .min(1)
+      .describe("reference solution: a bash script run in a fresh sandbox by lesson CI; never sent to browsers"),
+    setup: z.string().optional().describe("bash run in the sandbox before lesson CI's fresh-sandbox check (rarely needed)"),
+  })
+  .strict()
+  .superRefine((e, ctx) => {
+    const seen = new Set<string>();
+    e.tasks.forEach((t, i) => {
+      if (seen.has(t.id)) ctx.addIssue({ code: "custom", path: ["tasks", i, "id"], message: `task id "${t.id}" is used twice` });
+      seen.add(t.id);
+    });
+  });
+export type Exercise = z.infer<typeof exerciseSchema>;
+
+/** What browsers may see: everything but the reference solution and setup. */
+export function publicExercise(e: Exercise) {
+  return {
+    id: e.id,
+    lesson: e.lesson,
+    title: e.title,
+    description: e.description,
+    tasks: e.tasks.map((t) => ({ id: t.id, title: t.title, hints: t.hints })),
+  };
+}
+export type PublicExercise = ReturnType<typeof publicExercise>;
