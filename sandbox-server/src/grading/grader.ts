@@ -50,10 +50,18 @@ export class Grader {
     let probe: SandboxProbe | undefined;
     try {
       probe = await this.runtime.probe(sandboxId);
-      await verifyEngine(probe);
+      const tampered = await verifyEngine(probe).then(
+        () => undefined,
+        (e: unknown) => (e instanceof ShipshapeError ? e : Promise.reject(e)),
+      );
+      if (tampered) this.log.warn("engine verification failed", { exerciseId: exercise.id, sandboxId, detail: tampered.detail });
       const runner = new CheckRunner(probe);
       const tasks: TaskResult[] = [];
       for (const task of exercise.tasks) {
+        if (tampered) {
+          tasks.push({ taskId: task.id, title: task.title, passed: false, message: tampered.userMessage });
+          continue;
+        }
         let verdict: Verdict;
         try {
           verdict = await runner.run(task.check);
