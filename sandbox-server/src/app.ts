@@ -59,6 +59,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
       reapIntervalMs: config.SHIPSHAPE_REAP_INTERVAL,
       limitCheckIntervalMs: config.SHIPSHAPE_LIMIT_CHECK_INTERVAL,
       maxSandboxes: config.SHIPSHAPE_MAX_SANDBOXES,
+      warmPoolSize: config.SHIPSHAPE_WARM_POOL,
       limits,
     },
   });
@@ -67,6 +68,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   const sockets = new TerminalSockets({ sessions, signer, log, metrics: serverMetrics });
   metrics.gauge("shipshape_sandboxes_live", "Sandboxes alive", () => sessions.counts.live);
   metrics.gauge("shipshape_sandboxes_starting", "Sandboxes starting", () => sessions.counts.starting);
+  metrics.gauge("shipshape_sandboxes_warm", "Started sandboxes waiting for a learner", () => sessions.counts.warm);
   metrics.gauge("shipshape_terminals_open", "Terminal sockets attached to a shell", () => sessions.counts.terminals);
 
   // An unreachable engine must not stop the server: /healthz says why, terminals show it.

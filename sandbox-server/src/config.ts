@@ -70,6 +70,7 @@ export const envSchema = z.object({
   SHIPSHAPE_IDLE_TIMEOUT: duration("30m").describe("a sandbox with no terminal and no request for this long is removed"),
   SHIPSHAPE_REAP_INTERVAL: duration("30s").describe("how often expired and orphaned sandboxes are looked for"),
   SHIPSHAPE_LIMIT_CHECK_INTERVAL: duration("10s").describe("how often open sandboxes are checked against their limits"),
+  SHIPSHAPE_WARM_POOL: int(2, 0, 1000).describe("sandboxes kept started for the next learners (0 turns the pool off)"),
   SHIPSHAPE_MAX_SANDBOXES: int(300, 1, 100_000).describe("sandboxes alive at once on this server"),
   SHIPSHAPE_PREVIEW_DOMAIN: z
     .preprocess(

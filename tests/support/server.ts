@@ -25,6 +25,8 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     SHIPSHAPE_SANDBOX_IMAGE: sandboxImage(),
     SHIPSHAPE_NAMESPACE: `t${Math.random().toString(36).slice(2, 10)}`,
     SHIPSHAPE_LOG_LEVEL: "error",
+    // Tests count sandboxes; a pool would add some. The pool has its own test.
+    SHIPSHAPE_WARM_POOL: "0",
     ...(process.env.SHIPSHAPE_SANDBOX_NETWORK ? { SHIPSHAPE_SANDBOX_NETWORK: process.env.SHIPSHAPE_SANDBOX_NETWORK } : {}),
     ...overrides,
   };

@@ -6,6 +6,7 @@ import type { SessionRecord, Store } from "../store/store.ts";
 import { CloseCode } from "../transport/protocol.ts";
 import { TerminalHub } from "./terminal-hub.ts";
 import { newId } from "./tokens.ts";
+import { WarmPool } from "./warm-pool.ts";
 
 export interface SessionPolicy {
   ttlMs: number;
@@ -14,6 +15,8 @@ export interface SessionPolicy {
   /** How often sandboxes with a learner attached are checked against their limits. */
   limitCheckIntervalMs?: number;
   maxSandboxes: number;
+  /** Sandboxes kept started and unclaimed, ready for the next learner. */
+  warmPoolSize?: number;
   limits: SandboxLimits;
 }
 
@@ -69,6 +72,7 @@ export class SessionManager {
   private limitRounds = 0;
   private unsubscribeEvents: (() => void) | undefined;
   private starting = 0;
+  private readonly pool: WarmPool;
 
   constructor(options: { runtime: SandboxRuntime; store: Store; policy: SessionPolicy; log: Logger; metrics: ServerMetrics }) {
     this.runtime = options.runtime;
@@ -76,12 +80,19 @@ export class SessionManager {
     this.policy = options.policy;
     this.log = options.log.child({ component: "sessions" });
     this.metrics = options.metrics;
+    this.pool = new WarmPool({
+      runtime: this.runtime,
+      size: this.policy.warmPoolSize ?? 0,
+      limits: this.policy.limits,
+      log: this.log,
+      capacityLeft: () => this.policy.maxSandboxes - this.live.size - this.pool.count,
+    });
   }
 
-  get counts(): { live: number; starting: number; terminals: number } {
+  get counts(): { live: number; starting: number; terminals: number; warm: number } {
     let terminals = 0;
     for (const s of this.live.values()) for (const h of s.hubs.values()) terminals += h.clientCount;
-    return { live: this.live.size, starting: this.starting, terminals };
+    return { live: this.live.size, starting: this.starting, terminals, warm: this.pool.readyCount };
   }
 
   /** Reattaches sessions whose sandboxes survived a restart, reaps the rest, and starts the reaper. */
@@ -97,7 +108,11 @@ export class SessionManager {
         if (info) await this.runtime.destroy(info.id).catch(() => {});
       }
     }
+    for (const info of await this.runtime.list().catch(() => [])) {
+      if (this.pool.adopt(info)) this.log.info("adopted warm sandbox", { sandboxId: info.id });
+    }
     await this.reap();
+    this.pool.fill();
     this.reaper = setInterval(() => void this.reap(), this.policy.reapIntervalMs);
     this.reaper.unref();
     this.limitChecker = setInterval(() => void this.checkLimits(), this.policy.limitCheckIntervalMs ?? 10_000);
@@ -116,7 +131,8 @@ export class SessionManager {
         return this.view(live);
       }
     }
-    if (this.live.size >= this.policy.maxSandboxes) {
+    // A warm sandbox is already counted; a new one must fit next to the live and the warm ones.
+    if (this.pool.readyCount === 0 && this.live.size + this.pool.count >= this.policy.maxSandboxes) {
       throw new ShipshapeError(
         "limit_reached",
         "This server is full: every sandbox is in use. Try again in a few minutes.",
@@ -135,12 +151,31 @@ export class SessionManager {
       state: "starting",
       endedReason: null,
     };
+    const pooled = this.pool.take();
+    if (pooled) {
+      // Claimed synchronously, so the answer already says "ready" and the shell can start now.
+      record.sandboxId = pooled;
+      record.state = "ready";
+    }
     this.store.sessions.insert(record);
-    const live = this.liveFrom(record, Promise.resolve(""), { state: "starting", step: "Queued", progress: 0 });
-    live.ready = this.startSandbox(live);
+    const live = this.liveFrom(record, Promise.resolve(""), pooled ? { state: "ready" } : { state: "starting", step: "Queued", progress: 0 });
+    live.ready = pooled ? this.claim(live, pooled) : this.startSandbox(live);
     live.ready.catch(() => {}); // observed through status; avoid unhandled rejections
     this.live.set(record.id, live);
     return this.view(live);
+  }
+
+  /** A warm sandbox could have died while it waited: check, and fall back to a fresh one. */
+  private async claim(live: LiveSession, sandboxId: string): Promise<string> {
+    const info = await this.runtime.inspect(sandboxId).catch(() => null);
+    if (info?.running) {
+      this.metrics.sandboxesCreated.inc();
+      this.log.info("warm sandbox claimed", { sessionId: live.record.id, sandboxId });
+      return sandboxId;
+    }
+    live.record.sandboxId = null;
+    live.status = { state: "starting", step: "Queued", progress: 0 };
+    return this.startSandbox(live);
   }
 
   private async startSandbox(live: LiveSession): Promise<string> {
@@ -321,6 +356,7 @@ export class SessionManager {
     try {
       const sandboxes = await this.runtime.list();
       const known = new Set([...this.live.values()].map((l) => l.record.sandboxId).filter(Boolean));
+      for (const s of sandboxes) if (this.pool.owns(s)) known.add(s.id);
       const startingSessions = new Set([...this.live.values()].filter((l) => !l.record.sandboxId).map((l) => l.record.id));
       const keep = new Set<string>();
       for (const s of sandboxes) {
@@ -390,6 +426,7 @@ export class SessionManager {
   }
 
   async stop(): Promise<void> {
+    await this.pool.drain();
     if (this.reaper) clearInterval(this.reaper);
     if (this.limitChecker) clearInterval(this.limitChecker);
     this.unsubscribeEvents?.();

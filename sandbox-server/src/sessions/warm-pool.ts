@@ -1,0 +1,104 @@
+import type { Logger } from "../log.ts";
+import type { SandboxInfo, SandboxLimits, SandboxRuntime } from "../runtime/types.ts";
+import { newId } from "./tokens.ts";
+
+/** Pooled sandboxes are labelled with a session id of this form and no owner. */
+const POOL_PREFIX = "pool-";
+/** A pooled sandbox waits at most this long for a learner before it is replaced. */
+const POOL_SANDBOX_LIFETIME_MS = 24 * 3600_000;
+
+/**
+ * Sandboxes started ahead of demand, with their inner engine already answering, so a learner's
+ * first prompt costs one exec instead of a container start. `take` is synchronous: two learners
+ * can never be handed the same sandbox.
+ */
+export class WarmPool {
+  private readonly runtime: SandboxRuntime;
+  private readonly target: number;
+  private readonly limits: SandboxLimits;
+  private readonly log: Logger;
+  private readonly capacityLeft: () => number;
+  private readonly ready: string[] = [];
+  /** Session labels of pooled sandboxes still starting, so the reaper leaves them alone. */
+  private readonly pending = new Set<string>();
+  private filling = 0;
+  private stopped = false;
+
+  constructor(options: { runtime: SandboxRuntime; size: number; limits: SandboxLimits; log: Logger; capacityLeft: () => number }) {
+    this.runtime = options.runtime;
+    this.target = options.size;
+    this.limits = options.limits;
+    this.log = options.log.child({ component: "warm-pool" });
+    this.capacityLeft = options.capacityLeft;
+  }
+
+  /** Ready sandboxes plus the ones being started. */
+  get count(): number {
+    return this.ready.length + this.filling;
+  }
+
+  get readyCount(): number {
+    return this.ready.length;
+  }
+
+  static isPooled(info: SandboxInfo): boolean {
+    return info.ownerId === "" && info.sessionId.startsWith(POOL_PREFIX);
+  }
+
+  owns(info: SandboxInfo): boolean {
+    return this.ready.includes(info.id) || this.pending.has(info.sessionId);
+  }
+
+  /** Takes back pooled sandboxes that outlived a server restart. */
+  adopt(info: SandboxInfo): boolean {
+    if (!WarmPool.isPooled(info) || !info.running || this.ready.length >= this.target || info.expiresAt <= Date.now()) return false;
+    this.ready.push(info.id);
+    return true;
+  }
+
+  take(): string | undefined {
+    const id = this.ready.shift();
+    if (id) this.fill();
+    return id;
+  }
+
+  /** Starts sandboxes in the background until the pool is full or the server is. */
+  fill(): void {
+    while (!this.stopped && this.count < this.target && this.capacityLeft() > 0) {
+      this.filling++;
+      const started = Date.now();
+      const sessionId = `${POOL_PREFIX}${newId(8)}`;
+      this.pending.add(sessionId);
+      this.runtime
+        .create({
+          sessionId,
+          ownerId: "",
+          expiresAt: Date.now() + POOL_SANDBOX_LIFETIME_MS,
+          limits: this.limits,
+        })
+        .then(
+          (info) => {
+            if (this.stopped) return void this.runtime.destroy(info.id).catch(() => {});
+            this.ready.push(info.id);
+            this.log.debug("warm sandbox ready", { sandboxId: info.id, ms: Date.now() - started });
+          },
+          (e: unknown) => {
+            this.log.warn("could not start a warm sandbox", { error: String(e) });
+            // Back off so an engine problem does not turn into a tight loop.
+            setTimeout(() => this.fill(), 5_000).unref();
+          },
+        )
+        .finally(() => {
+          this.filling--;
+          this.pending.delete(sessionId);
+        });
+    }
+  }
+
+  /** Removes the sandboxes nobody claimed. */
+  async drain(): Promise<void> {
+    this.stopped = true;
+    const ids = this.ready.splice(0);
+    await Promise.all(ids.map((id) => this.runtime.destroy(id).catch(() => {})));
+  }
+}
