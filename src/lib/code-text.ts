@@ -38,3 +38,18 @@ export function htmlToText(html: string): string {
     : html.replace(/<\/p>\s*<p[^>]*>/g, "\n").replace(/<br\s*\/?>/g, "\n");
   return decodeEntities(body.replace(/<[^>]+>/g, "")).replace(/^\n+/, "").replace(/\s+$/, "");
 }
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/**
+ * Frontmatter text (objectives, summaries) may use `backticks` for commands, as in Markdown;
+ * they become <code>. Everything else is escaped: frontmatter is text, not HTML.
+ */
+export function inlineCodeToHtml(text: string): string {
+  return text
+    .split(/(`[^`]+`)/)
+    .map((part) => (part.length > 2 && part.startsWith("`") && part.endsWith("`") ? `<code>${escapeHtml(part.slice(1, -1))}</code>` : escapeHtml(part)))
+    .join("");
+}

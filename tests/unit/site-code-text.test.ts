@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { codeLanguageOf, decodeEntities, htmlToText } from "../../src/lib/code-text.ts";
+import { codeLanguageOf, decodeEntities, htmlToText, inlineCodeToHtml } from "../../src/lib/code-text.ts";
 
 describe("text of rendered MDX children (Run and File blocks)", () => {
   it("takes a fenced code block's code exactly, entities decoded", () => {
@@ -17,5 +17,11 @@ describe("text of rendered MDX children (Run and File blocks)", () => {
 
   it("decodes numeric and named entities and leaves unknown ones", () => {
     expect(decodeEntities("&#39;&#x27;&apos;&nbsp;&bogus;")).toBe("'''\u00a0&bogus;");
+  });
+});
+
+describe("inline code in frontmatter text", () => {
+  it("turns backticks into <code> and escapes everything else", () => {
+    expect(inlineCodeToHtml("Run with `-it` & <b>")).toBe("Run with <code>-it</code> &#38; &#60;b&#62;");
   });
 });
