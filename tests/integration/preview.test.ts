@@ -303,12 +303,13 @@ describe("port preview on the site's origin (/preview/<session>/<port>/)", () =>
       expect(direct.status).toBe(502);
       expect(direct.body).toBe(nothingListening(hostPort));
       // Host and forwarding headers naming the host service change nothing.
-      for (const headers of [
+      const tricks: Array<Record<string, string>> = [
         { host: `127.0.0.1:${hostPort}` },
         { "x-forwarded-host": `127.0.0.1:${hostPort}`, "x-forwarded-port": String(hostPort) },
         { forwarded: `host=127.0.0.1:${hostPort}` },
         { host: `p${hostPort}-${b.session.sessionId}.preview.example` },
-      ]) {
+      ];
+      for (const headers of tricks) {
         const res = await get(a, `/preview/${sid}/8080/`, headers);
         expect(res.status).toBe(200);
         expect(res.body).toContain("<title>Welcome to nginx!</title>");
