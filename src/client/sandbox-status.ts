@@ -44,7 +44,7 @@ export function describeStatus(status: SandboxStatus): string {
     case "connecting":
       return "Connecting to your sandbox…";
     case "starting":
-      return `Starting your sandbox: ${status.step}`;
+      return status.progress >= 1 ? "Sandbox started; opening the shell…" : `Starting your sandbox: ${status.step}`;
     case "ready":
       return "Sandbox ready";
     case "reconnecting":

@@ -163,3 +163,14 @@ async function errorMessage(response: Response, fallback: string): Promise<strin
 
 /** The page's session: module state is shared by every island script on the page. */
 export const sandbox = new SandboxSession();
+
+let renewing: Promise<unknown> | undefined;
+
+/** "Start a new sandbox": one request however many buttons were pressed. */
+export function startNewSandbox(): Promise<unknown> {
+  renewing ??= sandbox
+    .renew()
+    .catch((error: unknown) => console.error("[shipshape] could not start a new sandbox", error))
+    .finally(() => (renewing = undefined));
+  return renewing;
+}

@@ -84,8 +84,12 @@ interface CloseCodeRule {
   message?: (reason: string) => string;
 }
 
+/** The server's close reason when it sent one (its messages are written for learners), else ours. */
+const reasonOr = (fallback: string) => (reason: string) => reason.trim() || fallback;
+
 /** docs/protocol.md, "Close codes". Unknown codes (1006: the network dropped) reconnect. */
 export const CLOSE_CODES: Readonly<Record<number, CloseCodeRule>> = {
+  // The session was ended (by this learner, perhaps in another tab); the reason is log detail.
   1000: { final: true, message: () => "This sandbox was ended. Start a new one to continue." },
   1001: { final: false, message: () => "The server is restarting; reconnecting…" },
   1008: {
@@ -95,14 +99,11 @@ export const CLOSE_CODES: Readonly<Record<number, CloseCodeRule>> = {
   1009: { final: false, message: () => "Message too large; reconnecting…" },
   1011: { final: false, message: () => "Something went wrong on the server; reconnecting…" },
   4000: { final: false },
-  4001: { final: true, message: () => "This terminal belongs to another browser session." },
-  4004: { final: true, message: () => "This sandbox no longer exists. Start a new one." },
-  4010: {
-    final: true,
-    message: (reason) => `Your sandbox expired${reason ? ` (${reason})` : ""}. Start a new one.`,
-  },
-  4011: { final: true, message: () => "Your sandbox stopped. Start a new one." },
-  4029: { final: false, message: () => "Too many terminals open; close one and retry." },
+  4001: { final: true, message: reasonOr("This terminal belongs to another browser session.") },
+  4004: { final: true, message: reasonOr("This sandbox no longer exists. Start a new one.") },
+  4010: { final: true, message: reasonOr("Your sandbox expired. Start a new one.") },
+  4011: { final: true, message: reasonOr("Your sandbox stopped. Start a new one.") },
+  4029: { final: false, message: reasonOr("Too many terminals open; close one and retry.") },
   4503: {
     final: false,
     message: (reason) => `The sandbox service is unavailable${reason ? `: ${reason}` : ""}. Retrying…`,

@@ -5,7 +5,7 @@
  */
 import { emit, on } from "./bus.ts";
 import { describeStatus, type SandboxStatus } from "./sandbox-status.ts";
-import { sandbox } from "./session.ts";
+import { sandbox, startNewSandbox } from "./session.ts";
 import { TerminalConnection } from "./terminal-client.ts";
 import { currentTheme } from "./theme.ts";
 
@@ -287,16 +287,6 @@ class TerminalIsland {
 function isInViewport(element: HTMLElement): boolean {
   const rect = element.getBoundingClientRect();
   return rect.bottom > 0 && rect.top < window.innerHeight;
-}
-
-let renewing: Promise<unknown> | undefined;
-
-/** "Start a new sandbox": one request however many buttons were pressed. */
-export function startNewSandbox(): Promise<unknown> {
-  renewing ??= sandbox.renew().catch((error: unknown) => {
-    console.error("[shipshape] could not start a new sandbox", error);
-  }).finally(() => (renewing = undefined));
-  return renewing;
 }
 
 const islands = new WeakMap<HTMLElement, TerminalIsland>();

@@ -303,14 +303,15 @@ describe("terminal client protocol", () => {
   });
 
   it.each([
-    [4001, "This terminal belongs to another browser session."],
-    [4004, "This sandbox no longer exists. Start a new one."],
-    [4010, "Your sandbox expired (idle for 30 minutes). Start a new one."],
-    [4011, "Your sandbox stopped. Start a new one."],
-  ])("does not reconnect after close code %i, and says why", async (code, message) => {
+    [4001, "", "This terminal belongs to another browser session."],
+    [4004, "", "This sandbox no longer exists. Start a new one."],
+    [4010, "", "Your sandbox expired. Start a new one."],
+    [4010, "Your sandbox was removed after 30 minutes without activity. Start a new one.", "Your sandbox was removed after 30 minutes without activity. Start a new one."],
+    [4011, "", "Your sandbox stopped. Start a new one."],
+  ])("does not reconnect after close code %i (reason %j), and says why", async (code, reason, message) => {
     const t = setup();
     await connected(t);
-    t.latest().serverClose(code, code === 4010 ? "idle for 30 minutes" : "");
+    t.latest().serverClose(code, reason);
     expect(t.statuses.at(-1)).toEqual({ state: "expired", code, message });
     t.clock.advance(60_000);
     await flushPromises();
