@@ -7,7 +7,7 @@ import {
   upstreamRequestHeaders,
   type DownstreamContext,
 } from "../../sandbox-server/src/preview/preview-headers.ts";
-import { authorizePreview, type PreviewAccessRule } from "../../sandbox-server/src/preview/preview-access.ts";
+import { authorizePreview, ownerRule, type PreviewAccessRule, type PreviewSubject } from "../../sandbox-server/src/preview/preview-access.ts";
 
 const SID = "abcdefgh12345678";
 
@@ -134,7 +134,7 @@ describe("response headers to the browser", () => {
 });
 
 describe("who may open a preview", () => {
-  const subject = { sessionId: SID, ownerId: "owner1", workshopId: "w1", port: 8080 };
+  const subject: PreviewSubject = { sessionId: SID, ownerId: "owner1", workshopId: "w1", port: 8080 };
 
   it("lets the owner in and nobody else by default", () => {
     expect(authorizePreview(subject, { ownerId: "owner1" })).toEqual({ allow: true, role: "owner" });
@@ -145,7 +145,7 @@ describe("who may open a preview", () => {
   it("takes more rules, e.g. the workshop's instructor", () => {
     const instructorRule: PreviewAccessRule = (s, v) => (s.workshopId === "w1" && v.ownerId === "teacher" ? { allow: true, role: "instructor" } : undefined);
     const denyPort: PreviewAccessRule = (s) => (s.port === 22 ? { allow: false, reason: "port 22 is closed" } : undefined);
-    const rules = [denyPort, (s: typeof subject, v: { ownerId: string | undefined }) => (v.ownerId === s.ownerId ? { allow: true as const, role: "owner" } : undefined), instructorRule];
+    const rules = [denyPort, ownerRule, instructorRule];
     expect(authorizePreview(subject, { ownerId: "teacher" }, rules)).toEqual({ allow: true, role: "instructor" });
     expect(authorizePreview({ ...subject, port: 22 }, { ownerId: "owner1" }, rules)).toEqual({ allow: false, reason: "port 22 is closed" });
     expect(authorizePreview({ ...subject, workshopId: undefined }, { ownerId: "teacher" }, rules)).toMatchObject({ allow: false });
