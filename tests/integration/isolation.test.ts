@@ -6,12 +6,14 @@ import type { App } from "../../sandbox-server/src/app.ts";
 describe("sandbox isolation", () => {
   let app: App;
   const terms: TestTerminal[] = [];
+  const sessionIds: string[] = [];
 
   beforeAll(async () => {
     app = await startTestApp();
     for (let i = 0; i < 2; i++) {
-      const t = new TestTerminal(await openSession(app.url));
-      terms.push(t);
+      const session = await openSession(app.url);
+      sessionIds.push(session.sessionId);
+      terms.push(new TestTerminal(session));
     }
     await Promise.all(terms.map((t) => t.ready(60_000)));
   });
@@ -30,13 +32,15 @@ describe("sandbox isolation", () => {
 
   it("does not let one sandbox reach another", async () => {
     const [a, b] = terms as [TestTerminal, TestTerminal];
-    const addrB = (await b.run("hostname -I")).match(/\b(\d+\.\d+\.\d+\.\d+)\b/)?.[1];
+    // B's address on the sandbox network, as the server knows it (not its inner docker0).
+    const addrB = (await app.runtime.list()).find((s) => s.sessionId === sessionIds[1])?.address;
     expect(addrB).toBeTruthy();
     // Sandbox B publishes a web server on its own address; B can reach it, A must not.
     await b.run("docker run -d -p 7000:80 nginx", 120_000);
     const fromB = await b.run(`for i in $(seq 50); do curl -s -m 2 http://${addrB}:7000/ && break; sleep 0.2; done`);
     expect(fromB).toContain("Welcome to nginx!");
     const fromA = await a.run(`curl -s -m 3 http://${addrB}:7000/ >/dev/null && echo REACHED || echo BLOCKED`);
-    expect(fromA).toMatch(/\r\nBLOCKED/);
+    expect(fromA).toMatch(/BLOCKED\r\n/);
+    expect(fromA).not.toMatch(/REACHED\r\n/);
   });
 });
