@@ -3,7 +3,7 @@ import type { Logger } from "../log.ts";
 import type { ServerMetrics } from "../metrics.ts";
 import type { SandboxEvent, SandboxLimits, SandboxRuntime, StartProgress } from "../runtime/types.ts";
 import type { SessionRecord, Store } from "../store/store.ts";
-import { CloseCode } from "../transport/protocol.ts";
+import { CloseCode, type ServerMessage } from "../transport/protocol.ts";
 import { TerminalHub } from "./terminal-hub.ts";
 import { newId } from "./tokens.ts";
 import { WarmPool } from "./warm-pool.ts";
@@ -31,6 +31,8 @@ export interface SessionView {
   ownerId: string;
   workshopId: string | null;
   expiresAt: number;
+  /** Last keystroke, check or terminal attach (the instructor's dashboard shows who is idle). */
+  lastActiveAt: number;
   status: SessionState;
 }
 
@@ -73,6 +75,9 @@ export class SessionManager {
   private unsubscribeEvents: (() => void) | undefined;
   private starting = 0;
   private readonly pool: WarmPool;
+  /** Per-workshop reserves: sandboxes started for one workshop's learners, claimed by them first. */
+  private readonly reserves = new Map<string, WarmPool>();
+  private started = false;
 
   constructor(options: { runtime: SandboxRuntime; store: Store; policy: SessionPolicy; log: Logger; metrics: ServerMetrics }) {
     this.runtime = options.runtime;
@@ -85,14 +90,66 @@ export class SessionManager {
       size: this.policy.warmPoolSize ?? 0,
       limits: this.policy.limits,
       log: this.log,
-      capacityLeft: () => this.policy.maxSandboxes - this.live.size - this.pool.count,
+      capacityLeft: () => this.capacityLeft(),
     });
+  }
+
+  /** Sandboxes that may still start: live and pooled ones (every reserve too) count. */
+  private capacityLeft(): number {
+    let pooled = this.pool.count;
+    for (const r of this.reserves.values()) pooled += r.count;
+    return this.policy.maxSandboxes - this.live.size - pooled;
   }
 
   get counts(): { live: number; starting: number; terminals: number; warm: number } {
     let terminals = 0;
     for (const s of this.live.values()) for (const h of s.hubs.values()) terminals += h.clientCount;
     return { live: this.live.size, starting: this.starting, terminals, warm: this.pool.readyCount };
+  }
+
+  /**
+   * Keeps `size()` started sandboxes for one workshop, labelled with it; its learners take from
+   * it (and only from it) in `open`. Idempotent; `size` is asked again whenever the reserve fills.
+   */
+  reserve(workshopId: string, size: () => number): void {
+    let reserve = this.reserves.get(workshopId);
+    if (!reserve) {
+      reserve = new WarmPool({
+        runtime: this.runtime,
+        size,
+        workshopId,
+        limits: this.policy.limits,
+        log: this.log,
+        capacityLeft: () => this.capacityLeft(),
+      });
+      this.reserves.set(workshopId, reserve);
+    }
+    if (this.started) reserve.fill();
+  }
+
+  reserveCounts(workshopId: string): { ready: number; starting: number } {
+    const r = this.reserves.get(workshopId);
+    return { ready: r?.readyCount ?? 0, starting: r ? r.count - r.readyCount : 0 };
+  }
+
+  /** Removes a workshop's unclaimed sandboxes. */
+  async releaseReserve(workshopId: string): Promise<void> {
+    const r = this.reserves.get(workshopId);
+    this.reserves.delete(workshopId);
+    await r?.drain();
+  }
+
+  /**
+   * Ends every session of a workshop and destroys every sandbox labelled with it (its reserve,
+   * and any the reaper has not met yet). Returns how many sessions were ended.
+   */
+  async endWorkshop(workshopId: string, reason: string): Promise<number> {
+    await this.releaseReserve(workshopId);
+    const ending = [...this.live.values()].filter((l) => l.record.workshopId === workshopId);
+    await Promise.all(ending.map((l) => this.end(l.record.id, reason)));
+    const left = (await this.runtime.list().catch(() => [])).filter((s) => s.workshopId === workshopId);
+    await Promise.all(left.map((s) => this.runtime.destroy(s.id).catch(() => {})));
+    return ending.length;
   }
 
   /** Reattaches sessions whose sandboxes survived a restart, reaps the rest, and starts the reaper. */
@@ -109,18 +166,25 @@ export class SessionManager {
       }
     }
     for (const info of await this.runtime.list().catch(() => [])) {
-      if (this.pool.adopt(info)) this.log.info("adopted warm sandbox", { sandboxId: info.id });
+      const reserve = info.workshopId ? this.reserves.get(info.workshopId) : this.pool;
+      if (reserve?.adopt(info)) this.log.info("adopted warm sandbox", { sandboxId: info.id, workshopId: info.workshopId });
     }
     await this.reap();
+    this.started = true;
     this.pool.fill();
+    for (const r of this.reserves.values()) r.fill();
     this.reaper = setInterval(() => void this.reap(), this.policy.reapIntervalMs);
     this.reaper.unref();
     this.limitChecker = setInterval(() => void this.checkLimits(), this.policy.limitCheckIntervalMs ?? 10_000);
     this.limitChecker.unref();
   }
 
-  /** This browser's live session, or a new one whose sandbox starts in the background. */
-  open(ownerId: string, options: { fresh?: boolean; workshopId?: string } = {}): SessionView {
+  /**
+   * This browser's live session, or a new one whose sandbox starts in the background. A workshop
+   * session takes a sandbox from its workshop's reserve, never from the general pool, so every
+   * sandbox of a workshop carries its label.
+   */
+  open(ownerId: string, options: { fresh?: boolean; workshopId?: string; expiresAt?: number } = {}): SessionView {
     const existing = this.store.sessions.liveForOwner(ownerId);
     if (existing) {
       const live = this.live.get(existing.id);
@@ -131,8 +195,9 @@ export class SessionManager {
         return this.view(live);
       }
     }
+    const pool = options.workshopId ? this.reserves.get(options.workshopId) : this.pool;
     // A warm sandbox is already counted; a new one must fit next to the live and the warm ones.
-    if (this.pool.readyCount === 0 && this.live.size + this.pool.count >= this.policy.maxSandboxes) {
+    if ((pool?.readyCount ?? 0) === 0 && this.capacityLeft() <= 0) {
       throw new ShipshapeError(
         "limit_reached",
         "This server is full: every sandbox is in use. Try again in a few minutes.",
@@ -146,12 +211,12 @@ export class SessionManager {
       sandboxId: null,
       workshopId: options.workshopId ?? null,
       createdAt: now,
-      expiresAt: now + this.policy.ttlMs,
+      expiresAt: options.expiresAt ?? now + this.policy.ttlMs,
       lastActiveAt: now,
       state: "starting",
       endedReason: null,
     };
-    const pooled = this.pool.take();
+    const pooled = pool?.take();
     if (pooled) {
       // Claimed synchronously, so the answer already says "ready" and the shell can start now.
       record.sandboxId = pooled;
@@ -249,6 +314,21 @@ export class SessionManager {
   describe(sessionId: string): SessionView | undefined {
     const live = this.live.get(sessionId);
     return live && live.record.expiresAt > Date.now() ? this.view(live) : undefined;
+  }
+
+  /** Names of the shells a session has open (an instructor may watch them). */
+  terminalNames(sessionId: string): string[] {
+    return [...(this.live.get(sessionId)?.hubs.keys() ?? [])];
+  }
+
+  /** An open shell of a session, for a read-only watcher; undefined when it has none by that name. */
+  openTerminal(sessionId: string, name: string): TerminalHub | undefined {
+    return this.live.get(sessionId)?.hubs.get(name);
+  }
+
+  /** A message on every terminal socket of a session (an instructor's announcement). */
+  broadcast(sessionId: string, message: ServerMessage): void {
+    for (const hub of this.live.get(sessionId)?.hubs.values() ?? []) hub.broadcast(message);
   }
 
   current(ownerId: string): SessionView | undefined {
@@ -356,7 +436,9 @@ export class SessionManager {
     try {
       const sandboxes = await this.runtime.list();
       const known = new Set([...this.live.values()].map((l) => l.record.sandboxId).filter(Boolean));
-      for (const s of sandboxes) if (this.pool.owns(s)) known.add(s.id);
+      for (const s of sandboxes) {
+        if (this.pool.owns(s) || (s.workshopId && this.reserves.get(s.workshopId)?.owns(s))) known.add(s.id);
+      }
       const startingSessions = new Set([...this.live.values()].filter((l) => !l.record.sandboxId).map((l) => l.record.id));
       const keep = new Set<string>();
       for (const s of sandboxes) {
@@ -426,7 +508,7 @@ export class SessionManager {
   }
 
   async stop(): Promise<void> {
-    await this.pool.drain();
+    await Promise.all([this.pool.drain(), ...[...this.reserves.values()].map((r) => r.drain())]);
     if (this.reaper) clearInterval(this.reaper);
     if (this.limitChecker) clearInterval(this.limitChecker);
     this.unsubscribeEvents?.();
@@ -447,6 +529,7 @@ export class SessionManager {
       ownerId: live.record.ownerId,
       workshopId: live.record.workshopId,
       expiresAt: live.record.expiresAt,
+      lastActiveAt: live.lastActiveAt,
       status: live.status,
     };
   }

@@ -10,11 +10,13 @@ const POOL_SANDBOX_LIFETIME_MS = 24 * 3600_000;
 /**
  * Sandboxes started ahead of demand, with their inner engine already answering, so a learner's
  * first prompt costs one exec instead of a container start. `take` is synchronous: two learners
- * can never be handed the same sandbox.
+ * can never be handed the same sandbox. A pool with a `workshopId` is that workshop's reserve:
+ * its sandboxes carry the workshop's label and only its learners take them.
  */
 export class WarmPool {
   private readonly runtime: SandboxRuntime;
-  private readonly target: number;
+  private readonly target: () => number;
+  private readonly workshopId: string | undefined;
   private readonly limits: SandboxLimits;
   private readonly log: Logger;
   private readonly capacityLeft: () => number;
@@ -24,11 +26,21 @@ export class WarmPool {
   private filling = 0;
   private stopped = false;
 
-  constructor(options: { runtime: SandboxRuntime; size: number; limits: SandboxLimits; log: Logger; capacityLeft: () => number }) {
+  constructor(options: {
+    runtime: SandboxRuntime;
+    /** How many to keep; a function when the target moves (a workshop's seats still to fill). */
+    size: number | (() => number);
+    limits: SandboxLimits;
+    log: Logger;
+    capacityLeft: () => number;
+    workshopId?: string;
+  }) {
     this.runtime = options.runtime;
-    this.target = options.size;
+    const size = options.size;
+    this.target = typeof size === "number" ? () => size : size;
+    this.workshopId = options.workshopId;
     this.limits = options.limits;
-    this.log = options.log.child({ component: "warm-pool" });
+    this.log = options.log.child({ component: "warm-pool", ...(options.workshopId ? { workshopId: options.workshopId } : {}) });
     this.capacityLeft = options.capacityLeft;
   }
 
@@ -51,7 +63,8 @@ export class WarmPool {
 
   /** Takes back pooled sandboxes that outlived a server restart. */
   adopt(info: SandboxInfo): boolean {
-    if (!WarmPool.isPooled(info) || !info.running || this.ready.length >= this.target || info.expiresAt <= Date.now()) return false;
+    if (!WarmPool.isPooled(info) || info.workshopId !== this.workshopId) return false;
+    if (!info.running || this.ready.length >= this.target() || info.expiresAt <= Date.now()) return false;
     this.ready.push(info.id);
     return true;
   }
@@ -64,7 +77,7 @@ export class WarmPool {
 
   /** Starts sandboxes in the background until the pool is full or the server is. */
   fill(): void {
-    while (!this.stopped && this.count < this.target && this.capacityLeft() > 0) {
+    while (!this.stopped && this.count < this.target() && this.capacityLeft() > 0) {
       this.filling++;
       const started = Date.now();
       const sessionId = `${POOL_PREFIX}${newId(8)}`;
@@ -73,6 +86,7 @@ export class WarmPool {
         .create({
           sessionId,
           ownerId: "",
+          workshopId: this.workshopId,
           expiresAt: Date.now() + POOL_SANDBOX_LIFETIME_MS,
           limits: this.limits,
         })
