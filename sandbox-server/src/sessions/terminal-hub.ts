@@ -84,6 +84,11 @@ export class TerminalHub {
     return this.clients.size;
   }
 
+  /** The shell's window size (a read-only watcher draws at the learner's size). */
+  get size(): { cols: number; rows: number } {
+    return { cols: this.cols, rows: this.rows };
+  }
+
   /** Starts the shell once; later callers wait for the same start. */
   start(): Promise<void> {
     this.starting ??= this.spawn();
