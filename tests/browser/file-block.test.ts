@@ -60,4 +60,13 @@ describe("file blocks", () => {
       .toBe("error");
     await expect(block.locator("[data-file-result]").textContent()).resolves.toMatch(/absolute path/);
   });
+
+  it("has a Copy button on code blocks that copies the code as written", async () => {
+    const block = page.locator(".code-block").filter({ hasText: "requirements.txt" }).first();
+    await block.hover();
+    await block.getByRole("button", { name: "Copy" }).click();
+    const copied = await page.evaluate(() => navigator.clipboard.readText());
+    expect(copied).toContain("COPY requirements.txt .\nRUN pip install -r requirements.txt");
+    await expect(block.getByRole("button", { name: /Copied/ }).count()).resolves.toBe(1);
+  });
 });

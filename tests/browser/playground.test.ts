@@ -69,4 +69,25 @@ describe("playground", () => {
     expect(renderer).toBe(hasWebgl ? "webgl" : null);
     expect(await terminalText(page, "playground")).toMatch(PROMPT);
   });
+
+  it("says the sandbox is gone when it ends, and starts a new one from the button", async () => {
+    const before = await page.evaluate(() => fetch("/api/sessions/current").then((r) => r.json() as Promise<{ sessionId: string }>));
+    await endSession(page);
+    const overlay = page.locator("[data-terminal-overlay]");
+    await expect.poll(() => overlay.isVisible(), { timeout: 15_000 }).toBe(true);
+    await expect(overlay.locator("[data-overlay-text]").textContent()).resolves.toBe(
+      "This sandbox was ended. Start a new one to continue.",
+    );
+    await expect(page.locator('[role="status"]').first().textContent()).resolves.toBe(
+      "This sandbox was ended. Start a new one to continue.",
+    );
+    await overlay.getByRole("button", { name: "Start a new sandbox" }).click();
+    await waitForTerminalText(page, "playground", PROMPT, 60_000);
+    await expect.poll(() => overlay.isVisible()).toBe(false);
+    const after = await page.evaluate(() => fetch("/api/sessions/current").then((r) => r.json() as Promise<{ sessionId: string }>));
+    expect(after.sessionId).not.toBe(before.sessionId);
+    const token = uniqueToken();
+    await typeLine(page, "playground", `echo fresh-${token}`);
+    await waitForTerminalText(page, "playground", new RegExp(`^fresh-${token}$`, "m"));
+  });
 });
