@@ -2,6 +2,11 @@
 import { defineConfig } from "astro/config";
 import mdx from "@astrojs/mdx";
 
+// In `astro dev` (port 4322), API and terminal requests go to a sandbox server running beside it
+// (`npm run serve`, port 4321, or SHIPSHAPE_SERVER). The proxy keeps the Host header, so the
+// server's same-origin check passes without extra configuration.
+const sandboxServer = process.env.SHIPSHAPE_SERVER ?? "http://127.0.0.1:4321";
+
 // A static site: the sandbox server serves dist/ together with the API and the WebSockets
 // on one origin, so the pages need no server-side rendering.
 export default defineConfig({
@@ -11,5 +16,14 @@ export default defineConfig({
   integrations: [mdx()],
   markdown: {
     shikiConfig: { themes: { light: "github-light", dark: "github-dark" } },
+  },
+  server: { port: 4322 },
+  vite: {
+    server: {
+      proxy: {
+        "/api": { target: sandboxServer },
+        "/ws": { target: sandboxServer, ws: true },
+      },
+    },
   },
 });
