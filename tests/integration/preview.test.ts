@@ -360,7 +360,7 @@ describe("port preview on the site's origin (/preview/<session>/<port>/)", () =>
   });
 
   it("pushes the port list when the learner runs and stops containers", async () => {
-    const ws = await openSocket(`${app.url.replace(/^http/, "ws")}/ws/ports`, { cookie: a.session.cookie, origin: app.url });
+    const ws = new WebSocket(`${app.url.replace(/^http/, "ws")}/ws/ports`, { headers: { cookie: a.session.cookie, origin: app.url } });
     const messages: Array<{ state: string; ports: Array<{ port: number; container: string }> }> = [];
     ws.on("message", (d: Buffer) => messages.push(JSON.parse(d.toString())));
     const ports = () => messages.at(-1)?.ports.map((p) => `${p.port}:${p.container}`);
@@ -378,6 +378,12 @@ describe("port preview on the site's origin (/preview/<session>/<port>/)", () =>
 
     const foreign = openSocket(`${app.url.replace(/^http/, "ws")}/ws/ports`, { cookie: a.session.cookie, origin: "http://evil.example" });
     await expect(foreign).rejects.toMatchObject({ status: 403 });
+
+    // A page without a sandbox yet hears "none" and a close it can retry after.
+    const fresh = new WebSocket(`${app.url.replace(/^http/, "ws")}/ws/ports`, { headers: { origin: app.url } });
+    const [said, closed] = await Promise.all([nextMessage(fresh), new Promise<number>((r) => fresh.once("close", (code) => r(code)))]);
+    expect(JSON.parse(said.data.toString())).toEqual({ type: "ports", state: "none", ports: [], message: "You have no sandbox yet." });
+    expect(closed).toBe(4004);
   });
 
   it("does not share previews on the site's own origin", async () => {

@@ -415,7 +415,8 @@ export class PreviewProxy implements HttpMount {
   /** `/ws/ports`: the port list, pushed whenever it changes. Documented in docs/preview.md. */
   private portsSocket(req: IncomingMessage, socket: Duplex, head: Buffer, ownerId: string | undefined): void {
     if (!originAllowed(req, this.allowedOrigins)) throw new PreviewFailure(403, "forbidden", "Forbidden origin", "ports socket from a foreign origin");
-    if (!ownerId) throw new PreviewFailure(403, "forbidden", "No session: open the page first");
+    // No owner cookie yet (the page's first visit, before POST /api/sessions): not a refusal,
+    // just no sandbox; the socket says so and the page looks again once its terminal is ready.
     this.sockets.handleUpgrade(req, socket, head, (ws) => {
       (ws as WebSocket & { alive?: boolean }).alive = true;
       ws.on("pong", () => ((ws as WebSocket & { alive?: boolean }).alive = true));
@@ -427,8 +428,8 @@ export class PreviewProxy implements HttpMount {
         send({ state: "none", ports: [], message: reason });
         ws.close(4004, "no sandbox");
       };
-      const view = this.sessions.current(ownerId);
-      if (!view) return none("You have no sandbox yet.");
+      const view = ownerId ? this.sessions.current(ownerId) : undefined;
+      if (!ownerId || !view) return none("You have no sandbox yet.");
       if (view.status.state === "starting") send({ sessionId: view.sessionId, state: "starting", ports: [] });
       this.sessions.sandboxOf(view.sessionId, ownerId).then(
         () => {
