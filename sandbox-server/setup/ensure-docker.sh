@@ -6,7 +6,8 @@ _debian_like() { [[ -r /etc/os-release ]] && grep -qiE '^(ID|ID_LIKE)=.*(debian|
 
 _docker_fix_hint() {
   if _debian_like; then
-    echo "Install and start Docker as root:  sudo apt-get install -y docker.io && sudo systemctl start docker  (or run 'sudo ./shipshape setup', which does it for you)."
+    printf '%s\n' "Install and start Docker as root (or run 'sudo ./shipshape setup', which does it for you):" \
+      "    sudo apt-get install -y docker.io && sudo systemctl start docker"
   else
     echo "Install Docker Engine (https://docs.docker.com/engine/install/) or Docker Desktop, start it, and check that 'docker info' works."
   fi
@@ -50,8 +51,8 @@ ensure_docker() {
   fi
   if [[ "$err" == *"permission denied"* ]]; then
     fail "The Docker engine is running but this user ($(id -un)) may not use it: permission denied on the Docker socket." \
-      "Either add the user to the docker group and log in again:  sudo usermod -aG docker $(id -un)  (then: newgrp docker)," \
-      "or run shipshape as root:  sudo ./shipshape ${SHIPSHAPE_COMMAND:-setup}"
+      "Either add the user to the docker group and log in again:" "    sudo usermod -aG docker $(id -un) && newgrp docker" \
+      "or run shipshape as root:" "    sudo ./shipshape ${SHIPSHAPE_COMMAND:-setup}"
   fi
   if [[ -n "${DOCKER_HOST:-}" ]]; then
     fail "DOCKER_HOST is set to $DOCKER_HOST but no Docker engine answers there:" "    $err" \
@@ -75,8 +76,9 @@ ensure_debootstrap() {
   fi
   fail "The Debian base image could not be pulled from Docker Hub, so it must be built with debootstrap," \
     "which is not installed (or shipshape is not root and cannot install it)." \
-    "Install it as root:  sudo apt-get install -y debootstrap debian-archive-keyring  and run 'sudo ./shipshape setup' once" \
-    "(debootstrap needs root). Alternatively make debian:bookworm-slim available: docker load -i debian-bookworm-slim.tar"
+    "Install it and run the set-up once as root (debootstrap needs root; later runs do not):" \
+    "    sudo apt-get install -y debootstrap debian-archive-keyring && sudo ./shipshape setup" \
+    "Alternatively make the image available yourself, e.g.:" "    docker load -i debian-bookworm-slim.tar && docker tag debian:bookworm-slim $SHIPSHAPE_BASE_RAW"
 }
 
 # Only for './shipshape test': the browser tests drive Debian's chromium through playwright-core.
@@ -90,5 +92,6 @@ ensure_browser() {
     apt_install chromium && { note "browser: /usr/bin/chromium"; return 0; }
   fi
   fail "The browser tests need Chromium, which was not found at /usr/bin/chromium." \
-    "Install it:  sudo apt-get install -y --no-install-recommends chromium  (or set SHIPSHAPE_CHROMIUM=/path/to/chromium), then run the same command again."
+    "Install it (or set SHIPSHAPE_CHROMIUM=/path/to/chromium), then run the same command again:" \
+    "    sudo apt-get install -y --no-install-recommends chromium"
 }

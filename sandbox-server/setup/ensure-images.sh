@@ -4,6 +4,8 @@
 # tree costs one `docker image inspect` per image on the next run.
 
 SHIPSHAPE_BASE_IMAGE="${SHIPSHAPE_BASE_IMAGE:-shipshape/debian-base:bookworm}"
+SHIPSHAPE_BASE_RAW="${SHIPSHAPE_BASE_IMAGE}-raw"
+SHIPSHAPE_EXTRA_CA_CERTS="${SHIPSHAPE_EXTRA_CA_CERTS:-/usr/local/share/ca-certificates}"
 SHIPSHAPE_IMAGES_DIR="$SHIPSHAPE_ROOT/sandbox-server/images"
 SHIPSHAPE_REGISTRY_HOST_PORT="${SHIPSHAPE_REGISTRY_HOST_PORT:-5001}"
 SHIPSHAPE_REGISTRY_UPSTREAM="${SHIPSHAPE_REGISTRY_UPSTREAM:-}"
@@ -25,7 +27,7 @@ build_image() {
     --label "org.shipshape.source-hash=$hash" "$@" -t "$tag" "$dir" ||
     fail "Building the $what image failed. The end of the build log ($log):" "$(log_tail "$log" 20)" \
       "If a package download failed, check that the Debian mirror in /etc/apt/sources.list(.d) is reachable" \
-      "from containers (docker run --rm $SHIPSHAPE_BASE_IMAGE apt-get update), then run the same command again."
+      "from containers, then run the same command again:" "    docker run --rm $SHIPSHAPE_BASE_IMAGE apt-get update"
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -80,8 +82,8 @@ _bootstrap_base() {
   local work log="$SHIPSHAPE_LOGS/debootstrap.log" r
   ensure_debootstrap
   is_root || fail "Building the Debian base image offline needs debootstrap, which needs root." \
-    "Run the set-up once as root:  sudo ./shipshape setup  (later runs reuse the image and do not need root)," \
-    "or provide the image yourself:  docker pull debian:bookworm-slim && docker tag debian:bookworm-slim $SHIPSHAPE_BASE_IMAGE"
+    "Run the set-up once as root (later runs reuse the image and do not need root):" "    sudo ./shipshape setup" \
+    "or provide the image yourself:" "    docker pull debian:bookworm-slim && docker tag debian:bookworm-slim $SHIPSHAPE_BASE_RAW"
   _find_debian_mirrors
   note "debootstrap --variant=minbase $SHIPSHAPE_DEBIAN_SUITE from $DEBIAN_MIRROR"
   # Leftovers of an interrupted run (never cross into a mount that debootstrap left behind).
@@ -93,8 +95,8 @@ _bootstrap_base() {
     --components=main "$SHIPSHAPE_DEBIAN_SUITE" "$r" "$DEBIAN_MIRROR" ||
     fail "debootstrap could not build a Debian $SHIPSHAPE_DEBIAN_SUITE tree from $DEBIAN_MIRROR. The end of its log:" \
       "$(log_tail "$log")" \
-      "Check that the mirror answers (curl -I $DEBIAN_MIRROR/dists/$SHIPSHAPE_DEBIAN_SUITE/Release), or pick another one:" \
-      "SHIPSHAPE_DEBIAN_MIRROR=http://deb.debian.org/debian ./shipshape setup"
+      "Check that the mirror answers:" "    curl -I $DEBIAN_MIRROR/dists/$SHIPSHAPE_DEBIAN_SUITE/Release" \
+      "or pick another one:" "    SHIPSHAPE_DEBIAN_MIRROR=http://deb.debian.org/debian ./shipshape setup"
 
   # apt inside derived images uses the same mirror as the host (the only one that may be reachable).
   rm -f "$r/etc/apt/sources.list"
@@ -134,38 +136,66 @@ EOF
     "${r:?}"/var/cache/apt/*.bin "${r:?}"/var/lib/apt/lists/* "${r:?}"/var/log/* "${r:?}"/dev/* "${r:?}"/tmp/* 2>/dev/null || true
   : >"$r/etc/resolv.conf"
 
-  note "importing the tree as $SHIPSHAPE_BASE_IMAGE"
+  note "importing the tree as $SHIPSHAPE_BASE_RAW"
   tar -C "$r" --numeric-owner --one-file-system -c . |
     docker import \
       --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       --change 'CMD ["bash"]' \
       --change 'LABEL org.shipshape.offline-standin=true' \
       --change "LABEL org.shipshape.debian-mirror=$DEBIAN_MIRROR" \
-      - "$SHIPSHAPE_BASE_IMAGE" >"$SHIPSHAPE_LOGS/import.log" 2>&1 ||
+      - "$SHIPSHAPE_BASE_RAW" >"$SHIPSHAPE_LOGS/import.log" 2>&1 ||
     fail "docker import of the bootstrapped Debian tree failed:" "$(log_tail "$SHIPSHAPE_LOGS/import.log")" \
       "Check free disk space (df -h /var/lib/docker), then run the same command again."
   rm -rf --one-file-system "$work"
 }
 
-ensure_base_image() {
-  if image_exists "$SHIPSHAPE_BASE_IMAGE"; then
-    if [[ "$(docker image inspect -f '{{index .Config.Labels "org.shipshape.offline-standin"}}' "$SHIPSHAPE_BASE_IMAGE")" == true ]]; then
-      note "$SHIPSHAPE_BASE_IMAGE present (bootstrapped offline from a Debian mirror)"
+_ensure_raw_base() {
+  if image_exists "$SHIPSHAPE_BASE_RAW"; then
+    if [[ "$(docker image inspect -f '{{index .Config.Labels "org.shipshape.offline-standin"}}' "$SHIPSHAPE_BASE_RAW")" == true ]]; then
+      note "$SHIPSHAPE_BASE_RAW present (bootstrapped offline from a Debian mirror)"
     else
-      note "$SHIPSHAPE_BASE_IMAGE present"
+      note "$SHIPSHAPE_BASE_RAW present"
     fi
     return 0
   fi
   if [[ "${SHIPSHAPE_OFFLINE:-0}" != 1 ]]; then
     note "trying: docker pull debian:$SHIPSHAPE_DEBIAN_SUITE-slim (at most ${SHIPSHAPE_PULL_TIMEOUT}s)"
-    if timeout "$SHIPSHAPE_PULL_TIMEOUT" docker pull -q "debian:$SHIPSHAPE_DEBIAN_SUITE-slim" >"$SHIPSHAPE_LOGS/pull-base.log" 2>&1; then
-      docker tag "debian:$SHIPSHAPE_DEBIAN_SUITE-slim" "$SHIPSHAPE_BASE_IMAGE"
+    if with_timeout "$SHIPSHAPE_PULL_TIMEOUT" docker pull -q "debian:$SHIPSHAPE_DEBIAN_SUITE-slim" >"$SHIPSHAPE_LOGS/pull-base.log" 2>&1; then
+      docker tag "debian:$SHIPSHAPE_DEBIAN_SUITE-slim" "$SHIPSHAPE_BASE_RAW"
       note "pulled debian:$SHIPSHAPE_DEBIAN_SUITE-slim from Docker Hub"
       return 0
     fi
     note "Docker Hub is not reachable ($(tail -n 1 "$SHIPSHAPE_LOGS/pull-base.log" | cut -c1-80)); bootstrapping instead"
   fi
   _bootstrap_base
+}
+
+# The final base = raw base + ca-certificates + the host's local CAs. Rebuilt when either changes.
+ensure_base_image() {
+  local ctx src f n=0 hash
+  _ensure_raw_base
+  ctx=$(mktemp -d "$SHIPSHAPE_DATA/context.XXXXXX")
+  cp "$SHIPSHAPE_IMAGES_DIR/base/Dockerfile" "$ctx/"
+  mkdir "$ctx/extra-ca"
+  if [[ "$SHIPSHAPE_EXTRA_CA_CERTS" != none ]]; then
+    for src in $SHIPSHAPE_EXTRA_CA_CERTS; do
+      [[ -e "$src" ]] || continue
+      while IFS= read -r -d '' f; do
+        grep -q 'BEGIN CERTIFICATE' "$f" || continue
+        n=$((n + 1))
+        cp "$f" "$ctx/extra-ca/$n-$(basename "${f%.*}").crt"
+      done < <(find -L "$src" -type f \( -name '*.crt' -o -name '*.pem' \) -print0 | LC_ALL=C sort -z)
+    done
+  fi
+  hash=$(hash_tree "$ctx" "$(image_id "$SHIPSHAPE_BASE_RAW")")
+  if image_exists "$SHIPSHAPE_BASE_IMAGE" &&
+    [[ "$(docker image inspect -f '{{index .Config.Labels "org.shipshape.source-hash"}}' "$SHIPSHAPE_BASE_IMAGE")" == "$hash" ]]; then
+    note "$SHIPSHAPE_BASE_IMAGE is up to date ($n extra CA certificates from the host)"
+  else
+    note "finishing $SHIPSHAPE_BASE_IMAGE: ca-certificates + $n CA certificates from $SHIPSHAPE_EXTRA_CA_CERTS"
+    build_image base "$ctx" "$SHIPSHAPE_BASE_IMAGE" "$hash" --build-arg "RAW=$SHIPSHAPE_BASE_RAW"
+  fi
+  rm -rf "$ctx"
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -202,7 +232,7 @@ ensure_registry() {
   docker tag "$tag" shipshape/registry:latest
   # Recreate the container (never its volume) when the image or its settings changed.
   config=$(printf '%s\n' "$(image_id "$tag")" "$SHIPSHAPE_REGISTRY_UPSTREAM" "$SHIPSHAPE_REGISTRY_HOST_PORT" \
-    "$SHIPSHAPE_REGISTRY_IP" "${SHIPSHAPE_REGISTRY_UPSTREAM_USERNAME:-}" | sha256sum | cut -c1-12)
+    "$SHIPSHAPE_REGISTRY_IP" "${SHIPSHAPE_REGISTRY_UPSTREAM_USERNAME:-}" | sha256 | cut -c1-12)
   current=$(docker inspect -f '{{index .Config.Labels "org.shipshape.config"}} {{.State.Status}}' shipshape-registry 2>/dev/null || true)
   state=${current#* }
   if [[ -n "$current" && "${current%% *}" != "$config" ]]; then
@@ -224,7 +254,7 @@ ensure_registry() {
       --memory 512m --pids-limit 256 \
       "${env[@]}" shipshape/registry:latest >"$SHIPSHAPE_LOGS/registry-run.log" 2>&1 ||
       fail "Starting the registry container failed:" "$(log_tail "$SHIPSHAPE_LOGS/registry-run.log")" \
-        "If port $SHIPSHAPE_REGISTRY_HOST_PORT on 127.0.0.1 is taken, choose another: SHIPSHAPE_REGISTRY_HOST_PORT=5002 ./shipshape setup"
+        "If port $SHIPSHAPE_REGISTRY_HOST_PORT on 127.0.0.1 is taken, choose another:" "    SHIPSHAPE_REGISTRY_HOST_PORT=5002 ./shipshape setup"
   elif [[ "$state" != running ]]; then
     docker start shipshape-registry >/dev/null
   fi
@@ -294,8 +324,8 @@ ensure_standins() {
     for tag in "${tags[@]}"; do
       stamp="$stamps/$name@$tag"
       if [[ ! -f "$stamp" || "$(cut -d' ' -f1 "$stamp")" != "$hash" ]]; then ok=0; break; fi
-      mapfile -t reply < <(http_head "http://$reg/v2/library/$name/manifests/$tag" "$_MANIFEST_TYPES")
-      if [[ "${reply[0]:-}" != 200 || "${reply[1]:-}" != "$(cut -d' ' -f2 "$stamp")" ]]; then ok=0; break; fi
+      reply=$(http_head "http://$reg/v2/library/$name/manifests/$tag" "$_MANIFEST_TYPES" | tr '\n' ' ')
+      if [[ "$reply" != "200 $(cut -d' ' -f2 "$stamp") " ]]; then ok=0; break; fi
     done
     if ((ok)); then kept=$((kept + 1)); continue; fi
 

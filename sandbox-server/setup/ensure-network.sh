@@ -36,7 +36,7 @@ _create_network() {
     --label "org.shipshape.registry-ip=$SHIPSHAPE_REGISTRY_IP" \
     "$SHIPSHAPE_NETWORK" >"$SHIPSHAPE_LOGS/network.log" 2>&1 ||
     fail "Creating the Docker network $SHIPSHAPE_NETWORK ($SHIPSHAPE_SUBNET) failed:" "$(log_tail "$SHIPSHAPE_LOGS/network.log")" \
-      "If the subnet overlaps another network, choose a free one: SHIPSHAPE_SUBNET=10.214.0.0/16 ./shipshape setup"
+      "If the subnet overlaps another network, choose a free one:" "    SHIPSHAPE_SUBNET=10.214.0.0/16 ./shipshape setup"
 }
 
 ensure_network() {
@@ -50,7 +50,7 @@ ensure_network() {
       others=$(docker network inspect -f '{{range .Containers}}{{.Name}} {{end}}' "$SHIPSHAPE_NETWORK" | tr ' ' '\n' | grep -vx -e shipshape-registry -e '' || true)
       [[ -z "$others" ]] || fail "The network $SHIPSHAPE_NETWORK has other settings ($have_cfg) than wanted ($want_cfg)," \
         "and sandboxes are still attached: $others." \
-        "Stop the server, remove them (docker rm -f $others), then run the same command again."
+        "Stop the server, remove them, then run the same command again:" "    docker rm -f $others"
       note "network settings changed ($have_cfg -> $want_cfg): recreating $SHIPSHAPE_NETWORK"
       docker rm -f shipshape-registry >/dev/null 2>&1 || true
       docker network rm "$SHIPSHAPE_NETWORK" >/dev/null

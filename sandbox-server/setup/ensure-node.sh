@@ -6,9 +6,11 @@ _NODE_TOOLS="$SHIPSHAPE_ROOT/.tools/node"
 
 # _node_ok BIN: true when BIN runs and is at least SHIPSHAPE_NODE_MIN.
 _node_ok() {
-  local v
-  v=$("$1" -p 'process.versions.node' 2>/dev/null) || return 1
-  [[ "$(printf '%s\n%s\n' "$SHIPSHAPE_NODE_MIN" "$v" | sort -V | head -n 1)" == "$SHIPSHAPE_NODE_MIN" ]]
+  [[ -x "$(command -v "$1" 2>/dev/null)" ]] || return 1
+  "$1" -e 'const v = (s) => s.split(".").map(Number);
+    const [a, b] = [v(process.versions.node), v(process.argv[1])];
+    const cmp = a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
+    process.exit(cmp >= 0 ? 0 : 1)' "$SHIPSHAPE_NODE_MIN" 2>/dev/null
 }
 
 ensure_node() {
@@ -20,7 +22,7 @@ ensure_node() {
   if ! _node_ok "$_NODE_TOOLS/node_modules/.bin/node"; then
     have npm || fail "Node.js >= $SHIPSHAPE_NODE_MIN is needed and neither a recent node nor npm was found." \
       "Install Node.js 22.12 or newer (https://nodejs.org), or any Node.js with npm so shipshape can fetch" \
-      "Node 24 into .tools/node by itself. On Debian/Ubuntu: sudo apt-get install -y npm"
+      "Node 24 into .tools/node by itself. On Debian/Ubuntu:" "    sudo apt-get install -y npm"
     note "node ${SHIPSHAPE_NODE_MIN}+ not found (have: $(node -v 2>/dev/null || echo none)); installing node@24 into .tools/node"
     rm -rf "$_NODE_TOOLS"
     mkdir -p "$_NODE_TOOLS"
@@ -30,7 +32,7 @@ ensure_node() {
         "Check that the npm registry is reachable (npm ping), then run the same command again."
     _node_ok "$_NODE_TOOLS/node_modules/.bin/node" ||
       fail "npm installed the node package but its binary does not run: $_NODE_TOOLS/node_modules/.bin/node." \
-        "Remove the folder and try again: rm -rf .tools/node && ./shipshape setup"
+        "Remove the folder and try again:" "    rm -rf .tools/node && ./shipshape setup"
   fi
   export PATH="$_NODE_TOOLS/node_modules/.bin:$PATH"
   hash -r
@@ -46,7 +48,7 @@ ensure_npm_deps() {
     note "node_modules is up to date"
     return 0
   fi
-  have npm || fail "npm was not found next to node $(node -v)." "Install npm (Debian/Ubuntu: sudo apt-get install -y npm), then run the same command again."
+  have npm || fail "npm was not found next to node $(node -v)." "Install npm, then run the same command again. On Debian/Ubuntu:" "    sudo apt-get install -y npm"
   if [[ -f "$SHIPSHAPE_ROOT/package-lock.json" ]]; then install_cmd=(npm ci); else install_cmd=(npm install); fi
   note "${install_cmd[*]} (package.json or package-lock.json changed)"
   if ! _npm_run "${install_cmd[@]}" && [[ "${install_cmd[1]}" == ci ]] && grep -q 'can only install packages when your package.json and package-lock.json' "$log"; then
@@ -62,7 +64,7 @@ ensure_npm_deps() {
 }
 
 _npm_inputs_hash() {
-  printf '%s node-abi-%s\n' "$(cat "$SHIPSHAPE_ROOT/package.json" "$SHIPSHAPE_ROOT/package-lock.json" 2>/dev/null | sha256sum | cut -c1-64)" \
+  printf '%s node-abi-%s\n' "$(cat "$SHIPSHAPE_ROOT/package.json" "$SHIPSHAPE_ROOT/package-lock.json" 2>/dev/null | sha256)" \
     "$(node -p 'process.versions.modules')"
 }
 

@@ -16,7 +16,15 @@ fi
 
 _STEP_NAME='' _STEP_START=0 _LAST_PROGRESS_TEXT='' _LAST_PROGRESS_AT=0 _SETUP_START=$SECONDS
 
-now_ms() { local t; t=$(date +%s%N); echo $((t / 1000000)); }
+# Milliseconds since the epoch (bash 5's EPOCHREALTIME; whole seconds with older bash, e.g. macOS's 3.2).
+now_ms() {
+  if [[ -n "${EPOCHREALTIME:-}" ]]; then
+    local t=${EPOCHREALTIME/[.,]/}
+    echo $((10#$t / 1000))
+  else
+    echo $(($(date +%s) * 1000))
+  fi
+}
 _fmt_ms() { local ms=$1; printf '%d.%ds' $((ms / 1000)) $((ms % 1000 / 100)); }
 
 # step "3/8" "Building the sandbox image": closes the previous step and opens a new one.
@@ -55,12 +63,24 @@ _clear_progress() {
   _LAST_PROGRESS_TEXT='' _LAST_PROGRESS_AT=0
 }
 
-# fail "paragraph": what went wrong and the exact command that fixes it; never a stack trace.
+# fail "text" ... : what went wrong and the exact command that fixes it; never a stack trace.
+# Arguments are joined into wrapped prose; an argument starting with spaces (a command to copy,
+# a log excerpt) is printed as it is, on its own lines.
 fail() {
+  local arg text=''
   _clear_progress
   {
     printf '\n%sshipshape set-up stopped%s%s\n\n' "$_RED$_B" "${_STEP_NAME:+ at: $_STEP_NAME}" "$_OFF"
-    printf '%s\n' "$@" | fold -s -w 100 | sed 's/^/  /'
+    for arg in "$@"; do
+      if [[ "$arg" == " "* ]]; then
+        [[ -z "$text" ]] || printf '%s\n' "$text" | fold -s -w 96 | sed 's/^/  /'
+        printf '%s\n' "$arg" | sed 's/^/  /'
+        text=''
+      else
+        text+="${text:+ }$arg"
+      fi
+    done
+    [[ -z "$text" ]] || printf '%s\n' "$text" | fold -s -w 96 | sed 's/^/  /'
     printf '\n'
   } >&2
   exit 1
@@ -100,7 +120,7 @@ run_with_progress() {
         fi ;;
       *) text="${spin:i++%4:1} working" ;;
     esac
-    progress "${text:-starting}"
+    [[ -z "$text" ]] || progress "$text"
     sleep 0.3
   done
   wait "$pid" || rc=$?
@@ -111,14 +131,28 @@ run_with_progress() {
 have() { command -v "$1" >/dev/null 2>&1; }
 is_root() { [[ $(id -u) -eq 0 ]]; }
 
-# sha256 of a folder's files (names, modes, contents) plus extra strings; used to tag images by their sources.
+# sha256 of stdin, hex only (GNU sha256sum, or shasum on macOS).
+sha256() {
+  if have sha256sum; then sha256sum | cut -c1-64; else shasum -a 256 | cut -c1-64; fi
+}
+
+# sha256 of a folder's files (names, executable bits, contents) plus extra strings; used to tag images by their sources.
 hash_tree() {
-  local dir=$1
+  local dir=$1 f
   shift
   {
-    (cd "$dir" && find . -type f -printf '%m %p\n' | LC_ALL=C sort && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+    while IFS= read -r f; do
+      printf '%s %s %s\n' "$f" "$([[ -x "$dir/$f" ]] && echo x || echo -)" "$(sha256 <"$dir/$f")"
+    done < <(cd "$dir" && find . -type f | LC_ALL=C sort)
     printf '%s\n' "$@"
-  } | sha256sum | cut -c1-64
+  } | sha256
+}
+
+# with_timeout SECONDS CMD...: coreutils timeout when there is one (not on stock macOS).
+with_timeout() {
+  local secs=$1
+  shift
+  if have timeout; then timeout "$secs" "$@"; else "$@"; fi
 }
 
 # apt_install PKG...: only for root on Debian/Ubuntu; runs apt-get update once per set-up.
