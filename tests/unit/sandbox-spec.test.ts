@@ -40,7 +40,15 @@ describe("sandbox container spec", () => {
   });
 
   it("uses the trusted-classroom DinD profile only without a stronger runtime", () => {
-    expect(host.CapDrop).toEqual(["SYS_RESOURCE"]);
+    expect(host.CapAdd).toEqual(["ALL"]);
+    // Capabilities that act on the host's kernel, not the sandbox, are dropped (docs/security.md).
+    for (const cap of ["SYS_RESOURCE", "DAC_READ_SEARCH", "SYS_MODULE", "SYS_BOOT", "SYS_TIME", "SYS_RAWIO", "SYSLOG"]) {
+      expect(host.CapDrop).toContain(cap);
+    }
+    // ...but not those a nested dockerd and its containers need.
+    for (const cap of ["SYS_ADMIN", "NET_ADMIN", "MKNOD", "NET_RAW", "SETUID", "SETGID", "CHOWN", "DAC_OVERRIDE", "AUDIT_WRITE"]) {
+      expect(host.CapDrop).not.toContain(cap);
+    }
     expect((host as { CgroupnsMode?: string }).CgroupnsMode).toBe("private");
     const isolated = buildSandboxContainer(spec, { ...profile, runtime: "sysbox-runc" }, 0).HostConfig!;
     expect(isolated.Runtime).toBe("sysbox-runc");

@@ -38,13 +38,50 @@ cgroups_v2() {
   sed -e 's/ / +/g' -e 's/^/+/' </sys/fs/cgroup/cgroup.controllers >/sys/fs/cgroup/cgroup.subtree_control || log "could not enable cgroup v2 controllers"
 }
 
-if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then cgroups_v2; else cgroups_v1; fi
+# cgroup v1, first pass: move into a child cgroup "sandbox" of this container's cgroup in every
+# hierarchy, then start again in a cgroup namespace rooted there (docs/security.md). The container's
+# own cgroup keeps Docker's limits (memory, CPU, pids) and device whitelist, and nothing inside can
+# see it: root in the sandbox can write the files of its namespace root, but that is a child, which
+# can neither lift the limits above it nor be granted a device its parent does not allow.
+nest_v1() {
+  cgroups_v1
+  for d in /sys/fs/cgroup/*; do
+    [ -d "$d" ] && [ ! -L "$d" ] || continue
+    mkdir -p "$d/sandbox"
+    if [ -f "$d/cpuset.cpus" ]; then # an empty cpuset takes no tasks: inherit the parent's
+      cat "$d/cpuset.cpus" >"$d/sandbox/cpuset.cpus"
+      cat "$d/cpuset.mems" >"$d/sandbox/cpuset.mems"
+    fi
+    echo $$ >"$d/sandbox/cgroup.procs"
+  done
+  for d in /sys/fs/cgroup/*; do
+    if [ -d "$d" ] && [ ! -L "$d" ]; then umount "$d"; fi
+  done
+  umount /sys/fs/cgroup
+}
+
+if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+  cgroups_v2
+elif [ "${SHIPSHAPE_CGROUP_NESTED:-}" != 1 ]; then
+  nest_v1
+  SHIPSHAPE_CGROUP_NESTED=1 exec unshare --cgroup "$0" "$@"
+else
+  unset SHIPSHAPE_CGROUP_NESTED
+  cgroups_v1
+fi
 
 # DNS for inner containers. This container's resolver is Docker's embedded DNS (127.0.0.11), which
 # exists only in this network namespace, so inner containers would fall back to 8.8.8.8 (unreachable
 # offline). We create docker0 ourselves with the daemon's "bip" address and run a forwarder on it;
 # daemon.json points inner containers ("dns") at that address.
 bip=$(jq -r '.bip // empty' /etc/docker/daemon.json)
+# A fresh container network namespace has no docker0. If there is one with another address, we share
+# someone else's namespace (--network host?): a nested dockerd there would rewire the host's Docker.
+if ip link show docker0 >/dev/null 2>&1 && ! ip -4 addr show docker0 | grep -q "inet $bip "; then
+  log "refusing to start: this network namespace already has a docker0 bridge (started with --network host?)."
+  log "A sandbox needs its own network namespace; to run a one-off command, use --entrypoint."
+  exit 1
+fi
 if [ -n "$bip" ] && ! ip link show docker0 >/dev/null 2>&1; then
   ip link add docker0 type bridge
   ip addr add "$bip" dev docker0

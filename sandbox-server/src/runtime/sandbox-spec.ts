@@ -41,11 +41,36 @@ export function sandboxLabels(spec: SandboxSpec, namespace: string, createdAt: n
 }
 
 /**
+ * Capabilities the classroom profile drops although "ALL" is added: a nested dockerd and the
+ * containers it runs need none of them, and each acts on the host's kernel rather than on the
+ * sandbox (docs/security.md). SYS_RESOURCE is not in the bounding set on some hosts at all.
+ */
+export const CLASSROOM_CAP_DROP = [
+  "SYS_RESOURCE",
+  "DAC_READ_SEARCH", // open_by_handle_at: opens any file of the host filesystem behind /etc/hosts
+  "SYS_MODULE", // load kernel modules
+  "SYS_BOOT", // reboot, kexec_load a new kernel
+  "SYS_TIME", // set the host's clock
+  "SYS_RAWIO", // I/O ports, /dev/mem
+  "SYSLOG", // read and clear the host's kernel log
+  "SYS_PACCT", // host process accounting
+  "SYS_TTY_CONFIG", // host terminals
+  "MAC_ADMIN",
+  "MAC_OVERRIDE",
+  "AUDIT_CONTROL",
+  "AUDIT_READ",
+  "WAKE_ALARM",
+  "BLOCK_SUSPEND",
+] as const;
+
+/**
  * The container for one sandbox. Pure, so the security-relevant shape is unit-tested.
  *
- * WARNING: the "classroom" profile (plain runc) gives the container every capability but
- * SYS_RESOURCE and no seccomp/AppArmor filter, because an inner dockerd needs them. A learner
- * who is root inside can therefore reach kernel interfaces; it is meant for trusted classrooms.
+ * WARNING: the "classroom" profile (plain runc) gives the container every capability but those
+ * in CLASSROOM_CAP_DROP and no seccomp/AppArmor filter, because an inner dockerd needs them
+ * (SYS_ADMIN above all). A learner who is root inside can therefore still reach kernel interfaces
+ * (a fresh procfs mount writes /proc/sys); it is meant for trusted classrooms. docs/security.md
+ * lists what holds and what does not, each row proven by tests/security/attacks.test.ts.
  * Public deployments set `runtime` to a user-namespaced runtime (sysbox-runc), which needs none
  * of this. Never add host mounts, host devices or the host's Docker socket here.
  */
@@ -72,7 +97,7 @@ export function buildSandboxContainer(
         : {
             CgroupnsMode: "private",
             CapAdd: ["ALL"],
-            CapDrop: ["SYS_RESOURCE"],
+            CapDrop: [...CLASSROOM_CAP_DROP],
             SecurityOpt: ["seccomp=unconfined", "apparmor=unconfined"],
           }),
       Memory: spec.limits.memoryBytes,
