@@ -71,6 +71,8 @@ export interface RunningServer {
   namespace: string;
   /** Everything the server printed, for failure messages. */
   output(): string;
+  /** Stops the process and starts it again on the same port and data (sandboxes stay). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -95,34 +97,44 @@ export async function startServer(options: { env?: Record<string, string>; ready
     ...(image ? { SHIPSHAPE_SANDBOX_IMAGE: image } : {}),
     ...options.env,
   };
-  const child = spawn(process.execPath, [path.join(repoRoot, "sandbox-server/src/main.ts")], {
-    cwd: repoRoot,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
   let output = "";
   const collect = (chunk: Buffer) => {
     output += chunk.toString("utf8");
     if (output.length > 200_000) output = output.slice(-100_000);
     if (process.env.SHIPSHAPE_TEST_LOGS) process.stderr.write(chunk);
   };
-  child.stdout?.on("data", collect);
-  child.stderr?.on("data", collect);
+  const launch = () => {
+    const child = spawn(process.execPath, [path.join(repoRoot, "sandbox-server/src/main.ts")], {
+      cwd: repoRoot,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout?.on("data", collect);
+    child.stderr?.on("data", collect);
+    return child;
+  };
+  let child = launch();
   const url = `http://127.0.0.1:${port}`;
+  const timeoutMs = options.readyTimeoutMs ?? 60_000;
 
   const stop = async () => {
     await stopChild(child);
     removeSandboxes(namespace);
     rmSync(dataDir, { recursive: true, force: true });
   };
+  const restart = async () => {
+    await stopChild(child);
+    child = launch();
+    await waitForHealthy(url, child, timeoutMs, () => output);
+  };
 
   try {
-    await waitForHealthy(url, child, options.readyTimeoutMs ?? 60_000, () => output);
+    await waitForHealthy(url, child, timeoutMs, () => output);
   } catch (error) {
     await stop();
     throw error;
   }
-  return { url, port, namespace, output: () => output, stop };
+  return { url, port, namespace, output: () => output, restart, stop };
 }
 
 async function waitForHealthy(url: string, child: ChildProcess, timeoutMs: number, output: () => string): Promise<void> {

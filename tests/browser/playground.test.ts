@@ -41,6 +41,13 @@ describe("playground", () => {
     await expect(page.locator('[role="status"]').first().textContent()).resolves.toBe("Sandbox ready");
   });
 
+  it("draws with the DOM renderer when WebGL is unavailable, and keeps the text readable", async () => {
+    const renderer = await page.locator('[data-testid="terminal"]').getAttribute("data-renderer");
+    const hasWebgl = await page.evaluate(() => document.createElement("canvas").getContext("webgl2") !== null);
+    expect(renderer).toBe(hasWebgl ? "webgl" : null);
+    expect(await terminalText(page, "playground")).toMatch(PROMPT);
+  });
+
   it("runs what the learner types and shows the output", async () => {
     const token = uniqueToken();
     await typeLine(page, "playground", `echo hello-${token}-$((6*7))`);
@@ -63,11 +70,26 @@ describe("playground", () => {
     await waitForTerminalText(page, "playground", new RegExp(`^mark=${token}$`, "m"));
   });
 
-  it("draws with the DOM renderer when WebGL is unavailable, and keeps the text readable", async () => {
-    const renderer = await page.locator('[data-testid="terminal"]').getAttribute("data-renderer");
-    const hasWebgl = await page.evaluate(() => document.createElement("canvas").getContext("webgl2") !== null);
-    expect(renderer).toBe(hasWebgl ? "webgl" : null);
-    expect(await terminalText(page, "playground")).toMatch(PROMPT);
+  it("reconnects by itself when the server restarts, to the same shell", async () => {
+    const token = uniqueToken();
+    await typeLine(page, "playground", `export KEPT=${token}`);
+    const states: string[] = [];
+    await page.exposeFunction("recordSandboxState", (state: string) => states.push(state));
+    await page.evaluate(() =>
+      document.addEventListener("shipshape:sandbox", (event) =>
+        (window as unknown as { recordSandboxState(state: string): void }).recordSandboxState(
+          (event as CustomEvent<{ state: string }>).detail.state,
+        ),
+      ),
+    );
+    await server.restart();
+    // While the server is away the page says it is reconnecting, then ready again.
+    await expect.poll(() => page.locator("[data-sandbox-status]").first().getAttribute("data-state"), { timeout: 30_000 }).toBe("ready");
+    expect(states).toContain("reconnecting");
+    // NOTE: after a server restart the screen comes back empty (the reattached shell gets a
+    // clear-screen and no redraw), so this waits for the shell's answer, not for a prompt.
+    await typeLine(page, "playground", "echo kept=$KEPT");
+    await waitForTerminalText(page, "playground", new RegExp(`^kept=${token}$`, "m"), 30_000);
   });
 
   it("says the sandbox is gone when it ends, and starts a new one from the button", async () => {
