@@ -46,7 +46,7 @@ cgroups_v2() {
 nest_v1() {
   cgroups_v1
   for d in /sys/fs/cgroup/*; do
-    [ -d "$d" ] && [ ! -L "$d" ] || continue
+    if [ ! -d "$d" ] || [ -L "$d" ]; then continue; fi
     mkdir -p "$d/sandbox"
     if [ -f "$d/cpuset.cpus" ]; then # an empty cpuset takes no tasks: inherit the parent's
       cat "$d/cpuset.cpus" >"$d/sandbox/cpuset.cpus"
