@@ -16,6 +16,12 @@ import { Grader } from "./grading/grader.ts";
 import { gradingRoutes } from "./transport/grading-routes.ts";
 import { createHttpServer } from "./transport/http-server.ts";
 import { TerminalSockets } from "./transport/terminal-socket.ts";
+import { WorkshopStore } from "./store/workshop-store.ts";
+import { workshopRoutes } from "./transport/workshop-routes.ts";
+import { WorkshopWatchSockets } from "./transport/workshop-watch.ts";
+import { InstructorAuth, loadAdminSecret, type AdminSecret } from "./workshops/instructor-auth.ts";
+import { loadLessonCatalog } from "./workshops/lesson-catalog.ts";
+import { WorkshopService } from "./workshops/workshop-service.ts";
 
 export interface App {
   url: string;
@@ -23,6 +29,9 @@ export interface App {
   sessions: SessionManager;
   runtime: SandboxRuntime;
   store: Store;
+  workshops: WorkshopService;
+  /** Where instructors sign in, and with what (the secret's source decides whether main prints it). */
+  instructorSignIn: { url: string } & AdminSecret;
   close(): Promise<void>;
 }
 
@@ -66,6 +75,19 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   const exercises = loadExercises(path.join(config.SHIPSHAPE_CONTENT_DIR, "exercises"));
   const grader = new Grader({ runtime, store, log });
   const sockets = new TerminalSockets({ sessions, signer, log, metrics: serverMetrics });
+  const adminSecret = loadAdminSecret(config.SHIPSHAPE_ADMIN_SECRET, config.SHIPSHAPE_DATA_DIR);
+  const instructorAuth = new InstructorAuth(adminSecret.secret);
+  // Before sessions.start(): workshops register their reserves, so reserved sandboxes are adopted after a restart.
+  const workshops = new WorkshopService({
+    store: new WorkshopStore(store.db),
+    sessions,
+    exercises,
+    lessons: loadLessonCatalog(path.join(config.SHIPSHAPE_CONTENT_DIR, "lessons")),
+    log,
+    maxSandboxes: config.SHIPSHAPE_MAX_SANDBOXES,
+  });
+  const workshopApi = workshopRoutes({ workshops, auth: instructorAuth, signer, log });
+  const watch = new WorkshopWatchSockets({ workshops, auth: instructorAuth, allowedOrigins: config.SHIPSHAPE_ALLOWED_ORIGINS, log });
   metrics.gauge("shipshape_sandboxes_live", "Sandboxes alive", () => sessions.counts.live);
   metrics.gauge("shipshape_sandboxes_starting", "Sandboxes starting", () => sessions.counts.starting);
   metrics.gauge("shipshape_sandboxes_warm", "Started sandboxes waiting for a learner", () => sessions.counts.warm);
@@ -73,10 +95,11 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
 
   // An unreachable engine must not stop the server: /healthz says why, terminals show it.
   await sessions.start().catch((e: unknown) => log.warn("could not reattach sessions at start", { error: String(e) }));
+  workshops.start();
 
   const preview = new PreviewProxy({ config, sessions, runtime, signer, log });
   const server = createHttpServer({
-    mounts: [preview],
+    mounts: [preview, watch],
     sessions,
     runtime,
     signer,
@@ -85,7 +108,8 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     log,
     siteDir: config.SHIPSHAPE_SITE_DIR,
     allowedOrigins: config.SHIPSHAPE_ALLOWED_ORIGINS,
-    routes: gradingRoutes({ exercises, grader, sessions, store }),
+    routes: { ...gradingRoutes({ exercises, grader, sessions, store }), ...workshopApi.routes },
+    sessionOptions: (ownerId) => workshops.sessionOptionsFor(ownerId),
     limits: { ...limits, ttlMs: config.SHIPSHAPE_SESSION_TTL, idleTimeoutMs: config.SHIPSHAPE_IDLE_TIMEOUT },
   });
   await new Promise<void>((resolve, reject) => {
@@ -103,9 +127,14 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     sessions,
     runtime,
     store,
+    workshops,
+    instructorSignIn: { url: `http://${host}:${port}/instructor/`, ...adminSecret },
     close: async () => {
       sockets.close();
       preview.close();
+      watch.close();
+      workshopApi.close(); // open dashboard streams would keep server.close() waiting
+      workshops.close();
       await sessions.stop();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();

@@ -54,6 +54,11 @@ export const envSchema = z.object({
     .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))
     .describe("extra origins allowed to open sessions, comma separated; the site's own origin is always allowed"),
   SHIPSHAPE_SECRET: z.string().min(32).optional().describe("HMAC key for session tokens; generated into the data dir when unset"),
+  SHIPSHAPE_ADMIN_SECRET: z
+    .string()
+    .min(16, "use at least 16 characters")
+    .optional()
+    .describe("instructors sign in with it at /instructor/; generated into the data dir (admin-secret) when unset"),
   SHIPSHAPE_SANDBOX_IMAGE: z.string().optional().describe("sandbox image; set-up writes the built tag to <data>/sandbox-image"),
   SHIPSHAPE_NAMESPACE: z
     .string()

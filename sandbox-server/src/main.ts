@@ -39,7 +39,8 @@ async function main(): Promise<void> {
     throw e;
   }
   log.info("shipshape is ready", { url: app.url, tier: config.securityTier, image: config.sandboxImage });
-  process.stdout.write(`\n  shipshape is running at ${app.url}  (playground: ${app.url}/playground/)\n\n`);
+  process.stdout.write(`\n  shipshape is running at ${app.url}  (playground: ${app.url}/playground/)\n`);
+  process.stdout.write(instructorSignInText(app.instructorSignIn) + "\n\n");
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -56,3 +57,21 @@ async function main(): Promise<void> {
 }
 
 void main();
+
+/**
+ * How instructors sign in. A generated secret is shown this once, on the terminal (never in the
+ * structured log); later starts only say where it is kept.
+ */
+function instructorSignInText(signIn: { url: string; secret: string; source: "env" | "file" | "generated"; file: string }): string {
+  switch (signIn.source) {
+    case "generated":
+      return (
+        `  Instructors sign in at ${signIn.url}#secret=${encodeURIComponent(signIn.secret)}\n` +
+        `  (instructor secret: ${signIn.secret}; shown only now, kept in ${signIn.file})`
+      );
+    case "file":
+      return `  Instructors sign in at ${signIn.url} with the secret kept in ${signIn.file}`;
+    case "env":
+      return `  Instructors sign in at ${signIn.url} with SHIPSHAPE_ADMIN_SECRET`;
+  }
+}

@@ -26,6 +26,11 @@ export interface HttpDeps {
   allowedOrigins: string[];
   mounts?: HttpMount[];
   routes?: Routes;
+  /**
+   * Asked before a session is opened for a browser: options such as the workshop the session
+   * belongs to. May throw (a learner still queued for a workshop seat is told where they are).
+   */
+  sessionOptions?: (ownerId: string) => { workshopId?: string; expiresAt?: number };
   limits: { memoryBytes: number; cpus: number; pids: number; diskBytes: number; ttlMs: number; idleTimeoutMs: number };
 }
 
@@ -95,11 +100,15 @@ export function createHttpServer(deps: HttpDeps): Server {
         owner = newId(16);
         setOwnerCookie(req, res, deps.signer.sign(owner));
       }
-      const createsSandbox = body.fresh === true || !deps.sessions.current(owner);
+      const extra = deps.sessionOptions?.(owner) ?? {};
+      const current = deps.sessions.current(owner);
+      // A session that belongs to another workshop (or to none) than this browser's is replaced.
+      const fresh = body.fresh === true || (current !== undefined && current.workshopId !== (extra.workshopId ?? null));
+      const createsSandbox = fresh || !current;
       if (createsSandbox && !sessionCreations.take(owner)) {
         throw new ShipshapeError("rate_limited", "Too many new sandboxes from your address. Wait a minute and try again.");
       }
-      const view = deps.sessions.open(owner, { fresh: body.fresh ?? false });
+      const view = deps.sessions.open(owner, { ...extra, fresh });
       json(res, 200, sessionJson(view, deps));
     },
     "GET /api/sessions/current": (_req, res, ownerId) => {
@@ -246,7 +255,7 @@ export function readCookie(req: IncomingMessage, name: string): string | undefin
   return undefined;
 }
 
-function setOwnerCookie(req: IncomingMessage, res: ServerResponse, value: string): void {
+export function setOwnerCookie(req: IncomingMessage, res: ServerResponse, value: string): void {
   const secure = (req.socket as { encrypted?: boolean }).encrypted || req.headers["x-forwarded-proto"] === "https";
   res.setHeader(
     "set-cookie",

@@ -1,0 +1,272 @@
+import type { DatabaseSync } from "node:sqlite";
+
+/** A classroom workshop: who may join (its code), what it covers, how many seats, until when. */
+export interface WorkshopRecord {
+  id: string;
+  code: string;
+  title: string;
+  /** Lesson slugs, in the order the instructor chose. */
+  lessons: string[];
+  capacity: number;
+  durationMs: number;
+  /** Sandboxes the instructor asked to have started ahead of the class. */
+  warmTarget: number;
+  createdAt: number;
+  /** When the first learner was let in: the workshop's clock starts then, not at creation. */
+  startedAt: number | null;
+  /** startedAt + durationMs, once started. */
+  endsAt: number | null;
+  endedAt: number | null;
+  endedReason: string | null;
+}
+
+/**
+ * A learner's place in a workshop. `admitted` holds a seat (and a sandbox); `queued` waits for
+ * one; `away` lost their sandbox (idle, expired) and gets back in line when they return; `left`
+ * is gone for good (their results stay in the gradebook).
+ */
+export type MemberStatus = "queued" | "admitted" | "away" | "left";
+
+export interface MemberRecord {
+  id: string;
+  workshopId: string;
+  ownerId: string;
+  displayName: string;
+  joinedAt: number;
+  status: MemberStatus;
+  /** When they last entered the queue: the queue is served in this order. */
+  queuedAt: number;
+  admittedAt: number | null;
+  leftAt: number | null;
+}
+
+export interface WorkshopMessage {
+  id: number;
+  message: string;
+  at: number;
+}
+
+/** One check's verdict on one task, as the gradebook reads it. */
+export interface WorkshopResult {
+  ownerId: string;
+  exerciseId: string;
+  taskId: string;
+  passed: boolean;
+  at: number;
+}
+
+/**
+ * Workshops, rosters and announcements, in the same SQLite file as sessions and results.
+ * The results of an ended workshop are frozen by the database itself: a trigger drops any
+ * verdict recorded for it after `ended_at` is set, whoever writes it.
+ */
+export class WorkshopStore {
+  private readonly db: DatabaseSync;
+
+  constructor(db: DatabaseSync) {
+    this.db = db;
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS workshops (
+        id TEXT PRIMARY KEY,
+        code TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        lessons TEXT NOT NULL,
+        capacity INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        warm_target INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        ended_at INTEGER,
+        ended_reason TEXT
+      );
+      CREATE TABLE IF NOT EXISTS workshop_members (
+        id TEXT PRIMARY KEY,
+        workshop_id TEXT NOT NULL REFERENCES workshops(id),
+        owner_id TEXT NOT NULL,
+        display_name TEXT NOT NULL,
+        name_key TEXT NOT NULL,
+        joined_at INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        queued_at INTEGER NOT NULL,
+        admitted_at INTEGER,
+        left_at INTEGER,
+        UNIQUE (workshop_id, owner_id),
+        UNIQUE (workshop_id, name_key)
+      );
+      CREATE INDEX IF NOT EXISTS workshop_members_owner ON workshop_members(owner_id, status);
+      CREATE TABLE IF NOT EXISTS workshop_messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        workshop_id TEXT NOT NULL REFERENCES workshops(id),
+        message TEXT NOT NULL,
+        at INTEGER NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS results_workshop ON results(workshop_id, owner_id);
+      CREATE TRIGGER IF NOT EXISTS results_frozen_after_workshop_end BEFORE INSERT ON results
+        WHEN NEW.workshop_id IS NOT NULL
+         AND EXISTS (SELECT 1 FROM workshops w WHERE w.id = NEW.workshop_id AND w.ended_at IS NOT NULL)
+      BEGIN
+        SELECT RAISE(IGNORE);
+      END;
+    `);
+  }
+
+  readonly workshops = {
+    insert: (w: WorkshopRecord): void => {
+      this.db
+        .prepare(
+          `INSERT INTO workshops (id, code, title, lessons, capacity, duration_ms, warm_target, created_at, started_at, ended_at, ended_reason)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(w.id, w.code, w.title, JSON.stringify(w.lessons), w.capacity, w.durationMs, w.warmTarget, w.createdAt, w.startedAt, w.endedAt, w.endedReason);
+    },
+    get: (id: string): WorkshopRecord | undefined => {
+      const row = this.db.prepare("SELECT * FROM workshops WHERE id = ?").get(id);
+      return row ? toWorkshop(row) : undefined;
+    },
+    byCode: (code: string): WorkshopRecord | undefined => {
+      const row = this.db.prepare("SELECT * FROM workshops WHERE code = ?").get(code);
+      return row ? toWorkshop(row) : undefined;
+    },
+    codeTaken: (code: string): boolean => this.db.prepare("SELECT 1 FROM workshops WHERE code = ?").get(code) !== undefined,
+    all: (): WorkshopRecord[] => this.db.prepare("SELECT * FROM workshops ORDER BY created_at DESC").all().map(toWorkshop),
+    live: (): WorkshopRecord[] => this.db.prepare("SELECT * FROM workshops WHERE ended_at IS NULL").all().map(toWorkshop),
+    update: (id: string, change: { capacity?: number; warmTarget?: number }): void => {
+      const w = this.workshops.get(id);
+      if (!w) return;
+      this.db
+        .prepare("UPDATE workshops SET capacity = ?, warm_target = ? WHERE id = ?")
+        .run(change.capacity ?? w.capacity, change.warmTarget ?? w.warmTarget, id);
+    },
+    start: (id: string, at: number): void => {
+      this.db.prepare("UPDATE workshops SET started_at = ? WHERE id = ? AND started_at IS NULL").run(at, id);
+    },
+    end: (id: string, at: number, reason: string): void => {
+      this.db.prepare("UPDATE workshops SET ended_at = ?, ended_reason = ? WHERE id = ? AND ended_at IS NULL").run(at, reason, id);
+    },
+  };
+
+  readonly members = {
+    insert: (m: MemberRecord): void => {
+      this.db
+        .prepare(
+          `INSERT INTO workshop_members (id, workshop_id, owner_id, display_name, name_key, joined_at, status, queued_at, admitted_at, left_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(m.id, m.workshopId, m.ownerId, m.displayName, nameKey(m.displayName), m.joinedAt, m.status, m.queuedAt, m.admittedAt, m.leftAt);
+    },
+    get: (id: string): MemberRecord | undefined => {
+      const row = this.db.prepare("SELECT * FROM workshop_members WHERE id = ?").get(id);
+      return row ? toMember(row) : undefined;
+    },
+    of: (workshopId: string, ownerId: string): MemberRecord | undefined => {
+      const row = this.db.prepare("SELECT * FROM workshop_members WHERE workshop_id = ? AND owner_id = ?").get(workshopId, ownerId);
+      return row ? toMember(row) : undefined;
+    },
+    nameTaken: (workshopId: string, name: string): boolean =>
+      this.db.prepare("SELECT 1 FROM workshop_members WHERE workshop_id = ? AND name_key = ?").get(workshopId, nameKey(name)) !== undefined,
+    /** The membership a browser is in now: in a workshop that has not ended, and not left. */
+    currentOf: (ownerId: string): MemberRecord | undefined => {
+      const row = this.db
+        .prepare(
+          `SELECT m.* FROM workshop_members m JOIN workshops w ON w.id = m.workshop_id
+            WHERE m.owner_id = ? AND m.status != 'left' AND w.ended_at IS NULL
+            ORDER BY m.joined_at DESC LIMIT 1`,
+        )
+        .get(ownerId);
+      return row ? toMember(row) : undefined;
+    },
+    /** The latest membership a browser has not left, ended workshops included ("the workshop has ended"). */
+    latestOf: (ownerId: string): MemberRecord | undefined => {
+      const row = this.db
+        .prepare("SELECT * FROM workshop_members WHERE owner_id = ? AND status != 'left' ORDER BY joined_at DESC LIMIT 1")
+        .get(ownerId);
+      return row ? toMember(row) : undefined;
+    },
+    ofWorkshop: (workshopId: string): MemberRecord[] =>
+      this.db.prepare("SELECT * FROM workshop_members WHERE workshop_id = ? ORDER BY joined_at, id").all(workshopId).map(toMember),
+    setStatus: (id: string, status: MemberStatus, at: number): void => {
+      const column = { admitted: "admitted_at", left: "left_at", queued: "queued_at", away: undefined }[status];
+      if (column) this.db.prepare(`UPDATE workshop_members SET status = ?, ${column} = ? WHERE id = ?`).run(status, at, id);
+      else this.db.prepare("UPDATE workshop_members SET status = ? WHERE id = ?").run(status, id);
+    },
+  };
+
+  readonly messages = {
+    insert: (workshopId: string, message: string, at: number): void => {
+      this.db.prepare("INSERT INTO workshop_messages (workshop_id, message, at) VALUES (?, ?, ?)").run(workshopId, message, at);
+    },
+    recent: (workshopId: string, limit = 20): WorkshopMessage[] =>
+      this.db
+        .prepare("SELECT id, message, at FROM workshop_messages WHERE workshop_id = ? ORDER BY id DESC LIMIT ?")
+        .all(workshopId, limit)
+        .map((r) => ({ id: Number(r.id), message: String(r.message), at: Number(r.at) }))
+        .reverse(),
+  };
+
+  /** Verdicts recorded for a workshop, oldest first; never any after it ended. */
+  results(workshopId: string): WorkshopResult[] {
+    return this.db
+      .prepare(
+        `SELECT r.owner_id, r.exercise_id, r.task_id, r.passed, r.at FROM results r JOIN workshops w ON w.id = r.workshop_id
+          WHERE r.workshop_id = ? AND (w.ended_at IS NULL OR r.at <= w.ended_at)
+          ORDER BY r.at, r.id`,
+      )
+      .all(workshopId)
+      .map((r) => ({
+        ownerId: String(r.owner_id),
+        exerciseId: String(r.exercise_id),
+        taskId: String(r.task_id),
+        passed: Number(r.passed) === 1,
+        at: Number(r.at),
+      }));
+  }
+
+  /** Cheap "did anything change" probe for the live dashboard: the newest result's id and the count. */
+  resultsVersion(workshopId: string): string {
+    const row = this.db.prepare("SELECT MAX(id) AS last, COUNT(*) AS n FROM results WHERE workshop_id = ?").get(workshopId);
+    return `${String(row?.last ?? 0)}:${String(row?.n ?? 0)}`;
+  }
+}
+
+/** Names are unique per workshop regardless of case and spacing, so the gradebook is unambiguous. */
+export function nameKey(name: string): string {
+  return name.normalize("NFKC").toLowerCase().replace(/\s+/g, " ").trim();
+}
+
+function toWorkshop(row: Record<string, unknown>): WorkshopRecord {
+  let lessons: string[] = [];
+  try {
+    const parsed: unknown = JSON.parse(String(row.lessons));
+    if (Array.isArray(parsed)) lessons = parsed.map(String);
+  } catch {
+    // A damaged row shows as a workshop without lessons rather than breaking the list.
+  }
+  return {
+    id: String(row.id),
+    code: String(row.code),
+    title: String(row.title),
+    lessons,
+    capacity: Number(row.capacity),
+    durationMs: Number(row.duration_ms),
+    warmTarget: Number(row.warm_target),
+    createdAt: Number(row.created_at),
+    startedAt: row.started_at == null ? null : Number(row.started_at),
+    endsAt: row.started_at == null ? null : Number(row.started_at) + Number(row.duration_ms),
+    endedAt: row.ended_at == null ? null : Number(row.ended_at),
+    endedReason: row.ended_reason == null ? null : String(row.ended_reason),
+  };
+}
+
+function toMember(row: Record<string, unknown>): MemberRecord {
+  return {
+    id: String(row.id),
+    workshopId: String(row.workshop_id),
+    ownerId: String(row.owner_id),
+    displayName: String(row.display_name),
+    joinedAt: Number(row.joined_at),
+    status: String(row.status) as MemberStatus,
+    queuedAt: Number(row.queued_at),
+    admittedAt: row.admitted_at == null ? null : Number(row.admitted_at),
+    leftAt: row.left_at == null ? null : Number(row.left_at),
+  };
+}

@@ -1,0 +1,198 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { z } from "zod";
+import { ShipshapeError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { newId, type Signer } from "../sessions/tokens.ts";
+import { INSTRUCTOR_COOKIE, type InstructorAuth } from "../workshops/instructor-auth.ts";
+import { normalizeJoinCode } from "../workshops/join-code.ts";
+import { createWorkshopSchema, type WorkshopService } from "../workshops/workshop-service.ts";
+import { json, readCookie, readJson, setOwnerCookie, type Routes } from "./http-server.ts";
+import { RateLimiter } from "./rate-limiter.ts";
+
+/** A dashboard stream whose browser stopped reading is cut off rather than buffered without end. */
+const MAX_STREAM_BUFFER = 1024 * 1024;
+const STREAM_HEARTBEAT_MS = 15_000;
+
+const signInSchema = z.object({ secret: z.string().max(200) }).strict();
+const joinSchema = z.object({ code: z.string().max(40), name: z.string().max(400) }).strict();
+const capacitySchema = z.object({ capacity: z.number().int().min(1).max(10_000) }).strict();
+const prewarmSchema = z.object({ count: z.number().int().min(0).max(10_000) }).strict();
+const messageSchema = z.object({ message: z.string().max(2_000) }).strict();
+
+export interface WorkshopRoutesDeps {
+  workshops: WorkshopService;
+  auth: InstructorAuth;
+  signer: Signer;
+  log: Logger;
+}
+
+/**
+ * Classroom workshops over HTTP (docs/workshops.md). Instructor routes need the signed
+ * `shipshape_instructor` cookie (from the admin secret); learner routes use the owner cookie, as
+ * sessions do. POST/PATCH/DELETE are refused from foreign origins by the HTTP server.
+ */
+export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; close(): void } {
+  const { workshops, auth, signer } = deps;
+  const log = deps.log.child({ component: "workshop-routes" });
+  const signIns = new RateLimiter({ capacity: 10, refillPerMinute: 10 });
+  // Only wrong codes cost a token: a whole class behind one address must be able to join at once.
+  const badCodes = new RateLimiter({ capacity: 30, refillPerMinute: 30 });
+  const streams = new Set<ServerResponse>();
+
+  const requireInstructor = (req: IncomingMessage) => {
+    if (!auth.verify(readCookie(req, INSTRUCTOR_COOKIE))) {
+      throw new ShipshapeError("unauthorized", "Sign in as an instructor first (at /instructor/).");
+    }
+  };
+  const address = (req: IncomingMessage) => req.socket.remoteAddress ?? "unknown";
+
+  const routes: Routes = {
+    // ---- instructor sign-in ----
+    "POST /api/instructor/session": async (req, res) => {
+      if (!signIns.take(address(req))) {
+        throw new ShipshapeError("rate_limited", "Too many sign-in attempts from your address. Wait a minute and try again.");
+      }
+      const body = signInSchema.parse(await readJson(req));
+      if (!auth.checkSecret(body.secret)) {
+        log.warn("instructor sign-in refused", { address: address(req) });
+        throw new ShipshapeError("unauthorized", "That is not the instructor secret. It is in the server's data directory (admin-secret) or SHIPSHAPE_ADMIN_SECRET.");
+      }
+      const { value, maxAgeSeconds } = auth.issue();
+      setCookie(req, res, INSTRUCTOR_COOKIE, value, maxAgeSeconds);
+      json(res, 200, { signedIn: true });
+    },
+    "GET /api/instructor/session": (req, res) => {
+      json(res, 200, { signedIn: auth.verify(readCookie(req, INSTRUCTOR_COOKIE)) });
+    },
+    "DELETE /api/instructor/session": (req, res) => {
+      setCookie(req, res, INSTRUCTOR_COOKIE, "", 0);
+      res.writeHead(204).end();
+    },
+    "GET /api/instructor/lessons": (req, res) => {
+      requireInstructor(req);
+      json(res, 200, { lessons: workshops.lessonCatalog() });
+    },
+
+    // ---- instructor: workshops ----
+    "GET /api/workshops": (req, res) => {
+      requireInstructor(req);
+      json(res, 200, { workshops: workshops.list() });
+    },
+    "POST /api/workshops": async (req, res) => {
+      requireInstructor(req);
+      const body = createWorkshopSchema.parse(await readJson(req));
+      json(res, 201, workshops.create(body));
+    },
+    "GET /api/workshops/:id": (req, res, _owner, params) => {
+      requireInstructor(req);
+      json(res, 200, workshops.dashboard(params.id!));
+    },
+    "PATCH /api/workshops/:id": async (req, res, _owner, params) => {
+      requireInstructor(req);
+      const body = capacitySchema.parse(await readJson(req));
+      json(res, 200, workshops.setCapacity(params.id!, body.capacity));
+    },
+    "POST /api/workshops/:id/prewarm": async (req, res, _owner, params) => {
+      requireInstructor(req);
+      const body = prewarmSchema.parse(await readJson(req));
+      json(res, 200, workshops.prewarm(params.id!, body.count));
+    },
+    "POST /api/workshops/:id/messages": async (req, res, _owner, params) => {
+      requireInstructor(req);
+      const body = messageSchema.parse(await readJson(req));
+      json(res, 200, workshops.broadcast(params.id!, body.message));
+    },
+    "POST /api/workshops/:id/end": async (req, res, _owner, params) => {
+      requireInstructor(req);
+      json(res, 200, await workshops.end(params.id!));
+    },
+    "GET /api/workshops/:id/grades.csv": (req, res, _owner, params) => {
+      requireInstructor(req);
+      const { filename, csv } = workshops.gradesCsv(params.id!);
+      res.writeHead(200, {
+        "content-type": "text/csv; charset=utf-8",
+        "content-disposition": `attachment; filename="${filename}"`,
+        "cache-control": "no-store",
+        "x-content-type-options": "nosniff",
+      });
+      // The byte-order mark makes Excel read the file as UTF-8 (names with accents).
+      res.end("\ufeff" + csv);
+    },
+    /** The live dashboard as Server-Sent Events: a `dashboard` event with the whole grid whenever it changes. */
+    "GET /api/workshops/:id/events": (req, res, _owner, params) => {
+      requireInstructor(req);
+      const id = params.id!;
+      workshops.get(id); // 404 before the stream starts
+      res.writeHead(200, {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-store",
+        "x-accel-buffering": "no", // nginx: do not buffer the stream
+      });
+      res.write("retry: 2000\n\n");
+      streams.add(res);
+      const send = (text: string) => {
+        if (res.writableLength > MAX_STREAM_BUFFER) return void res.destroy();
+        res.write(text);
+      };
+      const unsubscribe = workshops.subscribe(id, (snapshot) => send(`event: dashboard\ndata: ${JSON.stringify(snapshot)}\n\n`));
+      const heartbeat = setInterval(() => send(": still here\n\n"), STREAM_HEARTBEAT_MS);
+      res.on("close", () => {
+        clearInterval(heartbeat);
+        unsubscribe();
+        streams.delete(res);
+      });
+    },
+
+    // ---- learners ----
+    "POST /api/workshops/join": async (req, res, ownerId) => {
+      const body = joinSchema.parse(await readJson(req));
+      if (!normalizeJoinCode(body.code) && !badCodes.take(address(req))) {
+        throw new ShipshapeError("rate_limited", "Too many wrong codes from your address. Wait a minute and try again.");
+      }
+      let owner = ownerId;
+      if (!owner) {
+        owner = newId(16);
+        setOwnerCookie(req, res, signer.sign(owner));
+      }
+      try {
+        json(res, 200, await workshops.join(owner, body.code, body.name));
+      } catch (e) {
+        if (e instanceof ShipshapeError && e.code === "not_found" && !badCodes.take(address(req))) {
+          throw new ShipshapeError("rate_limited", "Too many wrong codes from your address. Wait a minute and try again.");
+        }
+        throw e;
+      }
+    },
+    "GET /api/workshops/mine": (_req, res, ownerId) => {
+      const view = ownerId ? workshops.mine(ownerId) : undefined;
+      if (!view) throw new ShipshapeError("not_found", "You have not joined a workshop in this browser.");
+      json(res, 200, view);
+    },
+    "DELETE /api/workshops/mine": async (_req, res, ownerId) => {
+      if (!ownerId || !(await workshops.leave(ownerId))) throw new ShipshapeError("not_found", "You are not in a workshop.");
+      res.writeHead(204).end();
+    },
+    /** The link an instructor shares: /join/K7QX2M opens the join page with the code filled in. */
+    "GET /join/:code": (_req, res, _owner, params) => {
+      const code = normalizeJoinCode(params.code ?? "") ?? "";
+      res.writeHead(302, { location: `/join/${code ? `?code=${code}` : ""}`, "cache-control": "no-store" }).end();
+    },
+  };
+
+  return {
+    routes,
+    close: () => {
+      for (const res of streams) res.end();
+      streams.clear();
+    },
+  };
+}
+
+function setCookie(req: IncomingMessage, res: ServerResponse, name: string, value: string, maxAgeSeconds: number): void {
+  const secure = (req.socket as { encrypted?: boolean }).encrypted || req.headers["x-forwarded-proto"] === "https";
+  // Strict: the instructor's cookie never rides along on a request another site starts.
+  res.setHeader(
+    "set-cookie",
+    `${name}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${secure ? "; Secure" : ""}`,
+  );
+}

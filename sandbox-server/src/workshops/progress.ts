@@ -1,0 +1,124 @@
+/**
+ * The instructor's grid, computed from stored verdicts: pure functions of their inputs (and the
+ * clock), so the rules for "in progress", "stuck" and "idle" are unit-tested without a server.
+ */
+
+export interface ExerciseColumn {
+  id: string;
+  lesson: string;
+  title: string;
+  tasks: Array<{ id: string; title: string }>;
+}
+
+export interface Verdict {
+  exerciseId: string;
+  taskId: string;
+  passed: boolean;
+  at: number;
+}
+
+export type CellState = "not_started" | "in_progress" | "passed";
+
+export interface Cell {
+  state: CellState;
+  /** Tasks passed at least once. */
+  passedTasks: number;
+  tasks: number;
+  /** Check runs (one press of Check), and how many of them did not pass the whole exercise. */
+  checks: number;
+  failedChecks: number;
+  /** Failed checks in a row since the learner last made progress here. */
+  failedSinceProgress: number;
+  stuck: boolean;
+  lastCheckAt: number | null;
+  passedAt: number | null;
+}
+
+export interface ProgressRules {
+  /** No keystroke for this long: idle. */
+  idleAfterMs: number;
+  /** This many failed checks in a row on an exercise not yet passed: stuck. */
+  stuckAfterFailedChecks: number;
+}
+
+export const DEFAULT_RULES: ProgressRules = { idleAfterMs: 5 * 60_000, stuckAfterFailedChecks: 3 };
+
+/**
+ * One learner's cell for one exercise. The grader stores one row per task per check, all with the
+ * same time, so rows sharing `at` are one check run.
+ */
+export function cellFor(exercise: ExerciseColumn, verdicts: readonly Verdict[], rules: ProgressRules = DEFAULT_RULES): Cell {
+  const mine = verdicts.filter((v) => v.exerciseId === exercise.id).sort((a, b) => a.at - b.at);
+  const known = new Set(exercise.tasks.map((t) => t.id));
+  const runs = new Map<number, Verdict[]>();
+  for (const v of mine) {
+    if (!known.has(v.taskId)) continue; // a task renamed since: it no longer counts
+    const run = runs.get(v.at) ?? [];
+    run.push(v);
+    runs.set(v.at, run);
+  }
+  const passed = new Set<string>();
+  let failedChecks = 0;
+  let failedSinceProgress = 0;
+  let passedAt: number | null = null;
+  let lastCheckAt: number | null = null;
+  for (const [at, run] of runs) {
+    lastCheckAt = at;
+    const before = passed.size;
+    for (const v of run) if (v.passed) passed.add(v.taskId);
+    const wholeRunPassed = exercise.tasks.every((t) => run.some((v) => v.taskId === t.id && v.passed));
+    if (passed.size === known.size && passedAt === null) passedAt = at;
+    if (!wholeRunPassed) failedChecks++;
+    failedSinceProgress = passed.size > before || wholeRunPassed ? 0 : failedSinceProgress + 1;
+  }
+  const state: CellState = passed.size === known.size ? "passed" : runs.size > 0 ? "in_progress" : "not_started";
+  return {
+    state,
+    passedTasks: passed.size,
+    tasks: known.size,
+    checks: runs.size,
+    failedChecks,
+    failedSinceProgress,
+    stuck: state !== "passed" && failedSinceProgress >= rules.stuckAfterFailedChecks,
+    lastCheckAt,
+    passedAt,
+  };
+}
+
+export function isIdle(lastActiveAt: number | null, now: number, rules: ProgressRules = DEFAULT_RULES): boolean {
+  return lastActiveAt !== null && now - lastActiveAt >= rules.idleAfterMs;
+}
+
+/** One gradebook row per learner and task: the verdict they reached, and when. */
+export interface GradeRow {
+  learner: string;
+  exercise: string;
+  task: string;
+  verdict: "passed" | "failed" | "not attempted";
+  /** ISO time of the first pass, or of the last failed check; empty when never checked. */
+  time: string;
+}
+
+export function gradebook(
+  learners: ReadonlyArray<{ name: string; verdicts: readonly Verdict[] }>,
+  exercises: readonly ExerciseColumn[],
+): GradeRow[] {
+  const rows: GradeRow[] = [];
+  for (const learner of learners) {
+    for (const exercise of exercises) {
+      for (const task of exercise.tasks) {
+        const mine = learner.verdicts.filter((v) => v.exerciseId === exercise.id && v.taskId === task.id);
+        const firstPass = mine.filter((v) => v.passed).sort((a, b) => a.at - b.at)[0];
+        const last = mine.sort((a, b) => b.at - a.at)[0];
+        rows.push({
+          learner: learner.name,
+          exercise: exercise.id,
+          task: task.id,
+          verdict: firstPass ? "passed" : last ? "failed" : "not attempted",
+          time: firstPass ? new Date(firstPass.at).toISOString() : last ? new Date(last.at).toISOString() : "",
+        });
+      }
+    }
+  }
+  return rows;
+}
