@@ -50,7 +50,7 @@ inside_mode() {
   done
   [[ -n "$ipt" ]] || { echo "egress-policy: no DOCKER-USER chain found (is dockerd running with iptables enabled?)" >&2; exit 1; }
   # shellcheck disable=SC2046,SC2086 # word splitting wanted: space-separated address lists
-  dns=$(printf '%s\n' ${SHIPSHAPE_DNS_ALLOW:-} $(_nameservers /etc/resolv.conf) | grep -E '^[0-9.]+$' | sort -u | tr '\n' ' ')
+  dns=$(printf '%s\n' ${SHIPSHAPE_DNS_ALLOW:-} $(_nameservers /etc/resolv.conf) | { grep -E '^[0-9.]+$' || true; } | sort -u | tr '\n' ' ')
 
   rules="*filter
 :SHIPSHAPE-EGRESS - [0:0]
@@ -98,7 +98,7 @@ _jump() {
     [[ "$rule" == "-A $from -i $br -j $to" ]] && continue
     read -r -a words <<<"${rule#-A }"
     "$ipt" -w -D "${words[@]}" </dev/null
-  done < <("$ipt" -w -S "$from" </dev/null | grep -- "-j $to\$" || true)
+  done < <("$ipt" -w -S "$from" </dev/null 2>/dev/null | grep -- "-j $to\$" || true)
   "$ipt" -w -C "$from" -i "$br" -j "$to" 2>/dev/null </dev/null || "$ipt" -w -I "$from" 1 -i "$br" -j "$to" </dev/null
 }
 

@@ -90,8 +90,8 @@ _bootstrap_base() {
   rm -rf --one-file-system "$SHIPSHAPE_DATA"/debootstrap.* 2>/dev/null || true
   work=$(mktemp -d "$SHIPSHAPE_DATA/debootstrap.XXXXXX")
   r="$work/rootfs"
-  # ~330 "I: Retrieving/Validating/Unpacking/Configuring" lines for minbase + ca-certificates.
-  run_with_progress "$log" debootstrap 330 debootstrap --variant=minbase --include=ca-certificates \
+  # ~460 "I: Retrieving/Validating/Extracting/Unpacking/Configuring" lines for minbase + ca-certificates.
+  run_with_progress "$log" debootstrap 460 debootstrap --variant=minbase --include=ca-certificates \
     --components=main "$SHIPSHAPE_DEBIAN_SUITE" "$r" "$DEBIAN_MIRROR" ||
     fail "debootstrap could not build a Debian $SHIPSHAPE_DEBIAN_SUITE tree from $DEBIAN_MIRROR. The end of its log:" \
       "$(log_tail "$log")" \

@@ -71,5 +71,5 @@ ensure_egress_policy() {
     fail "Applying the sandbox egress policy (firewall rules) failed:" "$(log_tail "$log")" \
       "The policy runs in a short-lived container with --network host and CAP_NET_ADMIN; check that the engine" \
       "allows that (rootless Docker does not), then run the same command again."
-  note "$(tail -n 1 "$log")"
+  note "$(grep 'egress policy applied' "$log" | tail -n 1)"
 }
