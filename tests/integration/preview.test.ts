@@ -202,7 +202,7 @@ describe("port preview on the site's origin (/preview/<session>/<port>/)", () =>
 
   it("strips the platform's cookies and Authorization, and sets its own forwarding headers", async () => {
     const res = await get(a, `/preview/${a.session.sessionId}/8000/headers?q=1`, {
-      cookie: `${a.session.cookie}; app=1; shipshape_preview=x`,
+      cookie: `${a.session.cookie}; app=1; shipshape_preview=x; shipshape_instructor=y`,
       authorization: "Bearer platform-secret",
       "x-forwarded-host": "127.0.0.1:22",
       "x-forwarded-for": "10.0.0.1",

@@ -14,7 +14,7 @@ const SID = "abcdefgh12345678";
 describe("request headers to the app", () => {
   const incoming = {
     host: "127.0.0.1:22",
-    cookie: "shipshape_owner=o.sig; app=1; shipshape_preview=t; __Host-shipshape_preview=u; theme=dark",
+    cookie: "shipshape_owner=o.sig; app=1; shipshape_preview=t; __Host-shipshape_preview=u; shipshape_instructor=i; theme=dark",
     authorization: "Bearer platform",
     connection: "keep-alive, x-secret",
     "x-secret": "hop",
@@ -60,7 +60,7 @@ describe("request headers to the app", () => {
 
   it("removes the cookie header when only the platform's cookies were in it", () => {
     expect(stripPlatformCookies("shipshape_owner=a; shipshape_preview=b")).toBeUndefined();
-    expect(stripPlatformCookies("shipshape_owner_x=a;  a=b ;")).toBe("shipshape_owner_x=a; a=b");
+    expect(stripPlatformCookies("shipshape_anything_later=a;  a=b ; myshipshape_x=c")).toBe("a=b; myshipshape_x=c");
     expect(stripPlatformCookies(undefined)).toBeUndefined();
   });
 
@@ -127,7 +127,7 @@ describe("response headers to the browser", () => {
     expect(rewriteSetCookie("s=1; Path", prefix)).toBe(`s=1; Path=${prefix}/`);
     expect(rewriteSetCookie("s=1; Path=relative", prefix)).toBe(`s=1; Path=${prefix}/`);
     expect(rewriteSetCookie("s=1", prefix)).toBe("s=1");
-    for (const bad of ["shipshape_owner=x", " shipshape_preview=x; Path=/", "__Host-shipshape_preview=x", "novalue", "=x"]) {
+    for (const bad of ["shipshape_owner=x", " shipshape_preview=x; Path=/", "__Host-shipshape_preview=x", "shipshape_instructor=x", "Shipshape_owner=x", "novalue", "=x"]) {
       expect(rewriteSetCookie(bad, prefix)).toBeUndefined();
     }
   });
@@ -137,17 +137,19 @@ describe("who may open a preview", () => {
   const subject: PreviewSubject = { sessionId: SID, ownerId: "owner1", workshopId: "w1", port: 8080 };
 
   it("lets the owner in and nobody else by default", () => {
-    expect(authorizePreview(subject, { ownerId: "owner1" })).toEqual({ allow: true, role: "owner" });
-    expect(authorizePreview(subject, { ownerId: "owner2" })).toEqual({ allow: false, reason: "not the sandbox's owner" });
-    expect(authorizePreview(subject, { ownerId: undefined })).toEqual({ allow: false, reason: "no owner cookie" });
+    expect(authorizePreview(subject, { ownerId: "owner1", cookies: undefined })).toEqual({ allow: true, role: "owner" });
+    expect(authorizePreview(subject, { ownerId: "owner2", cookies: undefined })).toEqual({ allow: false, reason: "not the sandbox's owner" });
+    expect(authorizePreview(subject, { ownerId: undefined, cookies: undefined })).toEqual({ allow: false, reason: "no owner cookie" });
   });
 
   it("takes more rules, e.g. the workshop's instructor", () => {
-    const instructorRule: PreviewAccessRule = (s, v) => (s.workshopId === "w1" && v.ownerId === "teacher" ? { allow: true, role: "instructor" } : undefined);
+    const instructorRule: PreviewAccessRule = (s, v) =>
+      s.workshopId === "w1" && cookieValues(v.cookies, "shipshape_instructor")[0] === "signed" ? { allow: true, role: "instructor" } : undefined;
     const denyPort: PreviewAccessRule = (s) => (s.port === 22 ? { allow: false, reason: "port 22 is closed" } : undefined);
     const rules = [denyPort, ownerRule, instructorRule];
-    expect(authorizePreview(subject, { ownerId: "teacher" }, rules)).toEqual({ allow: true, role: "instructor" });
-    expect(authorizePreview({ ...subject, port: 22 }, { ownerId: "owner1" }, rules)).toEqual({ allow: false, reason: "port 22 is closed" });
-    expect(authorizePreview({ ...subject, workshopId: undefined }, { ownerId: "teacher" }, rules)).toMatchObject({ allow: false });
+    const teacher = { ownerId: "teacher", cookies: "shipshape_instructor=signed" };
+    expect(authorizePreview(subject, teacher, rules)).toEqual({ allow: true, role: "instructor" });
+    expect(authorizePreview({ ...subject, port: 22 }, { ownerId: "owner1", cookies: undefined }, rules)).toEqual({ allow: false, reason: "port 22 is closed" });
+    expect(authorizePreview({ ...subject, workshopId: undefined }, teacher, rules)).toMatchObject({ allow: false });
   });
 });

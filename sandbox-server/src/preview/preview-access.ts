@@ -4,7 +4,7 @@
  * may open it") without touching the proxy:
  *
  *   const instructorRule: PreviewAccessRule = (subject, viewer) =>
- *     subject.workshopId && viewer.ownerId && workshops.isInstructor(subject.workshopId, viewer.ownerId)
+ *     subject.workshopId && instructorAuth.verify(cookieValues(viewer.cookies, INSTRUCTOR_COOKIE)[0])
  *       ? { allow: true, role: "instructor" }
  *       : undefined;
  *   createPreview({ ..., rules: [...defaultPreviewRules, instructorRule] })
@@ -22,6 +22,8 @@ export interface PreviewSubject {
 export interface PreviewViewer {
   /** From the site's signed owner cookie (path form, and links followed on the site). */
   ownerId: string | undefined;
+  /** The raw Cookie header, for rules that verify a sign-in of their own (an instructor's cookie). */
+  cookies: string | undefined;
 }
 
 export type AccessDecision = { allow: true; role: string } | { allow: false; reason: string };

@@ -1,11 +1,16 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import { rewriteLocation, type LocationContext } from "./preview-routes.ts";
 
-/** The platform's cookies: never forwarded to a learner's app, never settable by one. */
-export const OWNER_COOKIE = "shipshape_owner";
 export const PREVIEW_COOKIE = "shipshape_preview";
 export const PREVIEW_COOKIE_SECURE = "__Host-shipshape_preview";
-const platformCookies = new Set([OWNER_COOKIE, PREVIEW_COOKIE, PREVIEW_COOKIE_SECURE]);
+
+/**
+ * The platform's cookies (`shipshape_owner`, `shipshape_instructor`, the preview's own, and any
+ * added later under the same prefix): never forwarded to a learner's app, never settable by one.
+ */
+export function isPlatformCookie(name: string): boolean {
+  return /^(?:__host-|__secure-)?shipshape_/i.test(name.trim());
+}
 
 /** RFC 9110 §7.6.1 hop-by-hop fields, plus the proxy-era ones; each hop sets its own. */
 const hopByHop = new Set([
@@ -36,7 +41,7 @@ export function stripPlatformCookies(cookie: string | undefined): string | undef
   const kept = cookie
     .split(";")
     .map((p) => p.trim())
-    .filter((p) => p !== "" && !platformCookies.has(p.slice(0, p.indexOf("=") < 0 ? p.length : p.indexOf("=")).trim()));
+    .filter((p) => p !== "" && !isPlatformCookie(p.slice(0, p.indexOf("=") < 0 ? p.length : p.indexOf("="))));
   return kept.length > 0 ? kept.join("; ") : undefined;
 }
 
@@ -153,7 +158,7 @@ export function rewriteSetCookie(header: string, prefix: string | undefined): st
   const first = parts.shift() ?? "";
   const eq = first.indexOf("=");
   const name = (eq < 0 ? "" : first.slice(0, eq)).trim();
-  if (!name || platformCookies.has(name)) return undefined;
+  if (!name || isPlatformCookie(name)) return undefined;
   const attrs: string[] = [];
   for (const raw of parts) {
     const attr = raw.trim();

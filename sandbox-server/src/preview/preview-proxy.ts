@@ -224,7 +224,7 @@ export class PreviewProxy implements HttpMount {
     const parsed = parsePreviewPath(req.url ?? "");
     if (parsed.ok && parsed.target.rest === "" && !this.domain) {
       // Authorise first: a refusal looks the same with or without the slash.
-      await this.authorisePath(parsed.target.sessionId, parsed.target.port, ownerId);
+      await this.authorisePath(parsed.target.sessionId, parsed.target.port, ownerId, req.headers.cookie);
       const q = (req.url ?? "").indexOf("?");
       res.writeHead(308, { location: `${parsed.target.prefix}/${q < 0 ? "" : (req.url ?? "").slice(q)}`, "cache-control": "no-store" }).end();
       return;
@@ -244,7 +244,7 @@ export class PreviewProxy implements HttpMount {
       throw new PreviewFailure(400, parsed.port !== undefined ? "bad_port" : "bad_address", parsed.port !== undefined ? messages.badPort : messages.badAddress, parsed.reason);
     }
     const { sessionId, port, prefix, rest } = parsed.target;
-    const session = await this.authorisePath(sessionId, port, ownerId);
+    const session = await this.authorisePath(sessionId, port, ownerId, req.headers.cookie);
     if (this.domain) {
       if (res) {
         const token = this.tokens.issue({
@@ -281,12 +281,12 @@ export class PreviewProxy implements HttpMount {
     };
   }
 
-  private async authorisePath(sessionId: string, port: number, ownerId: string | undefined) {
+  private async authorisePath(sessionId: string, port: number, ownerId: string | undefined, cookies: string | undefined) {
     const session = this.sessions.describe(sessionId);
     if (!session) throw new PreviewFailure(404, "gone", messages.gone, "unknown or ended session");
     const decision = authorizePreview(
       { sessionId, ownerId: session.ownerId, workshopId: session.workshopId ?? undefined, port },
-      { ownerId },
+      { ownerId, cookies },
       this.rules,
     );
     if (!decision.allow) throw new PreviewFailure(403, "forbidden", ownerId ? messages.notOwner : messages.private, decision.reason);
