@@ -277,7 +277,9 @@ export class PreviewProxy implements HttpMount {
       prefix,
       baseFor: (p) => previewPath(sessionId, p).slice(0, -1),
       publicHost: hostnameOf(req.headers.host) ? req.headers.host : undefined,
-      publicProto: (req.socket as { encrypted?: boolean }).encrypted ? "https" : "http",
+      // Only what the app is told about the browser's scheme (as for the owner cookie's Secure flag);
+      // it never chooses where the request goes.
+      publicProto: (req.socket as { encrypted?: boolean }).encrypted || req.headers["x-forwarded-proto"] === "https" ? "https" : "http",
     };
   }
 
