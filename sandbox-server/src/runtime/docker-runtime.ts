@@ -220,7 +220,9 @@ export class DockerRuntime implements SandboxRuntime {
           ReadonlyRootfs: true,
           CapDrop: ["ALL"],
           // Reading PID 1's root and socket needs ptrace-level access to a more privileged process.
-          CapAdd: ["SYS_PTRACE", "DAC_OVERRIDE", "DAC_READ_SEARCH"],
+          // Nothing beyond what the sandbox itself holds: the learner can ptrace the probe, and
+          // DAC_READ_SEARCH would let injected code open host files by handle (docs/security.md).
+          CapAdd: ["SYS_PTRACE", "DAC_OVERRIDE"],
           AutoRemove: true,
           Memory: 256 * 1024 * 1024,
           PidsLimit: 128,
