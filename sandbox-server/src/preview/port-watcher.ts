@@ -20,6 +20,13 @@ export interface PortsSnapshot {
 
 /** The fewest milliseconds between two `docker ps` in one sandbox, however many events arrive. */
 const MIN_REFRESH_INTERVAL_MS = 500;
+/**
+ * A budget of reads per sandbox: bursts of up to READ_BURST reads, then one per READ_REFILL_MS, so
+ * a sandbox whose events never stop (a restart loop, a learner's fake `docker` printing endlessly)
+ * costs one `docker ps` every 5 s, not two a second.
+ */
+const READ_BURST = 40;
+const READ_REFILL_MS = 5_000;
 /** Events come in bursts (`docker compose up`); one read after the burst is enough. */
 const EVENT_DEBOUNCE_MS = 150;
 /** Without a streaming exec (or while it is down), poll at the rate the page would. */
@@ -38,6 +45,9 @@ interface Watch {
   running: Promise<void> | undefined;
   dirty: boolean;
   closed: boolean;
+  /** Reads left in the budget (see READ_BURST), as of `budgetAt`. */
+  budget: number;
+  budgetAt: number;
 }
 
 /**
@@ -90,6 +100,8 @@ export class PortWatchers {
         running: undefined,
         dirty: false,
         closed: false,
+        budget: READ_BURST,
+        budgetAt: Date.now(),
       };
       this.watches.set(sessionId, watch);
       void this.follow(watch);
@@ -137,10 +149,15 @@ export class PortWatchers {
       return;
     }
     if (w.timer) return;
-    const sinceLast = w.last ? Date.now() - w.last.at : Infinity;
-    const wait = Math.max(delayMs, MIN_REFRESH_INTERVAL_MS - sinceLast);
+    const now = Date.now();
+    w.budget = Math.min(READ_BURST, w.budget + (now - w.budgetAt) / READ_REFILL_MS);
+    w.budgetAt = now;
+    const sinceLast = w.last ? now - w.last.at : Infinity;
+    const wait = Math.max(delayMs, MIN_REFRESH_INTERVAL_MS - sinceLast, w.budget >= 1 ? 0 : (1 - w.budget) * READ_REFILL_MS);
     w.timer = setTimeout(() => {
       w.timer = undefined;
+      w.budget = Math.min(READ_BURST, w.budget + (Date.now() - w.budgetAt) / READ_REFILL_MS) - 1;
+      w.budgetAt = Date.now();
       w.running = this.refresh(w).finally(() => {
         w.running = undefined;
         if (w.dirty) {
