@@ -13,7 +13,8 @@ export default defineConfig({
   output: "static",
   trailingSlash: "ignore",
   build: { format: "directory" },
-  integrations: [mdx()],
+  // No smart punctuation: `--name` in a <Run> must stay two hyphens, not become an en dash.
+  integrations: [mdx({ smartypants: false })],
   markdown: {
     shikiConfig: { themes: { light: "github-light", dark: "github-dark" } },
   },

@@ -210,13 +210,23 @@ export async function waitForTerminalText(page: Page, name: string, pattern: Reg
     if (pattern.test(text)) return text;
     await page.waitForTimeout(100);
   }
-  throw new Error(`Terminal "${name}" did not show ${pattern} within ${timeoutMs} ms. It shows:\n${text}`);
+  const status = await page
+    .evaluate(() => {
+      const state = document.querySelector<HTMLElement>("[data-sandbox-status]");
+      const overlay = document.querySelector<HTMLElement>("[data-terminal-overlay]:not([hidden]) [data-overlay-text]");
+      return `sandbox status: ${state?.dataset.state ?? "?"} "${state?.textContent?.trim() ?? ""}"${overlay ? `; overlay: "${overlay.textContent}"` : ""}`;
+    })
+    .catch(() => "sandbox status: unknown");
+  throw new Error(`Terminal "${name}" did not show ${pattern} within ${timeoutMs} ms (${status}). It shows:\n${text.trimEnd()}`);
 }
+
+/** A cold sandbox starts in seconds, but a busy 2-core CI machine can take much longer. */
+export const SANDBOX_START_TIMEOUT_MS = 120_000;
 
 export const PROMPT = /sandbox:[^\n]*[#$] ?$/m;
 
 /** Waits for the shell prompt, then focuses the terminal's input. */
-export async function readyTerminal(page: Page, name: string, timeoutMs = 60_000): Promise<void> {
+export async function readyTerminal(page: Page, name: string, timeoutMs = SANDBOX_START_TIMEOUT_MS): Promise<void> {
   await page.locator(terminalSelector(name)).scrollIntoViewIfNeeded();
   await waitForTerminalText(page, name, PROMPT, timeoutMs);
 }

@@ -1,6 +1,7 @@
 import type { Browser, BrowserContext, Page, WebSocket } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  SANDBOX_START_TIMEOUT_MS,
   endSession,
   launchBrowser,
   newContext,
@@ -57,7 +58,7 @@ describe("lesson page", () => {
     expect(hellos.map((hello) => hello.terminal).sort()).toEqual(["logs", "main"]);
     expect(new Set(hellos.map((hello) => hello.token)).size).toBe(1);
     expect(sockets.every((socket) => socket.url().endsWith("/ws/terminal"))).toBe(true);
-  });
+  }, SANDBOX_START_TIMEOUT_MS + 30_000);
 
   it("runs a command from a Run button in the terminal it names", async () => {
     const block = page.locator('[data-run][data-command="docker ps"]').first();
@@ -65,6 +66,13 @@ describe("lesson page", () => {
     await waitForTerminalText(page, "main", /CONTAINER ID\s+IMAGE\s+COMMAND/);
     // The other terminal did not get it.
     expect(await terminalText(page, "logs")).not.toContain("docker ps");
+  });
+
+  it("types commands exactly as written, double dashes and quotes included", async () => {
+    const block = page.locator('[data-run][data-command="docker run --rm busybox echo \\"gone when done\\""]');
+    await expect(block.count()).resolves.toBe(1);
+    await block.getByRole("button", { name: /^Run/ }).click();
+    await waitForTerminalText(page, "main", /^gone when done$/m, 60_000);
   });
 
   it("runs a Run block that targets the second terminal there", async () => {

@@ -2,6 +2,7 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   PROMPT,
+  SANDBOX_START_TIMEOUT_MS,
   endSession,
   launchBrowser,
   newContext,
@@ -39,7 +40,7 @@ describe("playground", () => {
     expect(await page.locator('[data-testid="terminal"]').count()).toBe(1);
     await readyTerminal(page, "playground");
     await expect(page.locator('[role="status"]').first().textContent()).resolves.toBe("Sandbox ready");
-  });
+  }, SANDBOX_START_TIMEOUT_MS + 30_000);
 
   it("draws with the DOM renderer when WebGL is unavailable, and keeps the text readable", async () => {
     const renderer = await page.locator('[data-testid="terminal"]').getAttribute("data-renderer");
