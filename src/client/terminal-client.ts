@@ -76,6 +76,12 @@ export const BACKOFF_INITIAL_MS = 250;
 export const BACKOFF_MAX_MS = 5_000;
 export const PING_INTERVAL_MS = 20_000;
 export const PONG_TIMEOUT_MS = 10_000;
+/**
+ * Queued input (Run buttons pressed before the shell was ready) waits for a new shell's first
+ * output to go quiet, so it is typed after the prompt instead of echoed above it.
+ */
+export const QUEUE_SETTLE_MS = 150;
+export const QUEUE_MAX_WAIT_MS = 1_500;
 /** Consecutive sockets that never opened before we ask the server whether the session still exists. */
 const FAILED_OPENS_BEFORE_PROBE = 3;
 
@@ -154,6 +160,10 @@ export class TerminalConnection {
   private attempt = 0;
   private failedOpens = 0;
   private retryTimer: unknown;
+  private flushTimer: unknown;
+  private flushDeadline: unknown;
+  /** A fresh shell's prompt is still arriving: queued input waits for it (see QUEUE_SETTLE_MS). */
+  private awaitingPrompt = false;
   private pingTimer: unknown;
   private pongTimer: unknown;
 
@@ -219,7 +229,9 @@ export class TerminalConnection {
   sendInput(data: string | Uint8Array, { queue = false }: { queue?: boolean } = {}): void {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
     if (bytes.byteLength === 0) return;
-    if (this.ready && this.socket?.readyState === OPEN) {
+    if (this.awaitingPrompt && queue) {
+      this.queuedInput.push(bytes); // Keep the order: behind what is already waiting.
+    } else if (this.ready && this.socket?.readyState === OPEN) {
       this.socket.send(bytes);
     } else if (queue) {
       this.queuedInput.push(bytes);
@@ -357,6 +369,22 @@ export class TerminalConnection {
     this.attempt = 0;
     this.setStatus({ state: "ready" });
     this.schedulePing();
+    if (replayed || this.queuedInput.length === 0) {
+      this.flushQueuedInput();
+    } else {
+      this.awaitingPrompt = true;
+      const generation = this.generation;
+      this.flushDeadline = this.clock.setTimeout(() => {
+        if (generation === this.generation) this.flushQueuedInput();
+      }, QUEUE_MAX_WAIT_MS);
+    }
+  }
+
+  private flushQueuedInput(): void {
+    this.awaitingPrompt = false;
+    this.clock.clearTimeout(this.flushTimer);
+    this.clock.clearTimeout(this.flushDeadline);
+    this.flushTimer = this.flushDeadline = undefined;
     const queued = this.queuedInput;
     this.queuedInput = [];
     for (const bytes of queued) this.sendInput(bytes);
@@ -370,6 +398,13 @@ export class TerminalConnection {
       this.unackedBytes += bytes.byteLength;
       this.flushAck();
       return;
+    }
+    if (this.awaitingPrompt) {
+      const generation = this.generation;
+      this.clock.clearTimeout(this.flushTimer);
+      this.flushTimer = this.clock.setTimeout(() => {
+        if (generation === this.generation) this.flushQueuedInput();
+      }, QUEUE_SETTLE_MS);
     }
     this.pendingWrites++;
     this.options.sink.write(bytes, () => {
@@ -439,6 +474,11 @@ export class TerminalConnection {
   }
 
   private teardownSocket(code?: number, reason?: string): void {
+    // Input still waiting for a prompt stays queued for the next shell.
+    this.awaitingPrompt = false;
+    this.clock.clearTimeout(this.flushTimer);
+    this.clock.clearTimeout(this.flushDeadline);
+    this.flushTimer = this.flushDeadline = undefined;
     this.clock.clearTimeout(this.pingTimer);
     this.clock.clearTimeout(this.pongTimer);
     this.pingTimer = undefined;

@@ -3,6 +3,8 @@ import {
   ACK_BATCH_BYTES,
   PING_INTERVAL_MS,
   PONG_TIMEOUT_MS,
+  QUEUE_MAX_WAIT_MS,
+  QUEUE_SETTLE_MS,
   TerminalConnection,
   backoffDelay,
   type Clock,
@@ -176,7 +178,7 @@ describe("terminal client protocol", () => {
     expect(t.latest().binary()).toEqual(["ls\r"]);
   });
 
-  it("keeps queued input (Run buttons) until the shell is ready", async () => {
+  it("keeps queued input (Run buttons) until a new shell has printed its prompt", async () => {
     const t = setup();
     t.connection.sendInput("\x03", { queue: true });
     t.connection.sendInput("docker ps\r", { queue: true });
@@ -185,7 +187,31 @@ describe("terminal client protocol", () => {
     t.latest().open();
     expect(t.latest().binary()).toEqual([]);
     t.latest().message({ type: "ready", sessionId: "s1", terminal: "main", replayed: false });
-    expect(t.latest().binary()).toEqual(["\x03", "docker ps\r"]);
+    t.latest().output("\x1b[H\x1b[J");
+    t.clock.advance(QUEUE_SETTLE_MS - 1);
+    t.latest().output("sandbox:~# ");
+    t.connection.sendInput("ls\r", { queue: true });
+    t.clock.advance(QUEUE_SETTLE_MS - 1);
+    expect(t.latest().binary()).toEqual([]);
+    t.clock.advance(1);
+    expect(t.latest().binary()).toEqual(["\x03", "docker ps\r", "ls\r"]);
+  });
+
+  it("sends queued input after a while even if the new shell prints nothing", async () => {
+    const t = setup();
+    t.connection.sendInput("docker ps\r", { queue: true });
+    await connected(t);
+    t.clock.advance(QUEUE_MAX_WAIT_MS - 1);
+    expect(t.latest().binary()).toEqual([]);
+    t.clock.advance(1);
+    expect(t.latest().binary()).toEqual(["docker ps\r"]);
+  });
+
+  it("sends queued input at once to a shell that was already running (replayed)", async () => {
+    const t = setup();
+    t.connection.sendInput("docker ps\r", { queue: true });
+    await connected(t, { replayed: true });
+    expect(t.latest().binary()).toEqual(["docker ps\r"]);
   });
 
   it("acknowledges output after the terminal has parsed it, when the write queue drains", async () => {
