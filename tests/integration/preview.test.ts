@@ -395,6 +395,21 @@ describe("port preview on the site's origin (/preview/<session>/<port>/)", () =>
     expect(res.status).toBe(403);
     expect(((await res.json()) as { message: string }).message).toMatch(/^Sharing a preview needs previews on their own domain/);
   });
+
+  it("tells a listening page when the sandbox is gone, and the preview says so too", async () => {
+    const ws = new WebSocket(`${app.url.replace(/^http/, "ws")}/ws/ports`, { headers: { cookie: b.session.cookie, origin: app.url } });
+    const messages: Array<Record<string, unknown>> = [];
+    ws.on("message", (d: Buffer) => messages.push(JSON.parse(d.toString()) as Record<string, unknown>));
+    const closed = new Promise<number>((r) => ws.once("close", (code) => r(code)));
+    await until("B's first list", async () => (messages.length > 0 ? true : undefined), 10_000);
+    const ended = await fetch(`${app.url}/api/sessions/current`, { method: "DELETE", headers: { origin: app.url, cookie: b.session.cookie } });
+    expect(ended.status).toBe(204);
+    expect(await closed).toBe(4004);
+    expect(messages.at(-1)).toMatchObject({ type: "ports", state: "none", ports: [] });
+    const res = await get(b, `/preview/${b.session.sessionId}/80/`);
+    expect(res.status).toBe(404);
+    expect(res.body).toBe("This sandbox no longer exists. Start a new one from the lesson page.\n");
+  });
 });
 
 describe("port preview on its own domain (p<port>-<session>.<domain>)", () => {

@@ -70,6 +70,19 @@ describe("live port watches", () => {
     expect(state.streams[0]!.closed).toBe(true);
   });
 
+  it("reads once more after an event, in case docker ps lags behind the engine's events", async () => {
+    const { state, watchers } = fakes();
+    state.ps = published(8080);
+    const seen: PortsSnapshot[] = [];
+    watchers.subscribe("s1", "o1", (s) => seen.push(s), () => {});
+    await vi.advanceTimersByTimeAsync(1_000);
+    state.streams[0]!.stdout.write("die\n"); // reported, but docker ps still lists it for a moment
+    await vi.advanceTimersByTimeAsync(300);
+    state.ps = "";
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(seen.map(portsOf)).toEqual([[8080], []]);
+  });
+
   it("shares one watch between listeners, and a late listener hears the current list at once", async () => {
     const { state, watchers } = fakes();
     state.ps = published(3000);

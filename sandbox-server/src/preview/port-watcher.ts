@@ -32,6 +32,8 @@ const EVENT_DEBOUNCE_MS = 150;
 /** Without a streaming exec (or while it is down), poll at the rate the page would. */
 const POLL_INTERVAL_MS = 2_000;
 const RESTART_DELAY_MS = 2_000;
+/** After a burst of events, one more read this much later. */
+const CONFIRM_READ_MS = 1_500;
 
 interface Watch {
   sessionId: string;
@@ -41,6 +43,7 @@ interface Watch {
   last: { json: string; snapshot: PortsSnapshot; at: number } | undefined;
   stream: ExecStream | undefined;
   timer: NodeJS.Timeout | undefined;
+  confirm: NodeJS.Timeout | undefined;
   poller: NodeJS.Timeout | undefined;
   running: Promise<void> | undefined;
   dirty: boolean;
@@ -96,6 +99,7 @@ export class PortWatchers {
         last: undefined,
         stream: undefined,
         timer: undefined,
+        confirm: undefined,
         poller: undefined,
         running: undefined,
         dirty: false,
@@ -212,8 +216,16 @@ export class PortWatchers {
     w.poller = undefined;
     // Whatever happened while we were not following.
     this.schedule(w, 0);
-    // The content is learner-controlled and not needed: any output means "read again".
-    stream.stdout.on("data", () => this.schedule(w));
+    // The content is learner-controlled and not needed: any output means "read again", and once
+    // more a moment later: the engine can report an event a little before `docker ps` shows it.
+    stream.stdout.on("data", () => {
+      this.schedule(w);
+      if (w.confirm) clearTimeout(w.confirm);
+      w.confirm = setTimeout(() => {
+        w.confirm = undefined;
+        this.schedule(w, 0);
+      }, CONFIRM_READ_MS);
+    });
     stream.stdout.once("end", () => {
       if (w.stream === stream) w.stream = undefined;
       if (w.closed) return;
@@ -235,6 +247,7 @@ export class PortWatchers {
     w.closed = true;
     if (this.watches.get(w.sessionId) === w) this.watches.delete(w.sessionId);
     if (w.timer) clearTimeout(w.timer);
+    if (w.confirm) clearTimeout(w.confirm);
     if (w.poller) clearInterval(w.poller);
     w.stream?.close();
     w.stream = undefined;
