@@ -1,6 +1,7 @@
 import { defineConfig } from "vitest/config";
 
-// One project per layer: unit (no Docker), integration (real Docker engine), browser (Chromium).
+// One project per layer: unit (no Docker), integration (real Docker engine), security (attacks,
+// faults and fuzzing against the real engine), browser (Chromium).
 export default defineConfig({
   test: {
     projects: [
@@ -20,6 +21,18 @@ export default defineConfig({
           hookTimeout: 120_000,
           // Sandboxes are real containers: keep parallelism modest on a 2-core machine.
           maxWorkers: 2,
+        },
+      },
+      {
+        test: {
+          name: "security",
+          include: ["tests/security/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+          // Attacks, faults and fuzzing measure latency and restart engines: one file at a time.
+          maxWorkers: 1,
+          fileParallelism: false,
         },
       },
       {

@@ -367,9 +367,18 @@ export class DockerRuntime implements SandboxRuntime {
     const cache = (stats.memory_stats.stats as { total_inactive_file?: number } | undefined)?.total_inactive_file ?? 0;
     let diskBytes: number | undefined;
     if (options.disk) {
-      const r = await this.exec(sandboxId, ["nice", "-n", "19", "du", "-sxb", "/var/lib/docker"], { timeoutMs: 60_000 });
+      // The inner engine's volume, plus what the learner wrote to the container's own filesystem
+      // (its writable layer on the host's disk): both fill the host, neither has a hard quota.
+      const [r, info] = await Promise.all([
+        this.exec(sandboxId, ["nice", "-n", "19", "du", "-sxb", "/var/lib/docker"], { timeoutMs: 60_000 }),
+        this.docker
+          .getContainer(sandboxId)
+          .inspect({ size: true } as Docker.ContainerInspectOptions)
+          .catch(() => undefined),
+      ]);
       const n = Number.parseInt(r.stdout, 10);
-      diskBytes = Number.isFinite(n) ? n : undefined;
+      const rw = (info as { SizeRw?: number } | undefined)?.SizeRw ?? 0;
+      diskBytes = Number.isFinite(n) ? n + rw : undefined;
     }
     return { memoryBytes: Math.max(0, (stats.memory_stats.usage ?? 0) - cache), pids: stats.pids_stats?.current ?? 0, diskBytes };
   }

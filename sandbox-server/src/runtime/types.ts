@@ -77,7 +77,7 @@ export type SandboxEvent = { kind: "stopped"; reason: string } | { kind: "oom" }
 export interface SandboxUsage {
   memoryBytes: number;
   pids: number;
-  /** Bytes under the inner /var/lib/docker; undefined when not measured. */
+  /** Bytes under the inner /var/lib/docker plus the sandbox's own writable layer; undefined when not measured. */
   diskBytes: number | undefined;
 }
 

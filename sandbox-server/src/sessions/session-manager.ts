@@ -298,6 +298,10 @@ export class SessionManager {
       if (record?.state === "ended" && /expired|idle/.test(record.endedReason ?? "")) {
         throw new ShipshapeError("session_expired", expiredMessage(record.endedReason ?? "expired", this.policy));
       }
+      // Ended by the server while nobody watched (a limit, the engine): say why, not just "gone".
+      if (record?.state === "ended" && record.endedReason?.startsWith("sandbox stopped: ")) {
+        throw new ShipshapeError("sandbox_gone", record.endedReason.slice("sandbox stopped: ".length));
+      }
       throw new ShipshapeError("not_found", "This sandbox no longer exists. Start a new one.");
     }
     if (live.record.ownerId !== ownerId) {
@@ -456,15 +460,27 @@ export class SessionManager {
     }
   }
 
-  /** Tells learners with a terminal open when their sandbox nears a limit, in plain words. */
+  /**
+   * Tells learners with a terminal open when their sandbox nears a limit, in plain words. Disk is
+   * measured for every sandbox, attached or not: closing the tab must not let a `dd` run on.
+   */
   async checkLimits(): Promise<void> {
     const measureDisk = this.limitRounds++ % DISK_CHECK_EVERY === 0;
     const { limits } = this.policy;
     for (const live of [...this.live.values()]) {
       const sandboxId = live.record.sandboxId;
-      if (!sandboxId || ![...live.hubs.values()].some((h) => h.clientCount > 0)) continue;
+      if (!sandboxId || live.status.state !== "ready") continue;
+      const attached = [...live.hubs.values()].some((h) => h.clientCount > 0);
+      if (!attached && !measureDisk) continue;
       const usage = await this.runtime.usage(sandboxId, { disk: measureDisk }).catch(() => undefined);
       if (!usage) continue;
+      if (!attached) {
+        if (usage.diskBytes !== undefined && usage.diskBytes >= limits.diskBytes * DISK_HARD_FACTOR) {
+          this.log.warn("detached sandbox far over its disk limit; ending it", { sessionId: live.record.id, sandboxId, bytes: usage.diskBytes });
+          await this.end(live.record.id, `sandbox stopped: ${diskOverMessage(usage.diskBytes, limits.diskBytes)}`);
+        }
+        continue;
+      }
       if (usage.pids >= limits.pids * 0.9) {
         this.notify(live, "pids_limit", `Your sandbox is at its limit of ${limits.pids} processes, so new programs cannot start. Something may be starting processes in a loop: press Ctrl-C, or start a new sandbox.`);
       }
@@ -474,7 +490,7 @@ export class SessionManager {
       if (usage.diskBytes !== undefined && usage.diskBytes >= limits.diskBytes * 0.9) {
         if (usage.diskBytes >= limits.diskBytes * DISK_HARD_FACTOR) {
           this.log.warn("sandbox far over its disk limit; ending it", { sessionId: live.record.id, sandboxId, bytes: usage.diskBytes });
-          await this.end(live.record.id, `sandbox stopped: Your sandbox used ${gib(usage.diskBytes)} of disk, over its ${gib(limits.diskBytes)} limit, and was stopped. Start a new one.`);
+          await this.end(live.record.id, `sandbox stopped: ${diskOverMessage(usage.diskBytes, limits.diskBytes)}`);
           continue;
         }
         this.notify(live, "disk_limit", `Your sandbox is using ${gib(usage.diskBytes)} of its ${gib(limits.diskBytes)} disk limit for images, containers and volumes. Free space with: docker system prune -a. Far over the limit, the sandbox is stopped.`);
@@ -537,6 +553,10 @@ export class SessionManager {
 
 const mib = (bytes: number) => `${Math.round(bytes / 1024 ** 2)} MiB`;
 const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+
+function diskOverMessage(used: number, limit: number): string {
+  return `Your sandbox used ${gib(used)} of disk, over its ${gib(limit)} limit, and was stopped. Start a new one.`;
+}
 
 function minutes(ms: number): string {
   const m = Math.round(ms / 60_000);
