@@ -74,7 +74,13 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   });
   const exercises = loadExercises(path.join(config.SHIPSHAPE_CONTENT_DIR, "exercises"));
   const grader = new Grader({ runtime, store, log });
-  const sockets = new TerminalSockets({ sessions, signer, log, metrics: serverMetrics });
+  const sockets = new TerminalSockets({
+    sessions,
+    signer,
+    log,
+    metrics: serverMetrics,
+    maxSocketsPerOwner: config.SHIPSHAPE_TERMINALS_PER_BROWSER,
+  });
   const adminSecret = loadAdminSecret(config.SHIPSHAPE_ADMIN_SECRET, config.SHIPSHAPE_DATA_DIR);
   const instructorAuth = new InstructorAuth(adminSecret.secret);
   // Before sessions.start(): workshops register their reserves, so reserved sandboxes are adopted after a restart.
@@ -111,6 +117,10 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     routes: { ...gradingRoutes({ exercises, grader, sessions, store }), ...workshopApi.routes },
     sessionOptions: (ownerId) => workshops.sessionOptionsFor(ownerId),
     limits: { ...limits, ttlMs: config.SHIPSHAPE_SESSION_TTL, idleTimeoutMs: config.SHIPSHAPE_IDLE_TIMEOUT },
+    abuse: {
+      sessionsPerAddressPerMinute: config.SHIPSHAPE_SESSIONS_PER_ADDRESS_PER_MINUTE,
+      trustedProxies: config.SHIPSHAPE_TRUSTED_PROXIES,
+    },
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -77,6 +77,15 @@ export const envSchema = z.object({
   SHIPSHAPE_LIMIT_CHECK_INTERVAL: duration("10s").describe("how often open sandboxes are checked against their limits"),
   SHIPSHAPE_WARM_POOL: int(2, 0, 1000).describe("sandboxes kept started for the next learners (0 turns the pool off)"),
   SHIPSHAPE_MAX_SANDBOXES: int(300, 1, 100_000).describe("sandboxes alive at once on this server"),
+  SHIPSHAPE_SESSIONS_PER_ADDRESS_PER_MINUTE: int(100, 1, 100_000).describe(
+    "new sandboxes one client address may start per minute (also the burst); a class behind one NAT shares it",
+  ),
+  SHIPSHAPE_TERMINALS_PER_BROWSER: int(16, 1, 1000).describe("terminal sockets one browser (owner cookie) may hold open at once"),
+  SHIPSHAPE_TRUSTED_PROXIES: z
+    .string()
+    .default("127.0.0.1,::1")
+    .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))
+    .describe("reverse proxies whose X-Forwarded-For names the real client address, comma separated"),
   SHIPSHAPE_PREVIEW_DOMAIN: z
     .preprocess(
       (v) => (typeof v === "string" ? v.trim().toLowerCase() || undefined : v),

@@ -37,13 +37,21 @@ export class ShipshapeError extends Error {
   readonly userMessage: string;
   /** For the log only; may name containers, paths, engine errors. */
   readonly detail: string | undefined;
+  /** Extra fields for the client, e.g. which abuse rule was hit and when to retry. */
+  readonly fields: { rule?: string; retryAfterSeconds?: number } | undefined;
 
-  constructor(code: ErrorCode, userMessage: string, detail?: string, options?: { cause?: unknown }) {
+  constructor(
+    code: ErrorCode,
+    userMessage: string,
+    detail?: string,
+    options?: { cause?: unknown; fields?: { rule?: string; retryAfterSeconds?: number } },
+  ) {
     super(userMessage, options);
     this.name = "ShipshapeError";
     this.code = code;
     this.userMessage = userMessage;
     this.detail = detail;
+    this.fields = options?.fields;
   }
 
   get status(): number {

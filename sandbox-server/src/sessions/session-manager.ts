@@ -48,6 +48,8 @@ interface LiveSession {
   noticesSent: Map<string, number>;
 }
 
+/** Distinct named shells (terminals) one sandbox may have. */
+export const MAX_SHELLS_PER_SANDBOX = 16;
 /** Touches are written to the database at most this often per session. */
 const TOUCH_WRITE_INTERVAL_MS = 15_000;
 const NOTICE_INTERVAL_MS = 60_000;
@@ -359,6 +361,14 @@ export class SessionManager {
       live.progressListeners.delete(onProgress);
     }
     let hub = live.hubs.get(name);
+    if (!hub && live.hubs.size >= MAX_SHELLS_PER_SANDBOX) {
+      // Each name is a shell in the sandbox and a screen mirror here: bounded, and said so.
+      throw new ShipshapeError(
+        "limit_reached",
+        `This sandbox already has ${MAX_SHELLS_PER_SANDBOX} shells, the most it may have. Use one of them, or start a new sandbox.`,
+        `shell names: ${[...live.hubs.keys()].join(",")}`,
+      );
+    }
     if (!hub) {
       hub = new TerminalHub({
         name,

@@ -32,7 +32,12 @@ export interface HttpDeps {
    */
   sessionOptions?: (ownerId: string) => { workshopId?: string; expiresAt?: number };
   limits: { memoryBytes: number; cpus: number; pids: number; diskBytes: number; ttlMs: number; idleTimeoutMs: number };
+  /** Abuse rules (docs/security.md, "Abuse limits"). */
+  abuse?: { sessionsPerAddressPerMinute: number; trustedProxies: string[] };
 }
+
+/** New sandboxes per browser (owner cookie): a burst, then a steady rate. */
+const SESSIONS_PER_BROWSER = { capacity: 10, refillPerMinute: 20 } as const;
 
 const openBodySchema = z.object({ fresh: z.boolean().optional() }).strict();
 const fileBodySchema = z
@@ -69,7 +74,11 @@ export interface HttpMount {
 /** The one HTTP server: site, API and WebSocket upgrades on one origin. */
 export function createHttpServer(deps: HttpDeps): Server {
   const log = deps.log.child({ component: "http" });
-  const sessionCreations = new RateLimiter({ capacity: 10, refillPerMinute: 20 });
+  const sessionCreations = new RateLimiter(SESSIONS_PER_BROWSER);
+  const perAddress = deps.abuse?.sessionsPerAddressPerMinute ?? 100;
+  const trustedProxies = deps.abuse?.trustedProxies ?? ["127.0.0.1", "::1"];
+  // A browser can drop its cookie to become a new owner; its address stays the same.
+  const addressCreations = new RateLimiter({ capacity: perAddress, refillPerMinute: perAddress });
   let health: { at: number; error: ShipshapeError | undefined } = { at: 0, error: undefined };
 
   const checkHealth = async () => {
@@ -105,8 +114,31 @@ export function createHttpServer(deps: HttpDeps): Server {
       // A session that belongs to another workshop (or to none) than this browser's is replaced.
       const fresh = body.fresh === true || (current !== undefined && current.workshopId !== (extra.workshopId ?? null));
       const createsSandbox = fresh || !current;
-      if (createsSandbox && !sessionCreations.take(owner)) {
-        throw new ShipshapeError("rate_limited", "Too many new sandboxes from your address. Wait a minute and try again.");
+      if (createsSandbox) {
+        const address = clientAddress(req, trustedProxies);
+        // A workshop seat is bounded by the workshop's own size: its class may share one NAT address.
+        const addressWait = extra.workshopId ? 0 : addressCreations.waitMs(address);
+        if (addressWait > 0) {
+          log.warn("abuse rule hit", { rule: "sessions_per_address", address });
+          throw rateLimited(
+            "sessions_per_address",
+            addressWait,
+            `Too many new sandboxes from your network address (at most ${perAddress} a minute). Wait a minute and try again. ` +
+              `If your whole class shares one address, ask the operator to raise SHIPSHAPE_SESSIONS_PER_ADDRESS_PER_MINUTE.`,
+          );
+        }
+        const ownerWait = sessionCreations.waitMs(owner);
+        if (ownerWait > 0) {
+          log.warn("abuse rule hit", { rule: "sessions_per_browser", address });
+          throw rateLimited(
+            "sessions_per_browser",
+            ownerWait,
+            `You started ${SESSIONS_PER_BROWSER.capacity} new sandboxes in a short time, the most one browser may ` +
+              `(then ${SESSIONS_PER_BROWSER.refillPerMinute} a minute). Wait a minute and try again.`,
+          );
+        }
+        if (!extra.workshopId) addressCreations.take(address);
+        sessionCreations.take(owner);
       }
       const view = deps.sessions.open(owner, { ...extra, fresh });
       json(res, 200, sessionJson(view, deps));
@@ -169,8 +201,10 @@ export function createHttpServer(deps: HttpDeps): Server {
           ? new ShipshapeError("bad_request", e.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; "))
           : toShipshapeError(e);
       if (err.status >= 500) log.error("request failed", { route: key, code: err.code, detail: err.detail });
-      if (!res.headersSent) json(res, err.status, { error: err.code, message: err.userMessage });
-      else res.end();
+      if (!res.headersSent) {
+        if (err.fields?.retryAfterSeconds !== undefined) res.setHeader("retry-after", String(err.fields.retryAfterSeconds));
+        json(res, err.status, { error: err.code, message: err.userMessage, ...err.fields });
+      } else res.end();
     }
   });
 
@@ -233,6 +267,30 @@ function sessionJson(view: SessionView, deps: HttpDeps) {
     ...view.status,
     limits: deps.limits,
   };
+}
+
+function rateLimited(rule: string, waitMs: number, message: string): ShipshapeError {
+  return new ShipshapeError("rate_limited", message, `rule ${rule}`, {
+    fields: { rule, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) },
+  });
+}
+
+/**
+ * The client's address: the connection's peer, or, when the peer is a trusted reverse proxy, the
+ * right-most X-Forwarded-For entry that is not one (entries left of it could be forged).
+ */
+export function clientAddress(req: IncomingMessage, trustedProxies: readonly string[]): string {
+  const plain = (a: string) => a.trim().replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1");
+  const peer = plain(req.socket.remoteAddress ?? "unknown");
+  const trusted = new Set(trustedProxies.map(plain));
+  if (!trusted.has(peer)) return peer;
+  const header = req.headers["x-forwarded-for"];
+  const hops = (Array.isArray(header) ? header.join(",") : (header ?? ""))
+    .split(",")
+    .map(plain)
+    .filter((h) => h.length > 0 && h.length <= 64);
+  for (let i = hops.length - 1; i >= 0; i--) if (!trusted.has(hops[i]!)) return hops[i]!;
+  return hops[0] ?? peer;
 }
 
 /** Same-origin by default: the Origin's host must be the Host the browser asked for. */

@@ -22,6 +22,8 @@ const MAX_SOCKET_BUFFER = 4 * 1024 * 1024;
 export interface TerminalSocketDeps {
   sessions: SessionManager;
   signer: Signer;
+  /** Open terminal sockets one browser (owner cookie) may hold; more are closed with 4029. */
+  maxSocketsPerOwner?: number;
   log: Logger;
   metrics: ServerMetrics;
 }
@@ -63,6 +65,7 @@ export class TerminalSockets {
   private readonly deps: TerminalSocketDeps;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly alive = new WeakSet<WebSocket>();
+  private readonly perOwner = new Map<string, number>();
 
   constructor(deps: TerminalSocketDeps) {
     this.deps = deps;
@@ -92,6 +95,20 @@ export class TerminalSockets {
   private onConnection(ws: WebSocket, ownerId: string): void {
     const { sessions, signer, metrics } = this.deps;
     let log = this.deps.log.child({ component: "terminal-socket" });
+    // Completed, then closed with a reason: a refused upgrade would reach the page as a bare 1006.
+    const max = this.deps.maxSocketsPerOwner ?? 16;
+    const open = this.perOwner.get(ownerId) ?? 0;
+    if (open >= max) {
+      log.warn("abuse rule hit", { rule: "terminals_per_browser", open });
+      ws.close(CloseCode.rateLimited, reasonText(`Too many terminals open (${max} per browser); close one and retry.`));
+      return;
+    }
+    this.perOwner.set(ownerId, open + 1);
+    ws.once("close", () => {
+      const left = (this.perOwner.get(ownerId) ?? 1) - 1;
+      if (left > 0) this.perOwner.set(ownerId, left);
+      else this.perOwner.delete(ownerId);
+    });
     this.alive.add(ws);
     ws.on("pong", () => this.alive.add(ws));
 
