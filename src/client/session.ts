@@ -32,6 +32,7 @@ export class SandboxSession implements ISessionSource {
   private current: Promise<SessionInfo> | undefined;
   private readonly statuses = new Map<string, SandboxStatus>();
   private readonly renewListeners = new Set<(info: SessionInfo) => void>();
+  private readonly renewStartListeners = new Set<(outcome: Promise<SessionInfo>) => void>();
   private sessionStatus: SandboxStatus = { state: "idle" };
   private readonly fetch: FetchLike;
 
@@ -51,6 +52,7 @@ export class SandboxSession implements ISessionSource {
   /** Destroys the current sandbox and starts a new one; every terminal reconnects to it. */
   async renew(): Promise<SessionInfo> {
     const next = this.create({ fresh: true });
+    for (const listener of this.renewStartListeners) listener(next);
     this.current = next;
     try {
       const info = await next;
@@ -60,6 +62,12 @@ export class SandboxSession implements ISessionSource {
       if (this.current === next) this.current = undefined;
       throw error;
     }
+  }
+
+  /** A new sandbox was asked for; `outcome` settles when it is there or the request failed. */
+  onRenewStart(listener: (outcome: Promise<SessionInfo>) => void): () => void {
+    this.renewStartListeners.add(listener);
+    return () => this.renewStartListeners.delete(listener);
   }
 
   onRenew(listener: (info: SessionInfo) => void): () => void {

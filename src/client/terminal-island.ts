@@ -211,6 +211,16 @@ class TerminalIsland {
     resizeObserver.observe(this.root);
     this.disposers.push(() => resizeObserver.disconnect());
     this.disposers.push(on("shipshape:theme", ({ theme }) => (term.options.theme = themes[theme])));
+    this.disposers.push(
+      sandbox.onRenewStart((outcome) => {
+        this.showOverlay({ state: "connecting" }, "Starting a new sandbox…");
+        outcome.catch((error: unknown) => {
+          // Back to where we were (the button is still there), with the reason.
+          const reason = error instanceof Error ? error.message : "The new sandbox could not be started.";
+          this.showOverlay(connection.status, reason);
+        });
+      }),
+    );
     this.disposers.push(sandbox.onRenew(() => connection.restart()));
     const online = () => connection.retryNow();
     window.addEventListener("online", online);
@@ -257,14 +267,17 @@ class TerminalIsland {
     return true;
   }
 
-  private showOverlay(status: SandboxStatus): void {
+  /**
+   * The panel over the terminal: start-up progress, reconnecting, and the final states with their
+   * button. Not shown for a first "connecting" (it is quick and would only flash).
+   */
+  private showOverlay(status: SandboxStatus, message?: string): void {
     this.frame.dataset.status = status.state;
     const overlay = this.overlay;
     if (!overlay) return;
-    const visible = status.state === "expired" || status.state === "failed" || status.state === "starting" || status.state === "reconnecting";
-    overlay.hidden = !visible;
+    overlay.hidden = status.state === "idle" || status.state === "ready" || (status.state === "connecting" && !message);
     const text = overlay.querySelector<HTMLElement>("[data-overlay-text]");
-    if (text) text.textContent = describeStatus(status);
+    if (text) text.textContent = message ?? describeStatus(status);
     const progress = overlay.querySelector<HTMLProgressElement>("progress");
     if (progress) {
       progress.hidden = status.state !== "starting";

@@ -93,7 +93,7 @@ describe("playground", () => {
     await waitForTerminalText(page, "playground", new RegExp(`^kept=${token}$`, "m"), 30_000);
   });
 
-  it("says the sandbox is gone when it ends, and starts a new one from the button", async () => {
+  it("says the sandbox is gone when it ends, and starts a new one from the button", { timeout: SANDBOX_START_TIMEOUT_MS + 60_000 }, async () => {
     const before = await page.evaluate(() => fetch("/api/sessions/current").then((r) => r.json() as Promise<{ sessionId: string }>));
     await endSession(page);
     const overlay = page.locator("[data-terminal-overlay]");
@@ -105,8 +105,9 @@ describe("playground", () => {
       "This sandbox was ended. Start a new one to continue.",
     );
     await overlay.getByRole("button", { name: "Start a new sandbox" }).click();
+    // The old screen goes once the new sandbox is there; then its prompt appears.
+    await expect.poll(() => overlay.isVisible(), { timeout: SANDBOX_START_TIMEOUT_MS }).toBe(false);
     await waitForTerminalText(page, "playground", PROMPT, 60_000);
-    await expect.poll(() => overlay.isVisible()).toBe(false);
     const after = await page.evaluate(() => fetch("/api/sessions/current").then((r) => r.json() as Promise<{ sessionId: string }>));
     expect(after.sessionId).not.toBe(before.sessionId);
     const token = uniqueToken();
