@@ -20,9 +20,10 @@ _start_dockerd() {
       fail "systemctl start docker failed. The end of its log:" "$(log_tail "$SHIPSHAPE_LOGS/dockerd-start.log")" \
         "See 'journalctl -u docker' for details, fix the cause, then run the same command again."
   else
-    # No systemd (containers, CI runners): run dockerd detached so it outlives this script.
+    # No systemd (containers, CI runners): run dockerd detached so it outlives this script, and
+    # without fd 9 (the set-up lock), which it would otherwise hold for as long as it runs.
     note "starting dockerd (log: /var/log/shipshape-dockerd.log)"
-    setsid nohup dockerd >/var/log/shipshape-dockerd.log 2>&1 </dev/null &
+    setsid nohup dockerd >/var/log/shipshape-dockerd.log 2>&1 </dev/null 9>&- &
     disown || true
   fi
   local i
