@@ -290,6 +290,30 @@ http_head() {
 
 _MANIFEST_TYPES='application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json'
 
+# _registry_digests HOST:PORT REPO:TAG...: prints "REPO:TAG DIGEST" for each tag the registry has.
+_registry_digests() {
+  local reg=$1 ref reply
+  shift
+  if have curl; then
+    for ref in "$@"; do
+      reply=$(http_head "http://$reg/v2/${ref%:*}/manifests/${ref##*:}" "$_MANIFEST_TYPES" | tr '\n' ' ')
+      [[ "$reply" == "200 "* ]] && printf '%s %s\n' "$ref" "${reply#200 }"
+    done | sed 's/ *$//'
+  else # one node process for all tags (no curl on minimal hosts)
+    # shellcheck disable=SC2016 # JavaScript template literals, not shell expansions
+    node -e 'const [reg, accept, ...refs] = process.argv.slice(1);
+      Promise.all(refs.map(async (ref) => {
+        const i = ref.lastIndexOf(":");
+        try {
+          const r = await fetch(`http://${reg}/v2/${ref.slice(0, i)}/manifests/${ref.slice(i + 1)}`,
+            { method: "HEAD", headers: { accept }, signal: AbortSignal.timeout(5000) });
+          const d = r.headers.get("docker-content-digest");
+          if (r.status === 200 && d) console.log(`${ref} ${d}`);
+        } catch {}
+      }));' "$reg" "$_MANIFEST_TYPES" "$@"
+  fi
+}
+
 # _standin_context NAME DIR: the build context; hello-world gets a binary from the host's gcc when it can.
 _standin_context() {
   local name=$1 dir=$2 ctx
@@ -306,7 +330,7 @@ _standin_context() {
 }
 
 ensure_standins() {
-  local stamps="$SHIPSHAPE_DATA/standins" dir name hash tags tag stamp ok reply local_tag ctx reg digest pushed=0 kept=0 base_id
+  local stamps="$SHIPSHAPE_DATA/standins" dir name hash tags tag stamp ok local_tag ctx reg digest pushed=0 kept=0 base_id
   if [[ -n "$SHIPSHAPE_REGISTRY_UPSTREAM" ]]; then
     note "online mode: the mirror passes through to $SHIPSHAPE_REGISTRY_UPSTREAM; a pull-through cache cannot take pushes, so no stand-ins are seeded"
     return 0
@@ -314,6 +338,15 @@ ensure_standins() {
   mkdir -p "$stamps"
   reg="127.0.0.1:$SHIPSHAPE_REGISTRY_HOST_PORT"
   base_id=$(image_id "$SHIPSHAPE_BASE_IMAGE")
+  # What the registry holds now, for every stand-in tag, in one go.
+  local refs=() remote
+  for dir in "$SHIPSHAPE_IMAGES_DIR"/standins/*/; do
+    dir=${dir%/}
+    [[ -f "$dir/tags" ]] || continue
+    read -r -a tags <"$dir/tags"
+    for tag in "${tags[@]}"; do refs+=("library/${dir##*/}:$tag"); done
+  done
+  remote=$(_registry_digests "$reg" "${refs[@]}")
   for dir in "$SHIPSHAPE_IMAGES_DIR"/standins/*/; do
     dir=${dir%/} name=${dir##*/}
     [[ -f "$dir/Dockerfile" && -f "$dir/tags" ]] || continue
@@ -324,8 +357,7 @@ ensure_standins() {
     for tag in "${tags[@]}"; do
       stamp="$stamps/$name@$tag"
       if [[ ! -f "$stamp" || "$(cut -d' ' -f1 "$stamp")" != "$hash" ]]; then ok=0; break; fi
-      reply=$(http_head "http://$reg/v2/library/$name/manifests/$tag" "$_MANIFEST_TYPES" | tr '\n' ' ')
-      if [[ "$reply" != "200 $(cut -d' ' -f2 "$stamp") " ]]; then ok=0; break; fi
+      if ! grep -qFx "library/$name:$tag $(cut -d' ' -f2 "$stamp")" <<<"$remote"; then ok=0; break; fi
     done
     if ((ok)); then kept=$((kept + 1)); continue; fi
 
