@@ -31,6 +31,8 @@ export async function openViewer(options: ViewerOptions): Promise<ViewerHandle> 
   term.open(options.container);
   term.textarea?.setAttribute("aria-label", "Learner's terminal, read-only");
   term.textarea?.setAttribute("readonly", "");
+  // xterm handles no key here: Escape closes the dialog, Tab moves on, as everywhere on the page.
+  term.attachCustomKeyEventHandler(() => false);
 
   let closedByUs = false;
   const ws = new WebSocket(options.url);
