@@ -136,11 +136,28 @@ class TerminalIsland {
   }
 
   load(): Promise<void> {
-    this.loading ??= this.mount().catch((error: unknown) => {
-      console.error(`[shipshape] terminal "${this.name}" failed to load`, error);
-      this.showOverlay({ state: "failed", message: "The terminal could not load. Reload the page to try again." });
-    });
+    this.loading ??= this.mountWithRetries();
     return this.loading;
+  }
+
+  /** A dropped connection while xterm's code downloads should not leave a dead terminal. */
+  private async mountWithRetries(attempts = 3): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.mount();
+        return;
+      } catch (error) {
+        // Forget the failed import so the next attempt fetches again (a browser that caches the
+        // failure fails again, and the learner is told to reload).
+        xtermModules = undefined;
+        if (attempt >= attempts) {
+          console.error(`[shipshape] terminal "${this.name}" failed to load`, error);
+          this.showOverlay({ state: "failed", message: "The terminal could not load. Reload the page to try again." });
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 1_000 * attempt));
+      }
+    }
   }
 
   private async mount(): Promise<void> {

@@ -9,6 +9,7 @@ import {
   typeLine,
   waitForTerminalText,
   type RunningServer,
+  visit,
 } from "./harness.ts";
 
 describe("file blocks", () => {
@@ -22,7 +23,7 @@ describe("file blocks", () => {
     browser = await launchBrowser();
     context = await newContext(browser, server.url);
     page = await context.newPage();
-    await page.goto("/lessons/images-and-layers/");
+    await visit(page, "/lessons/images-and-layers/");
     await readyTerminal(page, "main");
   });
 

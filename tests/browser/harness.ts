@@ -28,11 +28,43 @@ export function launchBrowser(): Promise<Browser> {
   });
 }
 
-/** A context whose clipboard works (Copy buttons) and whose console errors fail loudly in logs. */
-export async function newContext(browser: Browser, baseURL: string): Promise<BrowserContext> {
-  const context = await browser.newContext({ baseURL, viewport: { width: 1400, height: 900 } });
+const pageProblems = new WeakMap<Page, string[]>();
+
+/** A context whose clipboard works (Copy buttons); page errors are kept for failure messages. */
+export async function newContext(
+  browser: Browser,
+  baseURL: string,
+  options: Parameters<Browser["newContext"]>[0] = {},
+): Promise<BrowserContext> {
+  const context = await browser.newContext({ baseURL, viewport: { width: 1400, height: 900 }, ...options });
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: baseURL });
+  context.on("page", (page) => {
+    const problems: string[] = [];
+    pageProblems.set(page, problems);
+    page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+    page.on("console", (message) => {
+      if (message.type() === "error" || message.type() === "warning") problems.push(`console ${message.type()}: ${message.text()}`);
+    });
+    page.on("requestfailed", (request) => problems.push(`request failed: ${request.url()} ${request.failure()?.errorText ?? ""}`));
+  });
   return context;
+}
+
+/**
+ * Opens (or, without a path, reloads) a page and makes sure its scripts arrived. Chromium aborts
+ * requests with ERR_NETWORK_CHANGED whenever the host's interfaces change, which Docker does each
+ * time a container starts or stops; a page that lost its module scripts is loaded again.
+ */
+export async function visit(page: Page, path?: string, attempts = 3): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const problems = pageProblems.get(page);
+    const before = problems?.length ?? 0;
+    if (path === undefined) await page.reload({ waitUntil: "load" });
+    else await page.goto(path, { waitUntil: "load" });
+    const lost = (problems ?? []).slice(before).some((p) => p.includes("ERR_NETWORK_CHANGED"));
+    if (!lost || attempt >= attempts) return;
+    path ??= new URL(page.url()).pathname;
+  }
 }
 
 export async function freePort(): Promise<number> {
@@ -214,10 +246,15 @@ export async function waitForTerminalText(page: Page, name: string, pattern: Reg
     .evaluate(() => {
       const state = document.querySelector<HTMLElement>("[data-sandbox-status]");
       const overlay = document.querySelector<HTMLElement>("[data-terminal-overlay]:not([hidden]) [data-overlay-text]");
-      return `sandbox status: ${state?.dataset.state ?? "?"} "${state?.textContent?.trim() ?? ""}"${overlay ? `; overlay: "${overlay.textContent}"` : ""}`;
+      const terminals = Array.from(document.querySelectorAll<HTMLElement>('[data-testid="terminal"]'), (t) => `${t.dataset.terminalName}=${t.dataset.state ?? "placeholder"}`);
+      return `sandbox status: ${state?.dataset.state ?? "?"} "${state?.querySelector("[data-status-text]")?.textContent ?? ""}"${overlay ? `; overlay: "${overlay.textContent}"` : ""}; terminals: ${terminals.join(", ")}`;
     })
     .catch(() => "sandbox status: unknown");
-  throw new Error(`Terminal "${name}" did not show ${pattern} within ${timeoutMs} ms (${status}). It shows:\n${text.trimEnd()}`);
+  const problems = (pageProblems.get(page) ?? []).filter((p) => !p.includes("GL Driver Message")).slice(-10);
+  throw new Error(
+    `Terminal "${name}" did not show ${pattern} within ${timeoutMs} ms (${status}). It shows:\n${text.trimEnd()}` +
+      (problems.length ? `\nPage problems:\n${problems.join("\n")}` : ""),
+  );
 }
 
 /** A cold sandbox starts in seconds, but a busy 2-core CI machine can take much longer. */

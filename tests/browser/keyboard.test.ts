@@ -8,6 +8,7 @@ import {
   startServer,
   waitForTerminalText,
   type RunningServer,
+  visit,
 } from "./harness.ts";
 
 /** What has focus, described the way a keyboard user would name it. */
@@ -44,7 +45,7 @@ describe("keyboard-only use of a lesson", () => {
     browser = await launchBrowser();
     context = await newContext(browser, server.url);
     page = await context.newPage();
-    await page.goto("/lessons/first-containers/");
+    await visit(page, "/lessons/first-containers/");
     await readyTerminal(page, "main");
   });
 
@@ -64,7 +65,7 @@ describe("keyboard-only use of a lesson", () => {
   });
 
   it("reaches the site navigation, the theme toggle, Run buttons and the terminal, in that order", async () => {
-    await page.goto("/lessons/first-containers/");
+    await visit(page, "/lessons/first-containers/");
     await readyTerminal(page, "main");
     const stops = await tabUntil(page, (stop) => stop === "terminal:main");
     const order = ["a:Skip to content", "a:Course", "a:Playground", "button:Dark theme", "button:Run in terminal main", "terminal:main"];
@@ -74,7 +75,7 @@ describe("keyboard-only use of a lesson", () => {
   });
 
   it("has a skip link straight to the terminals", async () => {
-    await page.goto("/lessons/first-containers/");
+    await visit(page, "/lessons/first-containers/");
     await readyTerminal(page, "main");
     await page.keyboard.press("Tab");
     await page.keyboard.press("Tab");

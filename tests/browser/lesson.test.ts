@@ -12,6 +12,7 @@ import {
   uniqueToken,
   waitForTerminalText,
   type RunningServer,
+  visit,
 } from "./harness.ts";
 
 describe("lesson page", () => {
@@ -35,7 +36,7 @@ describe("lesson page", () => {
         if (message.type === "hello") hellos.push(message);
       });
     });
-    await page.goto("/lessons/first-containers/");
+    await visit(page, "/lessons/first-containers/");
   });
 
   afterAll(async () => {

@@ -13,6 +13,7 @@ import {
   uniqueToken,
   waitForTerminalText,
   type RunningServer,
+  visit,
 } from "./harness.ts";
 
 describe("playground", () => {
@@ -35,7 +36,7 @@ describe("playground", () => {
   });
 
   it("shows a prompt in one big terminal, and the sandbox is ready", async () => {
-    await page.goto("/playground/");
+    await visit(page, "/playground/");
     await expect(page.title()).resolves.toBe("Playground · shipshape");
     expect(await page.locator('[data-testid="terminal"]').count()).toBe(1);
     await readyTerminal(page, "playground");
@@ -61,7 +62,7 @@ describe("playground", () => {
     const token = uniqueToken();
     await typeLine(page, "playground", `export MARK=${token}; echo before-reload-${token}`);
     await waitForTerminalText(page, "playground", new RegExp(`^before-reload-${token}$`, "m"));
-    await page.reload();
+    await visit(page);
     // The replayed screen has the earlier output, once (the terminal was reset before the replay)...
     const replayed = await waitForTerminalText(page, "playground", new RegExp(`^before-reload-${token}$`, "m"));
     expect(replayed.match(new RegExp(`^before-reload-${token}$`, "gm"))).toHaveLength(1);

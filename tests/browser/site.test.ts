@@ -1,6 +1,6 @@
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { launchBrowser, startServer, type RunningServer } from "./harness.ts";
+import { launchBrowser, newContext, startServer, visit, type RunningServer } from "./harness.ts";
 
 /** The site around the terminals: outline, theme, progress, 404. No sandbox is started here. */
 describe("site", () => {
@@ -18,8 +18,8 @@ describe("site", () => {
   });
 
   it("lists the lessons in course order with their durations on the home page", async () => {
-    const page = await (await browser.newContext({ baseURL: server.url })).newPage();
-    await page.goto("/");
+    const page = await (await newContext(browser, server.url)).newPage();
+    await visit(page, "/");
     const items = page.locator("[data-course-outline] li");
     await expect(items.locator("h3 a").allTextContents()).resolves.toEqual(["Your first containers", "Images and layers"]);
     await expect(items.locator("h3 a").first().getAttribute("href")).resolves.toBe("/lessons/first-containers/");
@@ -28,9 +28,9 @@ describe("site", () => {
   });
 
   it("follows the system colour scheme, and remembers the learner's choice over it", async () => {
-    const context = await browser.newContext({ baseURL: server.url, colorScheme: "dark" });
+    const context = await newContext(browser, server.url, { colorScheme: "dark" });
     const page = await context.newPage();
-    await page.goto("/");
+    await visit(page, "/");
     const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
     await expect(theme()).resolves.toBe("dark");
     const toggle = page.getByRole("button", { name: "Dark theme" });
@@ -38,29 +38,29 @@ describe("site", () => {
     await toggle.click();
     await expect(theme()).resolves.toBe("light");
     await expect(toggle.getAttribute("aria-pressed")).resolves.toBe("false");
-    await page.goto("/playground/");
+    await visit(page, "/playground/");
     await expect(theme()).resolves.toBe("light");
     await context.close();
   });
 
   it("ticks a lesson in the outline once it is marked as done", async () => {
-    const context = await browser.newContext({ baseURL: server.url });
+    const context = await newContext(browser, server.url);
     // The lesson page would start a sandbox; this test only needs its progress button.
     await context.route("**/api/**", (route) => route.fulfill({ status: 503, body: "{}" }));
     await context.route("**/ws/**", (route) => route.abort());
     const page = await context.newPage();
-    await page.goto("/lessons/images-and-layers/");
+    await visit(page, "/lessons/images-and-layers/");
     const done = page.getByRole("button", { name: "Mark lesson as done" });
     await done.click();
     await expect(done.getAttribute("aria-pressed")).resolves.toBe("true");
-    await page.goto("/");
+    await visit(page, "/");
     await expect(page.locator('[data-lesson-slug="images-and-layers"]').getAttribute("data-progress")).resolves.toBe("done");
     await expect(page.locator('[data-lesson-slug="first-containers"]').getAttribute("data-progress")).resolves.toBe("none");
     await context.close();
   });
 
   it("answers an unknown address with the friendly 404 page", async () => {
-    const page = await (await browser.newContext({ baseURL: server.url })).newPage();
+    const page = await (await newContext(browser, server.url)).newPage();
     const response = await page.goto("/lessons/no-such-lesson/");
     expect(response?.status()).toBe(404);
     await expect(page.locator("h1").textContent()).resolves.toBe("This page is not in the course");

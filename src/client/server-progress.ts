@@ -1,0 +1,108 @@
+/**
+ * The learner's graded progress, as the server recorded it (`GET /api/progress`). Passes come only
+ * from here: the server writes them when it grades a Check or judges a quiz answer, and nothing on
+ * the page can report one. Components subscribe with `onServerProgress`; after a Check or an answer
+ * they call `refreshServerProgress()` so every part of the page (exercise, lesson status) agrees.
+ */
+
+export interface ExerciseTaskProgress {
+  taskId: string;
+  /** Passed at least once. */
+  passed: boolean;
+  attempts: number;
+  lastMessage: string | null;
+}
+
+export interface ExerciseProgress {
+  exerciseId: string;
+  lesson: string;
+  /** Every task passed (each at least once). */
+  passed: boolean;
+  tasks: ExerciseTaskProgress[];
+}
+
+export interface QuizProgress {
+  quizId: string;
+  lesson: string;
+  passed: boolean;
+  attempts: number;
+  choice: number | null;
+  explanation: string | null;
+}
+
+export interface ServerProgress {
+  exercises: ExerciseProgress[];
+  quizzes: QuizProgress[];
+}
+
+export type LessonState = "none" | "started" | "done";
+
+export interface LessonCompletion {
+  state: LessonState;
+  /** Exercises of the lesson, and how many of them passed. */
+  exercises: number;
+  passed: number;
+}
+
+/**
+ * A lesson with exercises is done when all of them passed, started when any was checked.
+ * A lesson without exercises has no server verdict: `undefined` (the manual "mark as done" applies).
+ */
+export function lessonCompletion(progress: ServerProgress, slug: string): LessonCompletion | undefined {
+  const mine = progress.exercises.filter((e) => e.lesson === slug);
+  if (mine.length === 0) return undefined;
+  const passed = mine.filter((e) => e.passed).length;
+  const checked = mine.some((e) => e.tasks.some((t) => t.attempts > 0));
+  return { state: passed === mine.length ? "done" : passed > 0 || checked ? "started" : "none", exercises: mine.length, passed };
+}
+
+export function describeCompletion(c: LessonCompletion): string {
+  if (c.state === "done") return c.exercises === 1 ? "Done: exercise passed" : `Done: all ${c.exercises} exercises passed`;
+  return `${c.passed} of ${c.exercises} exercise${c.exercises === 1 ? "" : "s"} passed`;
+}
+
+type Listener = (progress: ServerProgress) => void;
+const listeners = new Set<Listener>();
+let current: Promise<ServerProgress | undefined> | undefined;
+let latest: ServerProgress | undefined;
+
+function isProgress(value: unknown): value is ServerProgress {
+  const v = value as Partial<ServerProgress> | null;
+  return typeof v === "object" && v !== null && Array.isArray(v.exercises);
+}
+
+async function fetchProgress(): Promise<ServerProgress | undefined> {
+  try {
+    const response = await fetch("/api/progress", { credentials: "same-origin", cache: "no-store" });
+    if (!response.ok) return undefined;
+    const body: unknown = await response.json();
+    if (!isProgress(body)) return undefined;
+    const progress = { exercises: body.exercises, quizzes: Array.isArray(body.quizzes) ? body.quizzes : [] };
+    latest = progress;
+    for (const listener of listeners) listener(progress);
+    return progress;
+  } catch {
+    // Offline or no server (a static preview): the page simply shows no progress.
+    return undefined;
+  }
+}
+
+/** The progress, fetched once per page; `undefined` when the server cannot be asked. */
+export function loadServerProgress(): Promise<ServerProgress | undefined> {
+  current ??= fetchProgress();
+  return current;
+}
+
+/** Asks the server again (after a Check or an answer) and tells every subscriber. */
+export function refreshServerProgress(): Promise<ServerProgress | undefined> {
+  current = fetchProgress();
+  return current;
+}
+
+/** Calls `listener` with every progress the page receives, starting with the current one if known. */
+export function onServerProgress(listener: Listener): () => void {
+  listeners.add(listener);
+  if (latest) listener(latest);
+  else void loadServerProgress();
+  return () => listeners.delete(listener);
+}
