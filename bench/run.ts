@@ -12,6 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { envSchema } from "../sandbox-server/src/config.ts";
 import { docker, memAvailableMb, removeBenchContainers } from "./lib/docker.ts";
+import { FloorTerminal } from "./lib/floor.ts";
 import { ensurePeer, startWetty, WettyTerminal, wettyConnectToPrompt } from "./lib/peer.ts";
 import { summarizeProfiles } from "./lib/profile.ts";
 import { updateBenchmarksDoc } from "./lib/report.ts";
@@ -22,8 +23,8 @@ import { browserClickToPrompt, playgroundBuilt } from "./scenarios/browser.ts";
 import { burst } from "./scenarios/burst.ts";
 import { clickToPrompt, floorApi, floorCli } from "./scenarios/click-to-prompt.ts";
 import { density } from "./scenarios/density.ts";
-import { echoLoad } from "./scenarios/echo.ts";
-import { throughput, throughputFloor } from "./scenarios/throughput.ts";
+import { echoResult, echoRound, type EchoResult, type EchoSamples, type EchoTerminal } from "./scenarios/echo.ts";
+import { throughput, throughputFloor, type ThroughputResult } from "./scenarios/throughput.ts";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -43,7 +44,7 @@ const N = {
   echoTerminals: quick ? 6 : 50,
   echoSeconds: quick ? 4 : 20,
   echo1Seconds: quick ? 4 : 12,
-  megabytes: quick ? 20 : 100,
+  megabytes: quick ? 20 : 60,
   densityCap: quick ? 12 : 160,
   densityBudgetMs: quick ? 60_000 : 330_000,
   burstLearners: quick ? 10 : 50,
@@ -145,7 +146,7 @@ async function clickPhase(): Promise<void> {
   });
 }
 
-/** 2 and 3. Keystroke echo (1 and 50 terminals) and output throughput: ours, the floor, and the peer. */
+/** 2 and 3. Keystroke echo (1 and 50 terminals) and output throughput: ours, the floor and the peer, in interleaved rounds. */
 async function echoPhase(): Promise<void> {
   const profileDir = profile ? mkdtempSync(path.join(os.tmpdir(), "shipshape-bench-prof-")) : undefined;
   const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
@@ -153,6 +154,7 @@ async function echoPhase(): Promise<void> {
     results.errors.peer = `the peer could not be installed: ${String(e).slice(0, 500)}`;
     return undefined;
   });
+  if (peerInfo) results.peer = peerInfo;
   await withServer(
     { SHIPSHAPE_WARM_POOL: "0" },
     async (server) => {
@@ -162,75 +164,86 @@ async function echoPhase(): Promise<void> {
         return s;
       });
       const sandboxIds = sessions.map((s) => server.sandboxOf(s.sessionId));
-      const settle = () => sleep(500);
-
-      // Ours: one terminal alone, then 50 across the sandboxes.
-      const one = new BenchTerminal(sessions[0]!, { terminal: "e0" });
-      await one.prompt();
-      await settle();
-      results.echo.t1 = await echoLoad([one], { keysPerSecond: 25, durationMs: N.echo1Seconds * 1000 });
-      const many = [one];
-      for (let i = 1; i < N.echoTerminals; i++) many.push(new BenchTerminal(sessions[i % sessions.length]!, { terminal: `e${Math.floor(i / sessions.length)}` }));
-      await Promise.all(many.map((t) => t.prompt(60_000)));
-      await settle();
-      const rssBefore = server.rssMb();
-      results.echo.t50 = { ...(await echoLoad(many, { keysPerSecond: 10, durationMs: N.echoSeconds * 1000 })), server_rss_mb: round(server.rssMb()), server_rss_before_mb: round(rssBefore) };
-      for (const t of many) t.close();
-      log(`  echo t1 p50 ${(results.echo.t1 as { p50_ms: number }).p50_ms} ms p99 ${(results.echo.t1 as { p99_ms: number }).p99_ms} ms; t${N.echoTerminals} p99 ${(results.echo.t50 as { p99_ms: number }).p99_ms} ms`);
-
-      // Throughput: ours with flow control, then the engine's own TTY exec as the floor.
-      const tp = new BenchTerminal(sessions[0]!, { terminal: "tp" });
-      await tp.prompt();
-      const ours = await throughput(tp, server.pid, { megabytes: N.megabytes, timeoutMs: 120_000 });
-      tp.close();
-      const floor = await throughputFloor(sandboxIds[0]!, { megabytes: N.megabytes, timeoutMs: 120_000 });
-      Object.assign(results.throughput, {
-        megabytes: N.megabytes,
-        mb_per_s: ours.mb_per_s,
-        seconds: ours.seconds,
-        bytes: ours.bytes,
-        completed: ours.completed,
-        server_start_rss_mb: ours.rss_start_mb,
-        server_peak_rss_mb: ours.rss_peak_mb,
-        floor_mb_per_s: floor.mb_per_s,
-      });
-      log(`  throughput ${ours.mb_per_s} MB/s (floor ${floor.mb_per_s} MB/s), server RSS ${ours.rss_start_mb} -> peak ${ours.rss_peak_mb} MiB`);
-
-      // The peer, on the same sandboxes.
-      if (!peerInfo) return;
-      results.echo.peer = peerInfo;
-      const wetty = await startWetty(sandboxIds);
-      const peerTerminals: WettyTerminal[] = [];
+      const wetty = peerInfo ? await startWetty(sandboxIds) : undefined;
+      const all: Array<{ close(): void }> = [];
       try {
-        const connect = [] as number[];
-        for (let i = 0; i < 3; i++) connect.push(await wettyConnectToPrompt(wetty.url));
-        results.clickToPrompt.peer_connect = { ...summarize(connect), how: "WeTTY: socket.io connect to the prompt of a new `docker exec -it` shell (no sandbox start)" };
-        const p1 = new WettyTerminal(wetty.url);
-        peerTerminals.push(p1);
-        await p1.prompt();
-        await settle();
-        results.echo.peer1 = await echoLoad([p1], { keysPerSecond: 25, durationMs: N.echo1Seconds * 1000 });
-        for (let i = 1; i < N.echoTerminals; i++) peerTerminals.push(new WettyTerminal(wetty.url));
-        await Promise.all(peerTerminals.map((t) => t.prompt(60_000)));
-        await settle();
-        results.echo.peer50 = { ...(await echoLoad(peerTerminals, { keysPerSecond: 10, durationMs: N.echoSeconds * 1000 })), peer_rss_mb: round(wetty.rssMb()) };
-        for (const t of peerTerminals) t.close();
-        log(`  peer echo t1 p99 ${(results.echo.peer1 as { p99_ms: number }).p99_ms} ms; t${N.echoTerminals} p99 ${(results.echo.peer50 as { p99_ms: number }).p99_ms} ms`);
+        if (wetty) {
+          const connect: number[] = [];
+          for (let i = 0; i < 3; i++) connect.push(await wettyConnectToPrompt(wetty.url));
+          results.clickToPrompt.peer_connect = { ...summarize(connect), how: "WeTTY: socket.io connect to the prompt of a new `docker exec -it` shell (no sandbox start)" };
+        }
+        // The same number of shells for each, spread over the same sandboxes (terminal i in sandbox i mod n).
+        const ours = Array.from({ length: N.echoTerminals }, (_, i) =>
+          new BenchTerminal(sessions[i % sessions.length]!, { terminal: `e${Math.floor(i / sessions.length)}` }),
+        );
+        const floor = await pool(Array.from({ length: N.echoTerminals }), 10, (_, i) => FloorTerminal.open(sandboxIds[i % sandboxIds.length]!));
+        const peer = wetty ? Array.from({ length: N.echoTerminals }, () => new WettyTerminal(wetty.url)) : [];
+        all.push(...ours, ...floor, ...peer);
+        await Promise.all([...ours, ...floor, ...peer].map((t) => t.prompt(60_000)));
         await sleep(1_000);
-        const ptp = new WettyTerminal(wetty.url);
-        peerTerminals.push(ptp);
-        await ptp.prompt();
-        const peer = await throughput(ptp, wetty.pid, { megabytes: N.megabytes, timeoutMs: 120_000 });
+        const variants = [
+          { key: "t", terms: ours as EchoTerminal[], pid: server.pid as number | undefined },
+          { key: "floor", terms: floor as EchoTerminal[], pid: undefined },
+          ...(wetty ? [{ key: "peer", terms: peer as EchoTerminal[], pid: wetty.pid as number | undefined }] : []),
+        ];
+        const ROUNDS = 4;
+        for (const [count, keysPerSecond, seconds] of [[1, 25, N.echo1Seconds], [N.echoTerminals, 10, N.echoSeconds]] as const) {
+          const acc = new Map(variants.map((v) => [v.key, { samples: [], lost: 0, cpuMs: 0 } as EchoSamples]));
+          for (let r = 0; r < ROUNDS; r++) {
+            for (const v of variants) {
+              await echoRound(v.terms.slice(0, count), { keysPerSecond, durationMs: (seconds * 1000) / ROUNDS, pid: v.pid }, acc.get(v.key));
+            }
+          }
+          const label = count === 1 ? "1" : "50";
+          for (const v of variants) results.echo[`${v.key}${label}`] = echoResult(acc.get(v.key)!, count, keysPerSecond, v.pid !== undefined);
+          const p99 = (k: string) => (results.echo[`${k}${label}`] as EchoResult | undefined)?.p99_ms;
+          log(`  echo, ${count} terminal(s): p99 ours ${p99("t")} ms, floor ${p99("floor")} ms, peer ${p99("peer")} ms`);
+        }
+        results.echo.server_rss_mb_with_terminals = round(server.rssMb());
+        for (const t of all.splice(0)) t.close();
+
+        // Throughput, interleaved: ours (flow control on), the floor (engine exec read straight), the peer.
+        const tpOurs = new BenchTerminal(sessions[0]!, { terminal: "tp" });
+        const tpPeer = wetty ? new WettyTerminal(wetty.url) : undefined;
+        all.push(tpOurs, ...(tpPeer ? [tpPeer] : []));
+        await Promise.all([tpOurs.prompt(), tpPeer?.prompt()]);
+        const runs: Record<string, ThroughputResult[]> = { ours: [], peer: [] };
+        const floors: Array<{ bytes: number; seconds: number }> = [];
+        for (let r = 0; r < 2; r++) {
+          runs.ours!.push(await throughput(tpOurs, server.pid, { megabytes: N.megabytes, timeoutMs: 120_000 }));
+          floors.push(await throughputFloor(sandboxIds[0]!, { megabytes: N.megabytes, timeoutMs: 120_000 }));
+          if (tpPeer && wetty) runs.peer!.push(await throughput(tpPeer, wetty.pid, { megabytes: N.megabytes, timeoutMs: 120_000 }));
+        }
+        const rate = (rs: Array<{ bytes: number; seconds: number }>) => round(rs.reduce((a, b) => a + b.bytes, 0) / 1e6 / rs.reduce((a, b) => a + b.seconds, 0));
+        const o = runs.ours!;
         Object.assign(results.throughput, {
-          peer_mb_per_s: peer.mb_per_s,
-          peer_completed: peer.completed,
-          peer_start_rss_mb: peer.rss_start_mb,
-          peer_peak_rss_mb: peer.rss_peak_mb,
+          megabytes: N.megabytes,
+          runs: o.length,
+          mb_per_s: rate(o),
+          runs_mb_per_s: o.map((r) => r.mb_per_s),
+          completed: o.every((r) => r.completed),
+          server_start_rss_mb: Math.min(...o.map((r) => r.rss_start_mb)),
+          server_peak_rss_mb: Math.max(...o.map((r) => r.rss_peak_mb)),
+          server_cpu_ms_per_mb: round(o.reduce((a, r) => a + r.cpu_ms_per_mb, 0) / o.length),
+          floor_mb_per_s: rate(floors),
+          floor_runs_mb_per_s: floors.map((f) => round(f.bytes / 1e6 / f.seconds)),
         });
-        log(`  peer throughput ${peer.mb_per_s} MB/s, RSS ${peer.rss_start_mb} -> peak ${peer.rss_peak_mb} MiB`);
+        if (runs.peer!.length) {
+          const p = runs.peer!;
+          Object.assign(results.throughput, {
+            peer_mb_per_s: rate(p),
+            peer_runs_mb_per_s: p.map((r) => r.mb_per_s),
+            peer_completed: p.every((r) => r.completed),
+            peer_start_rss_mb: Math.min(...p.map((r) => r.rss_start_mb)),
+            peer_peak_rss_mb: Math.max(...p.map((r) => r.rss_peak_mb)),
+            peer_cpu_ms_per_mb: round(p.reduce((a, r) => a + r.cpu_ms_per_mb, 0) / p.length),
+          });
+        }
+        const t = results.throughput as Record<string, number>;
+        log(`  throughput ${t.mb_per_s} MB/s (floor ${t.floor_mb_per_s}, peer ${t.peer_mb_per_s}); server RSS ${t.server_start_rss_mb} -> peak ${t.server_peak_rss_mb} MiB, ${t.server_cpu_ms_per_mb} ms CPU per MB`);
       } finally {
-        for (const t of peerTerminals) t.close();
-        await wetty.stop();
+        for (const t of all) t.close();
+        await wetty?.stop();
       }
     },
     nodeArgs,

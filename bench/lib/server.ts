@@ -157,6 +157,19 @@ export function rssMb(pid: number): number {
   }
 }
 
+/** CPU time (user + system) a process has used so far, in milliseconds. */
+export function cpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // Fields 14 and 15 of /proc/<pid>/stat (utime, stime), counted from the state field (3).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+const CLOCK_TICKS = 100;
+
 /** Samples a process's RSS every `everyMs` until stopped; returns the peak seen, in MiB. */
 export function sampleRss(pid: number, everyMs = 50): { stop(): { peakMb: number; startMb: number } } {
   const startMb = rssMb(pid);

@@ -1,6 +1,6 @@
 import type { Duplex } from "node:stream";
 import Docker from "dockerode";
-import { sampleRss } from "../lib/server.ts";
+import { cpuMs, sampleRss } from "../lib/server.ts";
 import { now, round } from "../lib/stats.ts";
 
 /** What the throughput test needs from a terminal, ours or the peer's. */
@@ -18,6 +18,8 @@ export interface ThroughputResult {
   /** Server process RSS before, and its peak while the output streamed (sampled every 50 ms). */
   rss_start_mb: number;
   rss_peak_mb: number;
+  /** CPU time the server process spent per MB delivered: what the output costs, whatever else the machine runs. */
+  cpu_ms_per_mb: number;
   completed: boolean;
 }
 
@@ -32,6 +34,7 @@ export async function throughput(term: StreamTerminal, pid: number, options: { m
   const marker = `TP${Math.random().toString(36).slice(2, 8)}END`;
   const before = term.received;
   const rss = sampleRss(pid);
+  const cpu0 = cpuMs(pid);
   const t0 = now();
   // The marker is split in the command line, so only the real output contains it whole.
   // Ctrl-U first: whatever was left on the command line goes.
@@ -41,6 +44,7 @@ export async function throughput(term: StreamTerminal, pid: number, options: { m
     completed = false;
   });
   const seconds = (now() - t0) / 1000;
+  const cpu = cpuMs(pid) - cpu0;
   const { peakMb, startMb } = rss.stop();
   if (!completed) {
     term.type("\x03");
@@ -52,6 +56,7 @@ export async function throughput(term: StreamTerminal, pid: number, options: { m
     mb_per_s: round(bytes / 1e6 / seconds),
     rss_start_mb: round(startMb),
     rss_peak_mb: round(peakMb),
+    cpu_ms_per_mb: round(cpu / (bytes / 1e6)),
     completed,
   };
 }
