@@ -81,7 +81,7 @@ describe("a classroom workshop, end to end", () => {
     server = await startServer({ env: { SHIPSHAPE_ADMIN_SECRET: SECRET, SHIPSHAPE_WARM_POOL: "0" } });
     browser = await launchBrowser();
     for (let i = 0; i < 4; i++) contexts.push(await newContext(browser, server.url));
-    [instructor, ana, ben, cy] = await Promise.all(contexts.map((c) => c.newPage()));
+    [instructor, ana, ben, cy] = (await Promise.all(contexts.map((c) => c.newPage()))) as [Page, Page, Page, Page];
   });
 
   afterAll(async () => {

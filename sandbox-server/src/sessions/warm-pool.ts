@@ -4,6 +4,8 @@ import { newId } from "./tokens.ts";
 
 /** Pooled sandboxes are labelled with a session id of this form and no owner. */
 const POOL_PREFIX = "pool-";
+/** Sandboxes a pool starts at once. */
+const MAX_STARTING = 4;
 /** A pooled sandbox waits at most this long for a learner before it is replaced. */
 const POOL_SANDBOX_LIFETIME_MS = 24 * 3600_000;
 
@@ -75,13 +77,20 @@ export class WarmPool {
     return id;
   }
 
-  /** Starts sandboxes in the background until the pool is full or the server is. */
+  /**
+   * Starts sandboxes in the background until the pool is full or the server is, a few at a time:
+   * fifty inner engines booting at once on a small machine all miss their start deadline.
+   */
   fill(): void {
-    while (!this.stopped && this.count < this.target() && this.capacityLeft() > 0) {
+    while (!this.stopped && this.count < this.target() && this.capacityLeft() > 0 && this.filling < MAX_STARTING) {
       this.filling++;
       const started = Date.now();
       const sessionId = `${POOL_PREFIX}${newId(8)}`;
       this.pending.add(sessionId);
+      const done = () => {
+        this.filling--;
+        this.pending.delete(sessionId);
+      };
       this.runtime
         .create({
           sessionId,
@@ -92,20 +101,19 @@ export class WarmPool {
         })
         .then(
           (info) => {
+            done();
             if (this.stopped) return void this.runtime.destroy(info.id).catch(() => {});
             this.ready.push(info.id);
             this.log.debug("warm sandbox ready", { sandboxId: info.id, ms: Date.now() - started });
+            this.fill();
           },
           (e: unknown) => {
+            done();
             this.log.warn("could not start a warm sandbox", { error: String(e) });
             // Back off so an engine problem does not turn into a tight loop.
             setTimeout(() => this.fill(), 5_000).unref();
           },
-        )
-        .finally(() => {
-          this.filling--;
-          this.pending.delete(sessionId);
-        });
+        );
     }
   }
 
