@@ -5,7 +5,6 @@ import { loadConfig } from "../../sandbox-server/src/config.ts";
 import { silentLogger } from "../../sandbox-server/src/log.ts";
 import { DockerRuntime } from "../../sandbox-server/src/runtime/docker-runtime.ts";
 import { testEnv } from "../support/server.ts";
-import { openSession, TestTerminal } from "../support/terminal.ts";
 
 // The engine is pointed at a socket where nothing listens, as when dockerd has stopped.
 describe("when the Docker engine is unreachable", () => {
@@ -36,10 +35,11 @@ describe("when the Docker engine is unreachable", () => {
     expect(body.reason).toMatch(/Docker engine is not answering/);
   });
 
-  it("closes the terminal with 4503 and a message the learner understands", async () => {
-    const t = new TestTerminal(await openSession(app.url));
-    const closed = await t.waitForClose();
-    expect(closed.code).toBe(4503);
-    expect(closed.reason).toMatch(/sandbox service is unavailable/);
+  it("refuses a new sandbox at once with a message the learner understands", async () => {
+    const res = await fetch(`${app.url}/api/sessions`, { method: "POST", headers: { origin: app.url, "content-type": "application/json" }, body: "{}" });
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { error: string; message: string };
+    expect(body.error).toBe("engine_unavailable");
+    expect(body.message).toMatch(/sandbox service is unavailable/);
   });
 });

@@ -50,10 +50,28 @@ export function parseExercise(text: string, file: string): Exercise {
   return parsed.data;
 }
 
-/** Best-effort line number of the last named key in the path, for editors to jump to. */
+/**
+ * Best-effort line number of the deepest part of the path that can be found, for editors to jump
+ * to: each key is looked for after its parent's line (block or flow style: `check: { state: x }`),
+ * and a list index counts the parent's `- ` items.
+ */
 function lineOf(text: string, issuePath: PropertyKey[]): number | undefined {
-  const key = [...issuePath].reverse().find((p): p is string => typeof p === "string");
-  if (!key) return undefined;
-  const idx = text.split("\n").findIndex((l) => new RegExp(`^\\s*-?\\s*${key}\\s*:`).test(l));
-  return idx >= 0 ? idx + 1 : undefined;
+  const lines = text.split("\n");
+  let from = 0;
+  let found: number | undefined;
+  for (const part of issuePath) {
+    let idx = -1;
+    if (typeof part === "number") {
+      const items = lines.map((l, i) => ({ i, m: /^(\s*)-\s/.exec(l) })).filter((x) => x.i > from && x.m);
+      const indent = items[0]?.m?.[1]?.length;
+      idx = items.filter((x) => x.m?.[1]?.length === indent)[part]?.i ?? -1;
+    } else if (typeof part === "string") {
+      const key = new RegExp(`(^|[\\s{,-])${part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s*:`);
+      idx = lines.findIndex((l, i) => i >= from && key.test(l));
+    }
+    if (idx < 0) break;
+    from = idx;
+    found = idx + 1;
+  }
+  return found;
 }

@@ -449,6 +449,17 @@ export class SessionManager {
     }
     try {
       const sandboxes = await this.runtime.list();
+      // Sandboxes that stopped or vanished behind our back (an engine restart, a `docker rm`)
+      // while their engine events were missed: end those sessions now, saying why.
+      const listed = new Map(sandboxes.map((s) => [s.id, s]));
+      for (const live of [...this.live.values()]) {
+        const id = live.record.sandboxId;
+        if (!id || live.status.state !== "ready" || listed.get(id)?.running) continue;
+        const info = await this.runtime.inspect(id).catch(() => undefined); // listed a moment ago? ask again
+        if (info === undefined || info?.running) continue;
+        this.log.warn("sandbox stopped while nobody was told; ending its session", { sessionId: live.record.id, sandboxId: id });
+        await this.end(live.record.id, `sandbox stopped: ${sandboxGoneMessage(info?.exitReason ?? "removed", this.policy)}`);
+      }
       const known = new Set([...this.live.values()].map((l) => l.record.sandboxId).filter(Boolean));
       for (const s of sandboxes) {
         if (this.pool.owns(s) || (s.workshopId && this.reserves.get(s.workshopId)?.owns(s))) known.add(s.id);

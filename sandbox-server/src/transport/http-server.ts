@@ -80,6 +80,7 @@ export function createHttpServer(deps: HttpDeps): Server {
   // A browser can drop its cookie to become a new owner; its address stays the same.
   const addressCreations = new RateLimiter({ capacity: perAddress, refillPerMinute: perAddress });
   let health: { at: number; error: ShipshapeError | undefined } = { at: 0, error: undefined };
+  let engineUp = true;
 
   const checkHealth = async () => {
     if (Date.now() - health.at < 2_000) return health.error;
@@ -89,8 +90,22 @@ export function createHttpServer(deps: HttpDeps): Server {
     } catch (e) {
       health = { at: Date.now(), error: toShipshapeError(e) };
     }
+    // Report changes once, in the log and in /metrics, rather than on every request.
+    if (health.error && engineUp) {
+      engineUp = false;
+      log.error("sandbox engine unavailable", { code: health.error.code, reason: health.error.userMessage, detail: health.error.detail });
+    } else if (!health.error && !engineUp) {
+      engineUp = true;
+      log.warn("sandbox engine available again");
+      // Sandboxes that stopped while it was away: end their sessions now, saying why.
+      void deps.sessions.reap();
+    }
     return health.error;
   };
+  // Watched in the background too, so an outage is noticed (and logged) with nobody asking.
+  const healthWatch = setInterval(() => void checkHealth(), 5_000);
+  healthWatch.unref();
+  deps.metrics.gauge("shipshape_engine_up", "1 when the sandbox engine answers, 0 when it does not", () => (engineUp ? 1 : 0));
 
   const routes: Routes = {
     "GET /healthz": async (_req, res) => {
@@ -115,6 +130,9 @@ export function createHttpServer(deps: HttpDeps): Server {
       const fresh = body.fresh === true || (current !== undefined && current.workshopId !== (extra.workshopId ?? null));
       const createsSandbox = fresh || !current;
       if (createsSandbox) {
+        // Fail fast and say why, rather than hand out a session whose sandbox cannot start.
+        const down = await checkHealth();
+        if (down) throw down;
         const address = clientAddress(req, trustedProxies);
         // A workshop seat is bounded by the workshop's own size: its class may share one NAT address.
         const addressWait = extra.workshopId ? 0 : addressCreations.waitMs(address);
@@ -175,7 +193,8 @@ export function createHttpServer(deps: HttpDeps): Server {
   const router = new Router({ ...routes, ...deps.routes });
 
   const server = createServer(async (req, res) => {
-    const url = new URL(req.url ?? "/", "http://placeholder");
+    const url = requestUrl(req);
+    if (!url) return json(res, 400, { error: "bad_request", message: "The request's address is not a valid path." });
     const key = `${req.method} ${url.pathname.replace(/\/+$/, "") || "/"}`;
     const { handler: route, params } = router.find(key);
     try {
@@ -209,10 +228,12 @@ export function createHttpServer(deps: HttpDeps): Server {
   });
 
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = new URL(req.url ?? "/", "http://placeholder");
     const refuse = (status: number, text: string) => {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${text}\n`);
     };
+    socket.on("error", () => {});
+    const url = requestUrl(req);
+    if (!url) return refuse(400, "Bad Request");
     const mount = deps.mounts?.find((m) => m.matches(req, url));
     if (mount?.upgrade) return mount.upgrade(req, socket, head, deps.signer.verify(readCookie(req, OWNER_COOKIE)));
     if (url.pathname !== "/ws/terminal") return refuse(404, "Not Found");
@@ -225,6 +246,7 @@ export function createHttpServer(deps: HttpDeps): Server {
     deps.sockets.upgrade(req, socket, head, ownerId);
   });
 
+  server.on("close", () => clearInterval(healthWatch));
   return server;
 }
 
@@ -308,9 +330,28 @@ export function originAllowed(req: IncomingMessage, allowed: string[]): boolean 
 export function readCookie(req: IncomingMessage, name: string): string | undefined {
   for (const part of (req.headers.cookie ?? "").split(";")) {
     const eq = part.indexOf("=");
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return undefined; // not percent-encoded properly: as good as no cookie
+      }
+    }
   }
   return undefined;
+}
+
+/**
+ * The request target as a URL, or undefined when it is not one. Never throws: a target such as
+ * `//x%ZZ` would otherwise parse as a host name and fail outside any handler.
+ */
+export function requestUrl(req: IncomingMessage): URL | undefined {
+  const raw = req.url ?? "/";
+  try {
+    return raw.startsWith("/") ? new URL(`http://placeholder${raw}`) : new URL(raw, "http://placeholder");
+  } catch {
+    return undefined;
+  }
 }
 
 export function setOwnerCookie(req: IncomingMessage, res: ServerResponse, value: string): void {
