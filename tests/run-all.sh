@@ -18,6 +18,9 @@ npx vitest run --project unit
 section "Integration tests (real Docker engine)"
 npx vitest run --project integration
 
+section "Security: attacks, faults and fuzzing"
+npx vitest run --project security
+
 section "Lesson CI: every exercise fails on a fresh sandbox and passes after its solution"
 npx vitest run --project lessons
 
