@@ -12,8 +12,10 @@ import { SessionManager } from "./sessions/session-manager.ts";
 import { Signer } from "./sessions/tokens.ts";
 import { Store } from "./store/store.ts";
 import { loadExercises } from "./grading/exercise-loader.ts";
+import { loadQuizzes } from "./grading/quiz-loader.ts";
 import { Grader } from "./grading/grader.ts";
 import { gradingRoutes } from "./transport/grading-routes.ts";
+import { quizRoutes } from "./transport/quiz-routes.ts";
 import { createHttpServer } from "./transport/http-server.ts";
 import { TerminalSockets } from "./transport/terminal-socket.ts";
 import { WorkshopStore } from "./store/workshop-store.ts";
@@ -73,6 +75,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     },
   });
   const exercises = loadExercises(path.join(config.SHIPSHAPE_CONTENT_DIR, "exercises"));
+  const quizzes = loadQuizzes(path.join(config.SHIPSHAPE_CONTENT_DIR, "quizzes"));
   const grader = new Grader({ runtime, store, log });
   const sockets = new TerminalSockets({
     sessions,
@@ -114,7 +117,11 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     log,
     siteDir: config.SHIPSHAPE_SITE_DIR,
     allowedOrigins: config.SHIPSHAPE_ALLOWED_ORIGINS,
-    routes: { ...gradingRoutes({ exercises, grader, sessions, store }), ...workshopApi.routes },
+    routes: {
+      ...gradingRoutes({ exercises, quizzes, grader, sessions, store }),
+      ...quizRoutes({ quizzes, sessions, store, signer }),
+      ...workshopApi.routes,
+    },
     sessionOptions: (ownerId) => workshops.sessionOptionsFor(ownerId),
     limits: { ...limits, ttlMs: config.SHIPSHAPE_SESSION_TTL, idleTimeoutMs: config.SHIPSHAPE_IDLE_TIMEOUT },
     abuse: {

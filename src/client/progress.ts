@@ -1,7 +1,10 @@
 /**
- * Lesson progress, kept in this browser's localStorage for now (server-side progress comes with
- * grading). Keys are lesson slugs.
+ * Lesson progress in this browser's localStorage: which lessons were opened, and which the learner
+ * marked as done by hand (lessons without graded exercises). Keys are lesson slugs. Passes of
+ * graded exercises are never kept here: they come from the server (server-progress.ts).
  */
+import { describeCompletion, lessonCompletion, loadServerProgress, type ServerProgress } from "./server-progress.ts";
+
 export const PROGRESS_STORAGE_KEY = "shipshape:progress:v1";
 
 export interface LessonProgress {
@@ -40,4 +43,40 @@ export function setCompleted(slug: string, completed: boolean): void {
     const { completedAt: _dropped, ...rest } = entry;
     return completed ? { ...rest, completedAt: Date.now() } : rest;
   });
+}
+
+// ---- completion shown on the course outline --------------------------------------------------
+
+/**
+ * Paints every `[data-course-outline] [data-lesson-slug]` item. A lesson with graded exercises
+ * (`data-exercises` > 0, counted at build) is done only when the server says all of them passed;
+ * a lesson without any keeps the learner's own "mark as done" from this browser.
+ */
+export function showOutlineProgress(root: ParentNode = document): void {
+  const items = [...root.querySelectorAll<HTMLElement>("[data-course-outline] [data-lesson-slug]")];
+  const paint = (server: ServerProgress | undefined) => {
+    const local = readProgress();
+    for (const item of items) {
+      const slug = item.dataset.lessonSlug ?? "";
+      const graded = Number(item.dataset.exercises ?? 0) > 0;
+      const entry = local[slug];
+      let state: "none" | "started" | "done" = entry?.visitedAt ? "started" : "none";
+      let text = state === "started" ? "Started" : "";
+      if (!graded && entry?.completedAt) {
+        state = "done";
+        text = "Done";
+      }
+      const completion = graded && server ? lessonCompletion(server, slug) : undefined;
+      if (completion) {
+        if (completion.state === "done") state = "done";
+        else if (completion.state === "started") state = "started";
+        text = state === "none" ? "" : describeCompletion(completion);
+      }
+      item.dataset.progress = state;
+      const label = item.querySelector<HTMLElement>("[data-progress-text]");
+      if (label) label.textContent = text;
+    }
+  };
+  paint(undefined);
+  if (items.some((item) => Number(item.dataset.exercises ?? 0) > 0)) void loadServerProgress().then(paint);
 }

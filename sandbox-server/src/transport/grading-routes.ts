@@ -1,9 +1,11 @@
 import { ShipshapeError } from "../errors.ts";
 import type { Exercise } from "../grading/exercise-schema.ts";
 import type { Grader } from "../grading/grader.ts";
+import type { Quiz } from "../grading/quiz-schema.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
 import type { Store } from "../store/store.ts";
 import { json, type Routes } from "./http-server.ts";
+import { quizProgress } from "./quiz-routes.ts";
 
 /**
  * Check and progress. The browser names an exercise; the server finds the learner's sandbox from
@@ -14,6 +16,8 @@ export function gradingRoutes(deps: {
   grader: Grader;
   sessions: SessionManager;
   store: Store;
+  /** Concept questions; their answers are part of the progress (see quiz-routes.ts). */
+  quizzes?: ReadonlyMap<string, Quiz>;
 }): Routes {
   return {
     "POST /api/exercises/:id/check": async (_req, res, ownerId, params) => {
@@ -43,7 +47,7 @@ export function gradingRoutes(deps: {
           }),
         };
       });
-      json(res, 200, { exercises });
+      json(res, 200, { exercises, quizzes: quizProgress(deps.quizzes ?? new Map(), tasks) });
     },
   };
 }
