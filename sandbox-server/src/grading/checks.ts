@@ -44,6 +44,10 @@ export class CheckRunner {
         return this.file(check);
       case "http":
         return this.http(check);
+      case "network":
+        return this.network(check);
+      case "compose":
+        return this.compose(check);
     }
   }
 
@@ -94,7 +98,46 @@ export class CheckRunner {
     if (c.maxSizeMb !== undefined && img.Size > c.maxSizeMb * 1e6) {
       return fail(`The image \`${c.image}\` is ${Math.round(img.Size / 1e6)} MB; make it at most ${c.maxSizeMb} MB.`);
     }
+    if (c.hasFiles?.length || c.lacksFiles?.length) {
+      const problem = await this.imageFiles(img.Id, c.image, c.hasFiles ?? [], c.lacksFiles ?? []);
+      if (problem) return fail(problem);
+    }
     return pass(`The image \`${c.image}\` is there and set up as asked.`);
+  }
+
+  /**
+   * Looks for paths in an image without running it: a container is created (never started, so
+   * images without a shell or a command work too) and the engine is asked about each path with the
+   * HEAD form of its archive API, which answers 200 or 404 without sending any content.
+   */
+  private async imageFiles(imageId: string, ref: string, present: string[], absent: string[]): Promise<string | undefined> {
+    const created = await this.docker([
+      "create", "--pull", "never", "--network", "none", "--label", "org.shipshape.grading=files",
+      "--entrypoint", "/shipshape-grading-never-started", imageId,
+    ]);
+    const id = created.stdout.trim().split("\n").pop() ?? "";
+    if (created.exitCode !== 0 || !/^[0-9a-f]{64}$/.test(id)) return `The files of \`${ref}\` could not be looked at; try again.`;
+    try {
+      const exists = async (path: string): Promise<boolean> => {
+        const url = `http://engine/containers/${id}/archive?path=${encodeURIComponent(path)}`;
+        const r = await this.probe.exec(
+          ["curl", "-sS", "-o", "/dev/null", "-I", "-w", "%{http_code}", "-m", "10", "--unix-socket", "/proc/1/root/run/docker.sock", url],
+          { timeoutMs: 15_000 },
+        );
+        if (r.stdout.trim() === "200") return true;
+        if (r.stdout.trim() === "404") return false;
+        throw new Error(`archive stat of ${path}: ${r.stdout} ${r.stderr}`);
+      };
+      for (const path of present) {
+        if (!(await exists(path))) return `The image \`${ref}\` has no ${path}.`;
+      }
+      for (const path of absent) {
+        if (await exists(path)) return `The image \`${ref}\` still contains ${path}; keep it out of the image.`;
+      }
+      return undefined;
+    } finally {
+      await this.docker(["rm", "-f", id]);
+    }
   }
 
   private async runImage(c: Extract<Check, { kind: "run" }>): Promise<Verdict> {
@@ -123,19 +166,33 @@ export class CheckRunner {
     return this.containersCache;
   }
 
-  private async candidates(name: string | undefined, image: string | undefined): Promise<ContainerJson[]> {
+  private async candidates(
+    name: string | undefined,
+    image: string | undefined,
+    compose: { project?: string | undefined; service?: string | undefined } = {},
+  ): Promise<ContainerJson[]> {
     const all = await this.containers();
     const imageId = image ? (await this.inspectImage(image))?.Id : undefined;
     return all.filter(
       (c) =>
         (name === undefined || c.Name.replace(/^\//, "") === name) &&
-        (image === undefined || c.Image === imageId || sameImage(c.Config.Image, image)),
+        (image === undefined || c.Image === imageId || sameImage(c.Config.Image, image)) &&
+        (compose.project === undefined || composeLabels(c).project === compose.project) &&
+        (compose.service === undefined || composeLabels(c).service === compose.service),
     );
   }
 
   private async container(c: Extract<Check, { kind: "container" }>): Promise<Verdict> {
-    const found = await this.candidates(c.name, c.image);
-    const what = c.name ? `named \`${c.name}\`` : c.image ? `from the image \`${c.image}\`` : "at all";
+    const found = await this.candidates(c.name, c.image, { project: c.composeProject, service: c.composeService });
+    const what = c.name
+      ? `named \`${c.name}\``
+      : c.composeService
+        ? `of the Compose service \`${c.composeService}\`${c.composeProject ? ` in the project \`${c.composeProject}\`` : ""}${c.image ? ` from the image \`${c.image}\`` : ""}`
+        : c.image
+          ? `from the image \`${c.image}\``
+          : c.composeProject
+            ? `in the Compose project \`${c.composeProject}\``
+            : "at all";
     if (found.length === 0) return fail(`There is no container ${what} yet.`);
     let best: string[] | undefined;
     for (const ct of found) {
@@ -175,6 +232,33 @@ export class CheckRunner {
       if (actual !== value) problems.push(`The container ${name} should have ${key}=${value}${actual === undefined ? "" : `, not ${key}=${actual}`}.`);
     }
     if (c.autoRemove && !ct.HostConfig.AutoRemove) problems.push(`The container ${name} was not started with --rm.`);
+    for (const net of c.networks ?? []) {
+      const on = Object.keys(ct.NetworkSettings?.Networks ?? {});
+      if (!on.includes(net)) problems.push(`The container ${name} is not on the network \`${net}\` (it is on ${on.length ? on.map((n) => `\`${n}\``).join(", ") : "none"}).`);
+    }
+    if (c.memoryMb !== undefined) {
+      const limit = ct.HostConfig.Memory ?? 0;
+      if (limit === 0) problems.push(`The container ${name} has no memory limit (start it with --memory ${c.memoryMb}m).`);
+      else if (Math.abs(limit - c.memoryMb * MIB) > MIB / 2) {
+        problems.push(`The container ${name} may use ${formatMib(limit)} of memory, not ${c.memoryMb} MiB (--memory ${c.memoryMb}m).`);
+      }
+    }
+    if (c.cpus !== undefined) {
+      const cpus = cpuLimit(ct.HostConfig);
+      if (cpus === undefined) problems.push(`The container ${name} has no CPU limit (start it with --cpus ${c.cpus}).`);
+      else if (Math.abs(cpus - c.cpus) > 0.005) problems.push(`The container ${name} may use ${cpus} CPUs, not ${c.cpus} (--cpus ${c.cpus}).`);
+    }
+    if (c.oomKilled === true && !ct.State.OOMKilled) {
+      problems.push(
+        ct.State.Running
+          ? `The container ${name} is still running; it has not run out of memory.`
+          : `The container ${name} was not killed for lack of memory (it exited with code ${ct.State.ExitCode}, and docker inspect shows OOMKilled false).`,
+      );
+    }
+    if (c.oomKilled === false && ct.State.OOMKilled) problems.push(`The container ${name} was killed because it ran out of memory.`);
+    if (c.imagePinned && !/@sha256:[0-9a-f]{64}$/.test(ct.Config.Image)) {
+      problems.push(`The container ${name} was started from \`${ct.Config.Image}\`, which is not pinned to a digest (name@sha256:…).`);
+    }
     if (c.logs) {
       const r = await this.docker(["logs", "--tail", "500", ct.Id]);
       const logs = r.stdout + r.stderr;
@@ -188,6 +272,67 @@ export class CheckRunner {
     if (found.length === 0) return pass("Nothing is left over.");
     const names = found.map((ct) => `\`${ct.Name.replace(/^\//, "")}\``).slice(0, 5).join(", ");
     return fail(`${found.length === 1 ? "This container is" : "These containers are"} still there: ${names}.`);
+  }
+
+  private async network(c: Extract<Check, { kind: "network" }>): Promise<Verdict> {
+    const r = await this.docker(["network", "inspect", c.name]);
+    if (r.exitCode !== 0) return fail(`There is no network called \`${c.name}\` yet (docker network create ${c.name}).`);
+    const net = (JSON.parse(r.stdout) as Array<{ Name: string; Driver: string }>)[0];
+    if (c.driver !== undefined && net?.Driver !== c.driver) return fail(`The network \`${c.name}\` uses the ${net?.Driver} driver, not ${c.driver}.`);
+    // Stopped containers keep their network settings; the network's own list shows running ones only.
+    const all = await this.containers();
+    const byName = (n: string) => all.find((ct) => ct.Name.replace(/^\//, "") === n);
+    const attached = (ct: ContainerJson) => Object.keys(ct.NetworkSettings?.Networks ?? {}).includes(net?.Name ?? c.name);
+    for (const n of c.containers ?? []) {
+      const ct = byName(n);
+      if (!ct) return fail(`There is no container named \`${n}\` yet.`);
+      if (!attached(ct)) return fail(`The container \`${n}\` is not on the network \`${c.name}\`.`);
+    }
+    for (const n of c.notContainers ?? []) {
+      const ct = byName(n);
+      if (ct && attached(ct)) return fail(`The container \`${n}\` should not be on the network \`${c.name}\`, but it is.`);
+    }
+    return pass(`The network \`${c.name}\` is there${c.containers?.length ? ` with ${c.containers.map((n) => `\`${n}\``).join(", ")} on it` : ""}.`);
+  }
+
+  /** A Compose project is the set of containers carrying its label; every listed service must be there. */
+  private async compose(c: Extract<Check, { kind: "compose" }>): Promise<Verdict> {
+    const projects = new Map<string, ContainerJson[]>();
+    for (const ct of await this.containers()) {
+      const { project } = composeLabels(ct);
+      if (project === undefined || (c.project !== undefined && project !== c.project)) continue;
+      projects.set(project, [...(projects.get(project) ?? []), ct]);
+    }
+    if (projects.size === 0) {
+      return fail(
+        c.project
+          ? `There are no containers of the Compose project \`${c.project}\` yet (run docker compose up -d in its folder).`
+          : "No Compose project is up yet (run docker compose up -d in the folder of compose.yaml).",
+      );
+    }
+    let best: string | undefined;
+    let bestCount = Infinity;
+    for (const [project, containers] of projects) {
+      const problems: string[] = [];
+      for (const service of c.services) {
+        const mine = containers.filter((ct) => composeLabels(ct).service === service);
+        if (mine.length === 0) {
+          const have = [...new Set(containers.map((ct) => composeLabels(ct).service ?? "?"))].sort();
+          problems.push(`The Compose project \`${project}\` has no service \`${service}\` (it has ${have.map((s) => `\`${s}\``).join(", ")}).`);
+        } else if (c.state === "running" && !mine.some((ct) => ct.State.Running)) {
+          const ct = mine[0]!;
+          problems.push(
+            `The service \`${service}\` of the project \`${project}\` is not running (it is ${ct.State.Status}${ct.State.Status === "exited" ? ` with code ${ct.State.ExitCode}` : ""}); docker compose logs ${service} shows why.`,
+          );
+        }
+      }
+      if (problems.length === 0) return pass(`The Compose project \`${project}\` is up with ${c.services.map((s) => `\`${s}\``).join(", ")}.`);
+      if (problems.length < bestCount) {
+        best = problems.join(" ");
+        bestCount = problems.length;
+      }
+    }
+    return fail(best!);
   }
 
   private async volume(c: Extract<Check, { kind: "volume" }>): Promise<Verdict> {
@@ -255,6 +400,26 @@ function tail(stderr: string): string {
   return t ? ` It said: ${t}` : "";
 }
 
+const MIB = 1024 * 1024;
+
+function formatMib(bytes: number): string {
+  const mib = bytes / MIB;
+  return `${Number.isInteger(mib) ? mib : mib.toFixed(1)} MiB`;
+}
+
+/** --cpus sets NanoCpus; --cpu-quota with --cpu-period (default 100 ms) is the same limit said another way. */
+export function cpuLimit(h: { NanoCpus?: number; CpuQuota?: number; CpuPeriod?: number }): number | undefined {
+  if (h.NanoCpus) return Math.round(h.NanoCpus / 1e7) / 100;
+  if (h.CpuQuota && h.CpuQuota > 0) return Math.round((h.CpuQuota / (h.CpuPeriod || 100_000)) * 100) / 100;
+  return undefined;
+}
+
+/** Compose v1 and v2 label their containers the same way. */
+function composeLabels(ct: ContainerJson): { project?: string | undefined; service?: string | undefined } {
+  const labels = ct.Config.Labels ?? {};
+  return { project: labels["com.docker.compose.project"], service: labels["com.docker.compose.service"] };
+}
+
 function envValue(env: string[] | null | undefined, key: string): string | undefined {
   const hit = (env ?? []).find((e) => e.startsWith(`${key}=`));
   return hit === undefined ? undefined : hit.slice(key.length + 1);
@@ -307,8 +472,16 @@ interface ContainerJson {
   Id: string;
   Name: string;
   Image: string;
-  Config: { Image: string; Env?: string[] | null };
-  State: { Status: string; Running: boolean; ExitCode: number };
-  HostConfig: { PortBindings?: Record<string, Array<{ HostIp: string; HostPort: string }>> | null; AutoRemove?: boolean };
+  Config: { Image: string; Env?: string[] | null; Labels?: Record<string, string> | null };
+  State: { Status: string; Running: boolean; ExitCode: number; OOMKilled?: boolean };
+  HostConfig: {
+    PortBindings?: Record<string, Array<{ HostIp: string; HostPort: string }>> | null;
+    AutoRemove?: boolean;
+    Memory?: number;
+    NanoCpus?: number;
+    CpuQuota?: number;
+    CpuPeriod?: number;
+  };
+  NetworkSettings?: { Networks?: Record<string, unknown> | null };
   Mounts?: Array<{ Type: string; Name?: string; Source: string; Destination: string }>;
 }

@@ -18,6 +18,13 @@ const containerName = z
 
 const port = z.number().int().min(1).max(65535);
 
+const networkName = z
+  .string()
+  .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/, "a network name such as shop")
+  .describe("network name, as in docker network create NAME");
+
+const imagePath = z.string().regex(/^\/[^\0]{0,1023}$/, "an absolute path such as /app/app.py");
+
 const textMatch = z
   .object({
     includes: z.string().optional().describe("passes when the text contains this"),
@@ -39,6 +46,14 @@ export const imageCheckSchema = z
     historyIncludes: z.array(z.string()).optional().describe("text that must appear in `docker image history` (the instructions that made the layers)"),
     baseImage: imageRef.optional().describe("the image must be built on this one (its layers are a prefix of ours)"),
     maxSizeMb: z.number().positive().optional().describe("the image must be at most this big"),
+    hasFiles: z
+      .array(imagePath)
+      .optional()
+      .describe("paths (files or folders) that must exist in the image's file system, e.g. /app/app.py"),
+    lacksFiles: z
+      .array(imagePath)
+      .optional()
+      .describe("paths that must not exist in the image, e.g. /app/data kept out by .dockerignore"),
   })
   .strict();
 
@@ -79,6 +94,38 @@ export const containerCheckSchema = z
     env: z.record(z.string(), z.string()).optional().describe("environment variables the container must have"),
     logs: textMatch.optional().describe("what the container's logs must show"),
     autoRemove: z.boolean().optional().describe("true: the container must have been started with --rm"),
+    networks: z
+      .array(networkName)
+      .optional()
+      .describe("networks the container must be attached to (docker run --network, docker network connect); it may be on others too"),
+    memoryMb: z
+      .number()
+      .positive()
+      .optional()
+      .describe("the memory limit the container must have, in MiB as `--memory 32m` means (docker run --memory, docker update)"),
+    cpus: z
+      .number()
+      .positive()
+      .optional()
+      .describe("the CPU limit the container must have, in CPUs (--cpus 0.5, or the same as --cpu-quota/--cpu-period)"),
+    oomKilled: z
+      .boolean()
+      .optional()
+      .describe("true: the container must have been killed for going over its memory limit (OOMKilled in docker inspect)"),
+    imagePinned: z
+      .boolean()
+      .optional()
+      .describe("true: the container must have been started from an image pinned by digest (name@sha256:…)"),
+    composeProject: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]{0,127}$/)
+      .optional()
+      .describe("the container must belong to this Compose project (by default its folder's name)"),
+    composeService: z
+      .string()
+      .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/)
+      .optional()
+      .describe("the container must belong to this Compose service (any project unless composeProject is given)"),
   })
   .strict();
 
@@ -109,6 +156,35 @@ export const httpCheckSchema = z
   })
   .strict();
 
+export const networkCheckSchema = z
+  .object({
+    kind: z.literal("network").describe("a network exists in the learner's engine, optionally with these containers on it"),
+    name: networkName,
+    driver: z.string().optional().describe("the driver it must use, e.g. bridge"),
+    containers: z
+      .array(containerName)
+      .optional()
+      .describe("containers (by name, running or stopped) that must be attached to it"),
+    notContainers: z
+      .array(containerName)
+      .optional()
+      .describe("containers that must not be attached to it (for isolation tasks)"),
+  })
+  .strict();
+
+export const composeCheckSchema = z
+  .object({
+    kind: z.literal("compose").describe("a Compose project is up: a container for each listed service (docker compose up)"),
+    project: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]{0,127}$/)
+      .optional()
+      .describe("the project name (by default the folder of compose.yaml); leave out to accept any project with these services"),
+    services: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/)).min(1).describe("service names from compose.yaml"),
+    state: z.enum(["running", "any"]).default("running").describe("running: every listed service must have a running container"),
+  })
+  .strict();
+
 export const absentCheckSchema = z
   .object({
     kind: z.literal("no-containers").describe("no container (running or stopped) matches; for clean-up tasks"),
@@ -126,6 +202,8 @@ export const checkSchema = z.discriminatedUnion("kind", [
   fileCheckSchema,
   httpCheckSchema,
   absentCheckSchema,
+  networkCheckSchema,
+  composeCheckSchema,
 ]);
 export type Check = z.infer<typeof checkSchema>;
 
