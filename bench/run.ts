@@ -7,7 +7,7 @@
  *          the echo and throughput runs, summarised into the results).
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { envSchema } from "../sandbox-server/src/config.ts";
@@ -64,6 +64,7 @@ const results: Record<string, unknown> & {
   date: new Date().toISOString(),
   command: `npm run bench${args.length ? " -- " + args.join(" ") : ""}`,
   machine: machine(),
+  phases: {},
   clickToPrompt: {},
   echo: {},
   throughput: {},
@@ -87,7 +88,18 @@ function machine() {
     node: process.version,
     sandbox_image: sandboxImage(),
     load_average_at_start: os.loadavg().map((l) => round(l, 2)),
+    cpu_pressure_at_start: cpuPressure(),
   };
+}
+
+/** Share of the last 60 s in which some runnable task waited for a CPU (Linux PSI), in %: how busy the machine was. */
+function cpuPressure(): number | null {
+  try {
+    const m = /^some avg10=[\d.]+ avg60=([\d.]+)/m.exec(readFileSync("/proc/pressure/cpu", "utf8"));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Runs a phase; a failure is recorded and the next phase still runs. Skipped when the budget is spent. */
@@ -98,7 +110,8 @@ async function phase(name: string, estimateMs: number, fn: () => Promise<void>):
     log(results.errors[name]);
     return;
   }
-  log(`${name}: start (load average ${os.loadavg()[0]!.toFixed(2)})`);
+  log(`${name}: start (load average ${os.loadavg()[0]!.toFixed(2)}, CPU pressure ${cpuPressure()} %)`);
+  (results.phases as Record<string, unknown>)[name] = { load_average_at_start: round(os.loadavg()[0]!, 2), cpu_pressure_at_start: cpuPressure() };
   try {
     await fn();
   } catch (e) {
@@ -253,7 +266,8 @@ async function echoPhase(): Promise<void> {
 
 /** 4. Density: idle sandboxes at once, memory per sandbox, server memory per 100 terminals. */
 async function densityPhase(): Promise<void> {
-  await withServer({ SHIPSHAPE_WARM_POOL: "0" }, async (server) => {
+  // Every sandbox comes from this one address: lift the per-address limit on new sandboxes for this test.
+  await withServer({ SHIPSHAPE_WARM_POOL: "0", SHIPSHAPE_SESSIONS_PER_ADDRESS_PER_MINUTE: "100000" }, async (server) => {
     results.density = await density(server, { cap: N.densityCap, batch: 8, budgetMs: N.densityBudgetMs, minAvailableMb: 2048, log });
   });
   const d = results.density as { idle_sandboxes: number; mb_per_sandbox: number; server_mb_per_100_terminals: number | null };
@@ -304,6 +318,7 @@ async function main(): Promise<void> {
   Object.assign(results, {
     duration_s: Math.round((Date.now() - started) / 1000),
     load_average_at_end: os.loadavg().map((l) => round(l, 2)),
+    cpu_pressure_at_end: cpuPressure(),
     mem_available_recovered_mb: Math.round(memAvailableMb() - memBefore),
     leftover_containers: leftovers ? leftovers.split("\n").length : 0,
   });

@@ -61,7 +61,8 @@ export function renderResults(r: Record<string, unknown>): string {
   return [
     `Measured ${String(r.date ?? "")} with \`${String(r.command ?? "npm run bench")}\` in ${fmt(num(r, "duration_s"), " s")}, on ${fmt(num(m, "cores"))} cores (${String(m.cpu ?? "")}), ` +
       `${fmt(num(m, "memory_gib"))} GiB, kernel ${String(m.kernel ?? "")}, Docker ${String(m.docker ?? "")}, Node ${String(m.node ?? "")}; ` +
-      `load average ${JSON.stringify(m.load_average_at_start ?? [])} at the start, ${JSON.stringify(r.load_average_at_end ?? [])} at the end. ` +
+      `load average ${JSON.stringify(m.load_average_at_start ?? [])} at the start, ${JSON.stringify(r.load_average_at_end ?? [])} at the end; ` +
+      `CPU pressure (share of the last minute in which a task waited for a CPU) ${fmt(num(m, "cpu_pressure_at_start"), " %")} at the start, ${fmt(num(r, "cpu_pressure_at_end"), " %")} at the end. ` +
       `Raw figures: [bench/results/latest.json](../bench/results/latest.json).`,
     "",
     "| figure | result | goal | |",

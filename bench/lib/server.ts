@@ -15,6 +15,7 @@ export interface BenchServer {
   /** Resident memory of the server process now, in MiB. */
   rssMb(): number;
   output(): string;
+  alive(): boolean;
   /** The sandbox container serving a session, read from the server's own database. */
   sandboxOf(sessionId: string): string;
   stop(): Promise<void>;
@@ -73,7 +74,8 @@ export async function startServer(env: Record<string, string> = {}, nodeArgs: st
         db.close();
       }
     };
-    return { url, pid: child.pid!, rssMb: () => rssMb(child.pid!), output: () => output, sandboxOf, stop };
+    const alive = () => child.exitCode === null && child.signalCode === null;
+    return { url, pid: child.pid!, rssMb: () => rssMb(child.pid!), output: () => output, alive, sandboxOf, stop };
   } catch (e) {
     await stop();
     throw e;
@@ -89,6 +91,10 @@ export async function withServer<T>(
   const server = await startServer(env, nodeArgs);
   try {
     return await fn(server);
+  } catch (e) {
+    // A server that died explains the failure better than the client's error.
+    if (!server.alive()) throw new Error(`${String(e)}; the server exited:\n${server.output().slice(-3000)}`);
+    throw e;
   } finally {
     await server.stop();
     await removeBenchContainers();
