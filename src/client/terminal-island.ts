@@ -174,7 +174,6 @@ class TerminalIsland {
       lineHeight: 1.15,
       scrollback: 5000,
       theme: themes[currentTheme()],
-      allowProposedApi: false,
     });
     const fit = new FitAddon();
     term.loadAddon(fit);
@@ -253,7 +252,10 @@ class TerminalIsland {
       const { WebglAddon } = await import("@xterm/addon-webgl");
       const webgl = new WebglAddon();
       // A lost context (GPU reset, too many contexts on the page) falls back to the DOM renderer.
-      webgl.onContextLoss(() => webgl.dispose());
+      webgl.onContextLoss(() => {
+        webgl.dispose();
+        delete this.root.dataset.renderer;
+      });
       term.loadAddon(webgl);
       this.root.dataset.renderer = "webgl";
     } catch (error) {
