@@ -25,7 +25,7 @@ set -euo pipefail
 _nameservers() { sed -n 's/^[[:space:]]*nameserver[[:space:]]\+\([0-9.]\+\)[[:space:]]*$/\1/p' "$@" 2>/dev/null | grep -v '^127\.' || true; }
 
 host_mode() {
-  local net=${SHIPSHAPE_NETWORK:-shipshape-sandboxes} image=${SHIPSHAPE_POLICY_IMAGE:-shipshape/sandbox:latest} bridge reg dns script
+  local net=${SHIPSHAPE_SANDBOX_NETWORK:-shipshape-sandboxes} image=${SHIPSHAPE_POLICY_IMAGE:-shipshape/sandbox:latest} bridge reg dns script
   bridge=$(docker network inspect -f '{{index .Options "com.docker.network.bridge.name"}}' "$net" 2>/dev/null) || {
     echo "egress-policy: the Docker network $net does not exist; run ./shipshape setup first" >&2
     exit 1

@@ -212,9 +212,12 @@ ensure_sandbox_image() {
     build_image sandbox "$dir" "$tag" "$hash"
   fi
   docker tag "$tag" shipshape/sandbox:latest
-  printf '%s\n' "$tag" >"$SHIPSHAPE_DATA/sandbox-image"
-  SHIPSHAPE_SANDBOX_IMAGE=$tag
-  export SHIPSHAPE_SANDBOX_IMAGE
+  printf '%s\n' "$tag" >"$SHIPSHAPE_DATA/sandbox-image" # the server reads it unless SHIPSHAPE_SANDBOX_IMAGE is set
+  if [[ -n "${SHIPSHAPE_SANDBOX_IMAGE:-}" && "$SHIPSHAPE_SANDBOX_IMAGE" != "$tag" ]]; then
+    note "built $tag, but the server will use SHIPSHAPE_SANDBOX_IMAGE=$SHIPSHAPE_SANDBOX_IMAGE (set in the environment)"
+  else
+    export SHIPSHAPE_SANDBOX_IMAGE=$tag
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -247,7 +250,7 @@ ensure_registry() {
       -e "REGISTRY_PROXY_USERNAME=$SHIPSHAPE_REGISTRY_UPSTREAM_USERNAME"
       -e "REGISTRY_PROXY_PASSWORD=${SHIPSHAPE_REGISTRY_UPSTREAM_PASSWORD:-}")
     docker run -d --name shipshape-registry --restart unless-stopped \
-      --network shipshape-sandboxes --ip "$SHIPSHAPE_REGISTRY_IP" \
+      --network "$SHIPSHAPE_NETWORK" --ip "$SHIPSHAPE_REGISTRY_IP" \
       -p "127.0.0.1:$SHIPSHAPE_REGISTRY_HOST_PORT:5000" \
       --mount type=volume,src=shipshape-registry-data,dst=/var/lib/docker-registry \
       --label org.shipshape.role=registry --label "org.shipshape.config=$config" \

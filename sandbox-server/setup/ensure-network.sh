@@ -3,7 +3,7 @@
 # (shipshape0); icc=false plus the rules in egress-policy.sh keep sandboxes from reaching each other,
 # the host, private networks and cloud metadata, while the registry (fixed address) stays reachable.
 
-SHIPSHAPE_NETWORK=shipshape-sandboxes
+SHIPSHAPE_NETWORK="${SHIPSHAPE_SANDBOX_NETWORK:-shipshape-sandboxes}" # the server's setting, same default
 SHIPSHAPE_BRIDGE=shipshape0
 SHIPSHAPE_SUBNET="${SHIPSHAPE_SUBNET:-10.213.0.0/16}"
 

@@ -3,7 +3,9 @@
 # Sourced by ./shipshape; expects SHIPSHAPE_ROOT to be the repository root.
 
 : "${SHIPSHAPE_ROOT:?SHIPSHAPE_ROOT must be set}"
-SHIPSHAPE_DATA="${SHIPSHAPE_DATA:-$SHIPSHAPE_ROOT/.data}"
+# Same folder as the server's SHIPSHAPE_DATA_DIR (relative to the repository), where it reads sandbox-image.
+SHIPSHAPE_DATA="${SHIPSHAPE_DATA_DIR:-.data}"
+[[ "$SHIPSHAPE_DATA" == /* ]] || SHIPSHAPE_DATA="$SHIPSHAPE_ROOT/$SHIPSHAPE_DATA"
 SHIPSHAPE_LOGS="$SHIPSHAPE_DATA/logs"
 mkdir -p "$SHIPSHAPE_LOGS"
 
