@@ -1,0 +1,364 @@
+/**
+ * Workshop load test: an instructor pre-warms a class, then N learners (protocol clients, not
+ * browsers) join within a few seconds; each waits for a shell prompt, runs `docker run hello-world`
+ * and presses Check. Every step must succeed. The figures go to docs/BENCHMARKS.md under
+ * "## Workshop load test" (only that section is touched).
+ *
+ *   node bench/workshop-load.ts [--learners 50] [--window 10] [--no-write]
+ *
+ * Needs the set-up done (./shipshape setup) and the site built (npx astro build) is optional.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, totalmem, tmpdir } from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import WebSocket from "ws";
+
+const repoRoot = path.resolve(import.meta.dirname, "..");
+const NAMESPACE = "benchws";
+const SECRET = "workshop-load-bench-secret";
+const EXERCISE = "run-and-stop";
+const PROMPT = /sandbox:[^\n]*[#$] ?$/m;
+
+const { values: args } = parseArgs({
+  options: {
+    learners: { type: "string", default: "50" },
+    window: { type: "string", default: "10" },
+    "no-write": { type: "boolean", default: false },
+  },
+});
+const LEARNERS = Number(args.learners);
+const WINDOW_MS = Number(args.window) * 1000;
+
+const now = () => performance.now();
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function percentile(samples: number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+const ms = (x: number) => `${Math.round(x)} ms`;
+const s1 = (x: number) => `${(x / 1000).toFixed(1)} s`;
+
+function docker(args: string[]): string {
+  const r = spawnSync("docker", args, { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
+  return r.status === 0 ? r.stdout : "";
+}
+
+function removeLeftovers(): void {
+  const ids = docker(["ps", "-aq", "--filter", `label=org.shipshape.namespace=${NAMESPACE}`]).split("\n").filter(Boolean);
+  for (let i = 0; i < ids.length; i += 50) docker(["rm", "-f", "-v", ...ids.slice(i, i + 50)]);
+  const vols = docker(["volume", "ls", "-q", "--filter", `label=org.shipshape.namespace=${NAMESPACE}`]).split("\n").filter(Boolean);
+  for (let i = 0; i < vols.length; i += 50) docker(["volume", "rm", "-f", ...vols.slice(i, i + 50)]);
+}
+
+function rssMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function sandboxImage(): string {
+  const file = path.join(repoRoot, ".data", "sandbox-image");
+  return process.env.SHIPSHAPE_SANDBOX_IMAGE ?? (existsSync(file) ? readFileSync(file, "utf8").trim() : "shipshape/sandbox:latest");
+}
+
+async function startServer(): Promise<{ url: string; child: ChildProcess; dataDir: string }> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), "shipshape-workshop-bench-"));
+  const child = spawn(process.execPath, [path.join(repoRoot, "sandbox-server/src/main.ts")], {
+    cwd: repoRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {
+      ...process.env,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      SHIPSHAPE_DATA_DIR: dataDir,
+      SHIPSHAPE_NAMESPACE: NAMESPACE,
+      SHIPSHAPE_SANDBOX_IMAGE: sandboxImage(),
+      SHIPSHAPE_ADMIN_SECRET: SECRET,
+      SHIPSHAPE_WARM_POOL: "0",
+      SHIPSHAPE_LOG_LEVEL: "warn",
+      SHIPSHAPE_SITE_DIR: path.join(repoRoot, "dist"),
+    },
+  });
+  let output = "";
+  child.stdout!.on("data", (c: Buffer) => (output += c.toString()));
+  child.stderr!.on("data", (c: Buffer) => {
+    output += c.toString();
+    if (process.env.BENCH_LOGS) process.stderr.write(c);
+  });
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const m = /running at (http:\/\/\S+)/.exec(output);
+    if (m) return { url: m[1]!.replace("localhost", "127.0.0.1"), child, dataDir };
+    if (child.exitCode !== null) throw new Error(`the server exited:\n${output}`);
+    await sleep(50);
+  }
+  throw new Error(`the server did not start:\n${output}`);
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  child.kill("SIGTERM");
+  const t = setTimeout(() => child.kill("SIGKILL"), 15_000);
+  await exited;
+  clearTimeout(t);
+}
+
+async function api(base: string, method: string, p: string, cookie: string | undefined, body?: unknown) {
+  const res = await fetch(base + p, {
+    method,
+    headers: { origin: base, "content-type": "application/json", ...(cookie ? { cookie } : {}) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, json, text, cookie: res.headers.get("set-cookie")?.split(";")[0] };
+}
+
+interface LearnerResult {
+  name: string;
+  /** Wall-clock time the server stored the check's verdict. */
+  verdictAt: number;
+  joinMs: number;
+  /** Since the first learner started joining. */
+  promptAt: number;
+  checkMs: number;
+  passedHello: boolean;
+}
+
+/** One learner, as the join page, the lesson page's terminal and its Check button would behave. */
+async function learner(base: string, code: string, index: number, t0: number): Promise<LearnerResult> {
+  const startedAt = now();
+  const name = `Learner ${String(index + 1).padStart(2, "0")}`;
+  const joined = await api(base, "POST", "/api/workshops/join", undefined, { code, name });
+  const joinMs = now() - startedAt;
+  if (joined.status !== 200 || joined.json?.you?.status !== "admitted") throw new Error(`learner ${index}: join answered ${joined.status} ${joined.text}`);
+  const cookie = joined.cookie!;
+  const session = await api(base, "POST", "/api/sessions", cookie, {});
+  if (session.status !== 200) throw new Error(`learner ${index}: session answered ${session.status} ${session.text}`);
+
+  const ws = new WebSocket(base.replace(/^http/, "ws") + "/ws/terminal", { headers: { origin: base, cookie } });
+  let output = "";
+  const waiters = new Set<() => void>();
+  ws.on("open", () => ws.send(JSON.stringify({ type: "hello", token: session.json.token, terminal: "main", cols: 100, rows: 30 })));
+  ws.on("message", (data: Buffer, binary: boolean) => {
+    if (!binary) return;
+    output += data.toString("utf8");
+    ws.send(JSON.stringify({ type: "ack", bytes: data.length }));
+    for (const w of waiters) w();
+  });
+  const waitFor = (re: RegExp, timeoutMs: number, what: string) =>
+    new Promise<void>((resolve, reject) => {
+      const plain = () => output.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07/g, "").replace(/\r/g, "");
+      const check = () => {
+        if (!re.test(plain())) return;
+        waiters.delete(check);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`learner ${index}: no ${what} within ${timeoutMs} ms; output: ${JSON.stringify(plain().slice(-200))}`));
+      }, timeoutMs);
+      waiters.add(check);
+      check();
+    });
+  try {
+    await waitFor(PROMPT, 60_000, "prompt");
+    const promptAt = now() - t0;
+    ws.send(Buffer.from("docker run hello-world >/dev/null && echo ran-$((40+2))\r"));
+    await waitFor(/^ran-42$/m, 120_000, "hello-world run");
+    const checkStart = now();
+    const check = await api(base, "POST", `/api/exercises/${EXERCISE}/check`, cookie);
+    const checkMs = now() - checkStart;
+    if (check.status !== 200) throw new Error(`learner ${index}: check answered ${check.status} ${check.text}`);
+    const hello = (check.json.tasks as Array<{ taskId: string; passed: boolean; message: string }>).find((t) => t.taskId === "hello-ran");
+    if (!hello?.passed) throw new Error(`learner ${index}: the hello-ran task did not pass after ${ms(checkMs)}: ${hello?.message ?? "no such task"}`);
+    return { name, verdictAt: Date.parse(check.json.at as string), joinMs, promptAt, checkMs, passedHello: true };
+  } finally {
+    ws.close();
+  }
+}
+
+function writeSection(markdown: string): void {
+  const file = path.join(repoRoot, "docs", "BENCHMARKS.md");
+  const heading = "## Workshop load test";
+  // Read right before writing: other sections of this file belong to other benches.
+  const current = existsSync(file) ? readFileSync(file, "utf8") : "# Benchmarks\n";
+  const start = current.indexOf(heading);
+  let next: string;
+  if (start < 0) next = current.replace(/\s*$/, "\n\n") + markdown;
+  else {
+    const after = current.indexOf("\n## ", start + heading.length);
+    next = current.slice(0, start) + markdown + (after < 0 ? "" : current.slice(after + 1));
+  }
+  writeFileSync(file, next.replace(/\s*$/, "\n"));
+}
+
+/**
+ * The instructor's dashboard stream (Server-Sent Events), as the dashboard page reads it: notes
+ * when each learner's first check appears, to measure how soon the grid shows it.
+ */
+function watchDashboard(base: string, id: string, cookie: string, exercise: string) {
+  const firstSeen = new Map<string, number>();
+  const controller = new AbortController();
+  let events = 0;
+  void (async () => {
+    const res = await fetch(`${base}/api/workshops/${id}/events`, { headers: { cookie }, signal: controller.signal });
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = block.split("\n").find((l) => l.startsWith("data: "));
+        if (!data) continue;
+        events++;
+        const snapshot = JSON.parse(data.slice(6)) as { learners: Array<{ name: string; cells: Record<string, { checks: number }> }> };
+        const at = Date.now();
+        for (const l of snapshot.learners) if ((l.cells[exercise]?.checks ?? 0) > 0 && !firstSeen.has(l.name)) firstSeen.set(l.name, at);
+      }
+    }
+  })().catch(() => {});
+  return { firstSeen, events: () => events, close: () => controller.abort() };
+}
+
+async function main(): Promise<void> {
+  removeLeftovers();
+  const { url, child, dataDir } = await startServer();
+  let peakRss = 0;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(child.pid!))), 100);
+  try {
+    const signIn = await api(url, "POST", "/api/instructor/session", undefined, { secret: SECRET });
+    const instructor = signIn.cookie!;
+    const created = await api(url, "POST", "/api/workshops", instructor, {
+      title: "Load test class",
+      lessons: ["first-containers"],
+      capacity: LEARNERS,
+      durationMinutes: 60,
+      warm: LEARNERS,
+    });
+    if (created.status !== 201) throw new Error(`create answered ${created.status} ${created.text}`);
+    const { id, code } = created.json as { id: string; code: string };
+    const warmStart = now();
+    process.stdout.write(`pre-warming ${LEARNERS} sandboxes for workshop ${code}…\n`);
+    for (;;) {
+      const d = await api(url, "GET", `/api/workshops/${id}`, instructor);
+      if (d.json.workshop.warm.ready >= LEARNERS) break;
+      if (now() - warmStart > 15 * 60_000) throw new Error(`pre-warm stalled at ${d.json.workshop.warm.ready}`);
+      await sleep(500);
+    }
+    const warmMs = now() - warmStart;
+    const rssBefore = rssMb(child.pid!);
+    process.stdout.write(`pre-warmed in ${s1(warmMs)}; ${LEARNERS} learners join over ${WINDOW_MS / 1000} s…\n`);
+
+    const stream = watchDashboard(url, id, instructor, EXERCISE);
+    const t0 = now();
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: LEARNERS }, async (_, i) => {
+        await sleep((i * WINDOW_MS) / LEARNERS);
+        return learner(url, code, i, t0);
+      }),
+    );
+    const allDone = now() - t0;
+    const failures = outcomes.filter((o): o is PromiseRejectedResult => o.status === "rejected");
+    const results = outcomes.filter((o): o is PromiseFulfilledResult<LearnerResult> => o.status === "fulfilled").map((o) => o.value);
+    const rssAfter = rssMb(child.pid!);
+    await sleep(2_500); // the last checks' pushes
+    stream.close();
+    const dashboardLag = results.map((r) => (stream.firstSeen.get(r.name) ?? Number.POSITIVE_INFINITY) - r.verdictAt);
+
+    // The dashboard and the gradebook see every learner's check.
+    const dashboard = await api(url, "GET", `/api/workshops/${id}`, instructor);
+    const inProgress = (dashboard.json.learners as Array<{ cells: Record<string, { checks: number }> }>).filter((l) => l.cells[EXERCISE]!.checks > 0).length;
+    const endStart = now();
+    await api(url, "POST", `/api/workshops/${id}/end`, instructor);
+    const endMs = now() - endStart;
+    const left = docker(["ps", "-aq", "--filter", `label=org.shipshape.workshop=${id}`, "--filter", `label=org.shipshape.namespace=${NAMESPACE}`]).split("\n").filter(Boolean).length;
+
+    const joins = results.map((r) => r.joinMs);
+    const checks = results.map((r) => r.checkMs);
+    const figures = {
+      learners: LEARNERS,
+      succeeded: results.filter((r) => r.passedHello).length,
+      failures: failures.map((f) => String(f.reason).slice(0, 300)),
+      prewarm_s: +(warmMs / 1000).toFixed(1),
+      join_p50_ms: Math.round(percentile(joins, 50)),
+      join_p95_ms: Math.round(percentile(joins, 95)),
+      all_prompts_s: +(Math.max(...results.map((r) => r.promptAt)) / 1000).toFixed(1),
+      check_p50_ms: Math.round(percentile(checks, 50)),
+      check_p95_ms: Math.round(percentile(checks, 95)),
+      all_done_s: +(allDone / 1000).toFixed(1),
+      dashboard_learners_with_a_check: inProgress,
+      dashboard_lag_p50_ms: Math.round(percentile(dashboardLag, 50)),
+      dashboard_lag_max_ms: Math.round(Math.max(...dashboardLag)),
+      dashboard_events: stream.events(),
+      end_ms: Math.round(endMs),
+      sandboxes_left_after_end: left,
+      rss_before_mb: Math.round(rssBefore),
+      rss_peak_mb: Math.round(Math.max(peakRss, rssAfter)),
+    };
+    process.stdout.write(JSON.stringify(figures, null, 2) + "\n");
+    const ok =
+      figures.succeeded === LEARNERS && failures.length === 0 && left === 0 && inProgress === LEARNERS && figures.dashboard_lag_max_ms < 2_000;
+
+    const when = new Date().toISOString().slice(0, 10);
+    const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? "unknown CPU"}), ${Math.round(totalmem() / 1024 ** 3)} GiB, Node ${process.versions.node}`;
+    const md = `## Workshop load test
+
+\`node bench/workshop-load.ts\` (${when}, ${machine}; sandboxes on the local Docker engine, classroom tier).
+An instructor creates a workshop with ${LEARNERS} seats and pre-warms ${LEARNERS} sandboxes; then ${LEARNERS}
+simulated learners (HTTP and WebSocket protocol clients, no browsers) join within ${WINDOW_MS / 1000} s, one every
+${Math.round(WINDOW_MS / LEARNERS)} ms. Each waits for its shell prompt, types \`docker run hello-world\` and presses Check on
+\`${EXERCISE}\` (its \`hello-ran\` task must pass). Finally the instructor ends the workshop.
+
+| figure | value |
+|---|---|
+| learners who joined, got a prompt and passed the check | ${figures.succeeded} of ${LEARNERS}${ok ? "" : " (**failures**, see below)"} |
+| pre-warming ${LEARNERS} sandboxes (before class) | ${s1(warmMs)} |
+| join latency (POST /api/workshops/join, seat and sandbox claimed) p50 / p95 | ${ms(figures.join_p50_ms)} / ${ms(figures.join_p95_ms)} |
+| time to all prompts (first join to the last learner's prompt) | ${figures.all_prompts_s} s |
+| check latency (POST /api/exercises/${EXERCISE}/check) p50 / p95 | ${ms(figures.check_p50_ms)} / ${ms(figures.check_p95_ms)} |
+| first join to the last check's verdict | ${figures.all_done_s} s |
+| learners with a check on the dashboard | ${inProgress} of ${LEARNERS} |
+| dashboard stream: verdict stored → shown in the pushed grid, p50 / max | ${ms(figures.dashboard_lag_p50_ms)} / ${ms(figures.dashboard_lag_max_ms)} (${figures.dashboard_events} pushes) |
+| ending the workshop (all ${LEARNERS} sandboxes removed) | ${s1(endMs)}; ${left} left afterwards |
+| server RSS: before the learners / peak | ${figures.rss_before_mb} MiB / ${figures.rss_peak_mb} MiB |
+${failures.length ? `\nFailures:\n\n${failures.map((f) => `- ${String(f.reason).slice(0, 300).replace(/\n/g, " ")}`).join("\n")}\n` : ""}
+Reading it: joins are quick because a seat's sandbox is claimed from the workshop's reserve (no container
+start); the prompt follows with one \`docker exec\`. Checks are the slow part: each starts a probe container
+next to the sandbox, and ${LEARNERS} at once queue on the one Docker engine and ${cpus().length} cores.
+`;
+    if (!args["no-write"]) writeSection(md);
+    process.stdout.write(ok ? "workshop load test: all learners succeeded\n" : "workshop load test: FAILED\n");
+    if (!ok) process.exitCode = 1;
+  } finally {
+    clearInterval(sampler);
+    await stopServer(child);
+    removeLeftovers();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  removeLeftovers();
+  process.exit(1);
+});
