@@ -10,7 +10,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, totalmem, tmpdir } from "node:os";
+import { cpus, loadavg, totalmem, tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
@@ -270,6 +270,7 @@ async function main(): Promise<void> {
     process.stdout.write(`pre-warmed in ${s1(warmMs)}; ${LEARNERS} learners join over ${WINDOW_MS / 1000} s…\n`);
 
     const stream = watchDashboard(url, id, instructor, EXERCISE);
+    const loadAtStart = loadavg()[0]!;
     const t0 = now();
     const outcomes = await Promise.allSettled(
       Array.from({ length: LEARNERS }, async (_, i) => {
@@ -314,6 +315,7 @@ async function main(): Promise<void> {
       sandboxes_left_after_end: left,
       rss_before_mb: Math.round(rssBefore),
       rss_peak_mb: Math.round(Math.max(peakRss, rssAfter)),
+      load_average_at_start: +loadAtStart.toFixed(1),
     };
     process.stdout.write(JSON.stringify(figures, null, 2) + "\n");
     const ok =
@@ -323,7 +325,8 @@ async function main(): Promise<void> {
     const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? "unknown CPU"}), ${Math.round(totalmem() / 1024 ** 3)} GiB, Node ${process.versions.node}`;
     const md = `## Workshop load test
 
-\`node bench/workshop-load.ts\` (${when}, ${machine}; sandboxes on the local Docker engine, classroom tier).
+\`node bench/workshop-load.ts\` (${when}, ${machine}; sandboxes on the local Docker engine, classroom tier;
+1-minute load average ${figures.load_average_at_start} when the learners started, as other work shared the machine).
 An instructor creates a workshop with ${LEARNERS} seats and pre-warms ${LEARNERS} sandboxes; then ${LEARNERS}
 simulated learners (HTTP and WebSocket protocol clients, no browsers) join within ${WINDOW_MS / 1000} s, one every
 ${Math.round(WINDOW_MS / LEARNERS)} ms. Each waits for its shell prompt, types \`docker run hello-world\` and presses Check on
