@@ -171,7 +171,7 @@ export const lessonSchema = strictFields(
         { error: "must be a list of exercise ids, e.g. `exercises: [run-hello-world]`." },
       )
       .default([])
-      .describe("Ids of the exercises graded in this lesson (kebab-case). Grading arrives in a later release; ids are reserved now so progress can be keyed on them."),
+      .describe("Ids of the exercises graded in this lesson: content/exercises/<id>.yaml, shown with `<Exercise id=\"…\" />`. Optional; when given, the build checks it lists exactly the exercises whose `lesson:` is this lesson. The lesson counts as done when all of them passed."),
     draft: z
       .boolean({ error: "must be `true` or `false`." })
       .default(false)
