@@ -19,11 +19,13 @@ image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 image_id() { docker image inspect -f '{{.Id}}' "$1"; }
 
 # build_image LABEL DIR TAG HASH [extra docker build args]: legacy build with progress; fail paragraph on error.
+# RUN steps use the host's network: our Dockerfiles only fetch from the Debian mirror, and the build
+# then works even where the default bridge is missing or disabled (dockerd --bridge=none).
 build_image() {
   local what=$1 dir=$2 tag=$3 hash=$4 log
   shift 4
   log="$SHIPSHAPE_LOGS/build-${what//[^a-zA-Z0-9_.-]/_}.log"
-  run_with_progress "$log" docker-build 0 docker build --build-arg "BASE=$SHIPSHAPE_BASE_IMAGE" \
+  run_with_progress "$log" docker-build 0 docker build --network host --build-arg "BASE=$SHIPSHAPE_BASE_IMAGE" \
     --label "org.shipshape.source-hash=$hash" "$@" -t "$tag" "$dir" ||
     fail "Building the $what image failed. The end of the build log ($log):" "$(log_tail "$log" 20)" \
       "If a package download failed, check that the Debian mirror in /etc/apt/sources.list(.d) is reachable" \
