@@ -140,12 +140,16 @@ sha256() {
 
 # sha256 of a folder's files (names, executable bits, contents) plus extra strings; used to tag images by their sources.
 hash_tree() {
-  local dir=$1 f
+  local dir=$1 sum f x sha=(sha256sum)
   shift
+  have sha256sum || sha=(shasum -a 256)
   {
-    while IFS= read -r f; do
-      printf '%s %s %s\n' "$f" "$([[ -x "$dir/$f" ]] && echo x || echo -)" "$(sha256 <"$dir/$f")"
-    done < <(cd "$dir" && find . -type f | LC_ALL=C sort)
+    # One checksum process for the whole tree: warm runs hash every image folder.
+    while read -r sum f; do
+      f=${f#\*} x=-
+      [[ -x "$dir/$f" ]] && x=x
+      printf '%s %s %s\n' "$f" "$x" "$sum"
+    done < <(cd "$dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 "${sha[@]}")
     printf '%s\n' "$@"
   } | sha256
 }
