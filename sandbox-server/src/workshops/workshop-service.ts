@@ -20,6 +20,8 @@ const TICK_MS = 500;
 /** Idle flags depend on the clock alone: dashboards are recomputed at least this often. */
 const REFRESH_MS = 5_000;
 const MAX_DURATION_MINUTES = 12 * 60;
+/** While the server has no sandbox to spare, the queue tries again this often. */
+const SERVER_FULL_RETRY_MS = 5_000;
 
 /** Learners type their own names: keep printable text only, in one line, of a sensible length. */
 export function cleanText(input: string, what: string, max: number): string {
@@ -143,8 +145,8 @@ export class WorkshopService {
   private readonly noSessionSince = new Map<string, number>();
   /** When seats were given back, per workshop: the queue's pace, for estimates. */
   private readonly releases = new Map<string, number[]>();
-  /** Workshops whose queue waits on the server's sandbox limit, not on seats. */
-  private readonly serverFull = new Set<string>();
+  /** Workshops whose queue waits on the server's sandbox limit, not on seats: when they last tried. */
+  private readonly serverFull = new Map<string, number>();
   private readonly ending = new Map<string, Promise<void>>();
   private ticker: NodeJS.Timeout | undefined;
   private pushScheduled = new Set<string>();
@@ -502,7 +504,7 @@ export class WorkshopService {
     for (const m of queueOf(members)) {
       if (seated >= w.capacity) break;
       if (!this.admit(w, m)) {
-        this.serverFull.add(id);
+        this.serverFull.set(id, this.now());
         break;
       }
       seated++;
@@ -583,7 +585,8 @@ export class WorkshopService {
         this.log.info("seat released: the learner has no sandbox", { workshopId: w.id, memberId: m.id });
         freed = true;
       }
-      if (freed || this.serverFull.has(w.id)) {
+      const fullSince = this.serverFull.get(w.id);
+      if (freed || (fullSince !== undefined && now - fullSince >= SERVER_FULL_RETRY_MS)) {
         this.admitWaiting(w.id);
         this.keepReserve(w.id);
         this.changed(w.id);
