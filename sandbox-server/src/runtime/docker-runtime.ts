@@ -24,6 +24,20 @@ import type {
 } from "./types.ts";
 
 const ENGINE_READY_TIMEOUT_MS = 30_000;
+/**
+ * Runs inside a starting sandbox ($1 = how many polls it may make): waits for the inner engine's
+ * socket with a shell builtin (every 50 ms for 2 s, then every 200 ms), then asks the engine itself;
+ * exits 0 once it answers.
+ */
+const WAIT_FOR_ENGINE = `n=0
+while [ "$n" -lt "$1" ]; do
+  if [ -S /var/run/docker.sock ] && timeout 5 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then exit 0; fi
+  if [ "$n" -lt 40 ]; then sleep 0.05; else sleep 0.2; fi
+  n=$((n + 1))
+done
+timeout 5 docker version --format '{{.Server.Version}}' >/dev/null`;
+/** Polls WAIT_FOR_ENGINE may make in `ms`. */
+const enginePolls = (ms: number) => 40 + Math.max(0, Math.floor((ms - 2_000) / 200));
 
 /** Shell names become socket paths inside the sandbox: keep them boring. */
 const terminalNamePattern = /^[a-z0-9-]{1,32}$/;
@@ -80,7 +94,13 @@ export class DockerRuntime implements SandboxRuntime {
       throw this.translateCreateError(e);
     }
     onProgress({ step: "Starting its Docker engine", progress: 0.5 });
-    await this.waitForInnerEngine(container.id, onProgress);
+    try {
+      await this.waitForInnerEngine(container.id, onProgress);
+    } catch (e) {
+      // A sandbox that never became usable is nobody's: remove it now, not at the next reap.
+      await this.destroyByName(options.name!).catch(() => {});
+      throw e;
+    }
     onProgress({ step: "Ready", progress: 1 });
     const info = await this.inspect(container.id);
     if (!info) throw new ShipshapeError("sandbox_failed", "Your sandbox stopped while it was starting. Try again.");
@@ -88,25 +108,37 @@ export class DockerRuntime implements SandboxRuntime {
     return info;
   }
 
-  /** Polls the inner engine with a cheap exec; a fresh DinD answers in about half a second. */
+  /**
+   * Waits for the inner engine with one exec that polls inside the sandbox: a shell builtin checks
+   * for the engine's socket, and only once it exists does `docker version` ask the engine.
+   * (An exec per poll cost a container exec plus a docker CLI start each time: during a class's burst
+   * of starts that polling alone kept both cores busy.) A fresh DinD answers in about half a second.
+   */
   private async waitForInnerEngine(id: string, onProgress: (p: StartProgress) => void): Promise<void> {
-    const deadline = Date.now() + ENGINE_READY_TIMEOUT_MS;
-    let delay = 25;
-    let last = "";
-    while (Date.now() < deadline) {
-      const r = await this.exec(id, ["docker", "version", "--format", "{{.Server.Version}}"], { timeoutMs: 5_000 }).catch(
-        (e: unknown) => ({ exitCode: -1, stdout: "", stderr: String(e), timedOut: false, truncated: false }),
-      );
-      if (r.exitCode === 0) return;
-      last = r.stderr.trim();
-      const info = await this.inspect(id);
-      if (!info?.running) {
-        throw new ShipshapeError("sandbox_failed", "Your sandbox stopped while it was starting. Try again.", last);
-      }
-      const elapsed = ENGINE_READY_TIMEOUT_MS - (deadline - Date.now());
+    const started = Date.now();
+    const deadline = started + ENGINE_READY_TIMEOUT_MS;
+    const progress = setInterval(() => {
+      const elapsed = Date.now() - started;
       onProgress({ step: "Starting its Docker engine", progress: Math.min(0.95, 0.5 + elapsed / ENGINE_READY_TIMEOUT_MS) });
-      await sleep(delay);
-      delay = Math.min(delay * 2, 250);
+    }, 250);
+    let last = "";
+    try {
+      while (Date.now() < deadline) {
+        const r = await this.exec(id, ["sh", "-c", WAIT_FOR_ENGINE, "sh", String(enginePolls(deadline - Date.now()))], {
+          timeoutMs: deadline - Date.now() + 10_000,
+        }).catch(
+          (e: unknown) => ({ exitCode: -1, stdout: "", stderr: String(e), timedOut: false, truncated: false }),
+        );
+        if (r.exitCode === 0) return;
+        last = r.stderr.trim() || last;
+        const info = await this.inspect(id);
+        if (!info?.running) {
+          throw new ShipshapeError("sandbox_failed", "Your sandbox stopped while it was starting. Try again.", last);
+        }
+        await sleep(100);
+      }
+    } finally {
+      clearInterval(progress);
     }
     throw new ShipshapeError(
       "sandbox_failed",
