@@ -218,3 +218,16 @@ describe("image files", () => {
     );
   });
 });
+
+describe("mounts", () => {
+  const withMount = (rw: boolean) =>
+    ({ ...container("monthly"), Mounts: [{ Type: "bind", Source: "/root/capstone/in", Destination: "/in", RW: rw }] }) as Container;
+
+  it("tells a read-only mount from a writable one", async () => {
+    const check = { kind: "container", name: "monthly", mounts: [{ destination: "/in", type: "bind", source: "/root/capstone/in", readOnly: true }] };
+    expect((await judge({ containers: [withMount(false)] }, check)).passed).toBe(true);
+    expect((await judge({ containers: [withMount(true)] }, check)).message).toBe(
+      "At /in, the container `monthly` has a writable mount; mount it read-only (add :ro).",
+    );
+  });
+});

@@ -225,6 +225,10 @@ export class CheckRunner {
       else if (m.type !== "any" && mount.Type !== m.type) problems.push(`At ${m.destination}, the container ${name} has a ${mount.Type} mount, not a ${m.type}.`);
       else if (m.source !== undefined && mount.Name !== m.source && normalizePath(mount.Source) !== normalizePath(m.source)) {
         problems.push(`At ${m.destination}, the container ${name} mounts ${mount.Name ?? mount.Source}, not ${m.source}.`);
+      } else if (m.readOnly === true && mount.RW !== false) {
+        problems.push(`At ${m.destination}, the container ${name} has a writable mount; mount it read-only (add :ro).`);
+      } else if (m.readOnly === false && mount.RW === false) {
+        problems.push(`At ${m.destination}, the container ${name} has a read-only mount, but it must be writable.`);
       }
     }
     for (const [key, value] of Object.entries(c.env ?? {})) {
@@ -483,5 +487,5 @@ interface ContainerJson {
     CpuPeriod?: number;
   };
   NetworkSettings?: { Networks?: Record<string, unknown> | null };
-  Mounts?: Array<{ Type: string; Name?: string; Source: string; Destination: string }>;
+  Mounts?: Array<{ Type: string; Name?: string; Source: string; Destination: string; RW?: boolean }>;
 }

@@ -86,6 +86,7 @@ export const containerCheckSchema = z
             destination: z.string().describe("path inside the container"),
             type: z.enum(["volume", "bind", "any"]).default("any"),
             source: z.string().optional().describe("the volume name, or the host path of a bind mount"),
+            readOnly: z.boolean().optional().describe("true: mounted read-only (`:ro`); false: writable"),
           })
           .strict(),
       )
