@@ -386,6 +386,26 @@ describe("classroom workshops API", () => {
     expect(again.body.message).toContain("has ended");
   });
 
+  it("ends by itself when its time is up, counted from the first learner let in", async () => {
+    const w = await createWorkshop({ durationMinutes: 5 });
+    const before = (await call(app, "GET", `/api/workshops/${w.id}`, { cookie: instructor })).body.workshop;
+    expect(before).toMatchObject({ startedAt: null, endsAt: null });
+    await join(app, w.code, "Ivy");
+    const started = (await call(app, "GET", `/api/workshops/${w.id}`, { cookie: instructor })).body.workshop;
+    expect(started.endsAt - started.startedAt).toBe(5 * 60_000);
+    await until(() => workshopSandboxes(env.SHIPSHAPE_NAMESPACE!, w.id).length, (n) => n === 1, 30_000, "Ivy's sandbox");
+    // Five minutes pass (the clock is the database's record of when it started).
+    app.store.db.prepare("UPDATE workshops SET started_at = started_at - 5 * 60000 WHERE id = ?").run(w.id);
+    const ended = await until(
+      async () => (await call(app, "GET", `/api/workshops/${w.id}`, { cookie: instructor })).body.workshop,
+      (x) => x.endedAt !== null,
+      10_000,
+      "the workshop to end",
+    );
+    expect(ended.endedReason).toBe("its time was up");
+    await until(() => workshopSandboxes(env.SHIPSHAPE_NAMESPACE!, w.id).length, (n) => n === 0, 30_000, "its sandboxes to go");
+  });
+
   it("keeps workshops, rosters and results across a restart", async () => {
     const w = await createWorkshop({ title: "Survives restarts" });
     const fay = await join(app, w.code, "Fay");
