@@ -6,11 +6,12 @@ cd "$(dirname "$0")/.."
 
 section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-section "Type check"
-npx tsc --noEmit -p tsconfig.json
-
+# The build comes first: it also generates the content collection types the type check reads.
 section "Build the site"
 npx astro build --silent 2>&1 | tail -n 20
+
+section "Type check"
+npx tsc --noEmit -p tsconfig.json
 
 section "Unit tests (no Docker)"
 npx vitest run --project unit
