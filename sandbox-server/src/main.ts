@@ -38,6 +38,14 @@ async function main(): Promise<void> {
     }
     throw e;
   }
+  // A promise rejected somewhere nobody awaited must not end every learner's terminal: log it
+  // loudly (it is a bug) and keep serving. Synchronous exceptions still stop the process.
+  process.on("unhandledRejection", (reason) => {
+    log.error("unhandled promise rejection (a bug; the server keeps running)", {
+      error: reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason),
+      stack: reason instanceof Error ? reason.stack : undefined,
+    });
+  });
   log.info("shipshape is ready", { url: app.url, tier: config.securityTier, image: config.sandboxImage });
   process.stdout.write(`\n  shipshape is running at ${app.url}  (playground: ${app.url}/playground/)\n`);
   process.stdout.write(instructorSignInText(app.instructorSignIn) + "\n\n");

@@ -6,9 +6,9 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { App } from "../../sandbox-server/src/app.ts";
 import { MAX_SHELLS_PER_SANDBOX } from "../../sandbox-server/src/sessions/session-manager.ts";
-import { startTestApp, testEnv } from "../support/server.ts";
+import { startTestApp } from "../support/server.ts";
 import { TestTerminal, type Session } from "../support/terminal.ts";
-import { leftovers, pollUntil } from "./support.ts";
+import { leftovers, pollUntil, securityEnv } from "./support.ts";
 
 const apps: Array<App & { env: Record<string, string> }> = [];
 
@@ -22,7 +22,7 @@ afterEach(async () => {
 });
 
 async function server(env: Record<string, string> = {}) {
-  const app = await startTestApp(testEnv(env));
+  const app = await startTestApp(securityEnv(env));
   apps.push(app);
   return app;
 }
@@ -84,7 +84,7 @@ describe("abuse limits", () => {
     const current = await fetch(`${app.url}/api/sessions/current`, { headers: { cookie } });
     expect(current.status).toBe(200);
     // Replaced sandboxes (most ended while starting) leave nothing behind.
-    await pollUntil(() => leftovers(app.env.SHIPSHAPE_NAMESPACE!).containers, (n) => n <= 1, 30_000);
+    await pollUntil(() => leftovers(app.env.SHIPSHAPE_NAMESPACE!).containers, (n) => n <= 1, 90_000, 500);
     expect(leftovers(app.env.SHIPSHAPE_NAMESPACE!).containers).toBeLessThanOrEqual(1);
   });
 

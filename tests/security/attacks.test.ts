@@ -11,7 +11,7 @@
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../sandbox-server/src/app.ts";
-import { startTestApp, testEnv } from "../support/server.ts";
+import { startTestApp } from "../support/server.ts";
 import { openSession, TestTerminal, type Session } from "../support/terminal.ts";
 import {
   documentedAttacks,
@@ -21,6 +21,7 @@ import {
   hostListener,
   pollUntil,
   readCgroupFile,
+  securityEnv,
   sleep,
   type Verdict,
 } from "./support.ts";
@@ -326,7 +327,7 @@ done`,
     await inSandbox(
       b.id,
       String.raw`nohup perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalPort => 7000, Listen => 5, ReuseAddr => 1) or die; while ($c = $s->accept) { print $c "HTTP/1.0 200 OK\r\n\r\nsandbox-b-service\n"; close $c }' >/dev/null 2>&1 &
-sleep 0.3`,
+for i in $(seq 100); do ss -ltn | grep -q ':7000 ' && break; sleep 0.1; done`,
     );
     // Positive control: the host reaches B's service, so "blocked" below means the policy.
     expect(await tcpBanner(b.address, 7000)).toContain("sandbox-b-service");
@@ -345,20 +346,26 @@ ping -c 1 -W 1 @@B@@ >/dev/null 2>&1 && echo "reached @@B@@ by ping" || echo "bl
   /** Cloud metadata: 169.254.169.254 must be dropped on the host before it leaves. */
   async "cloud-metadata"() {
     const { id } = await sharedLearner();
-    const dropsBefore = firewallDrops("SHIPSHAPE-EGRESS", "169.254.0.0/16");
-    const started = Date.now();
-    const out = await inSandbox(
-      id,
-      String.raw`code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/); echo "curl exit $? http $code"`,
-    );
-    const ms = Date.now() - started;
-    const dropsAfter = firewallDrops("SHIPSHAPE-EGRESS", "169.254.0.0/16");
-    expect(ms, "the probe is bounded by its 2 s timeout").toBeLessThan(10_000);
-    if (dropsBefore !== undefined && dropsAfter !== undefined) {
-      expect(dropsAfter, "the host's egress rule counted the dropped packets").toBeGreaterThan(dropsBefore);
+    let evidence = "";
+    let answered = false;
+    // Twice at most: set-up re-applying the egress policy meanwhile resets the rule's counter.
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const dropsBefore = firewallDrops("SHIPSHAPE-EGRESS", "169.254.0.0/16");
+      const started = Date.now();
+      const out = await inSandbox(
+        id,
+        String.raw`code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/); echo "curl exit $? http $code"`,
+      );
+      const ms = Date.now() - started;
+      const dropsAfter = firewallDrops("SHIPSHAPE-EGRESS", "169.254.0.0/16");
+      expect(ms, "the probe is bounded by its 2 s timeout").toBeLessThan(10_000);
+      answered = !/http 000/.test(out);
+      evidence = `${out}\n${ms} ms; packets dropped by the host's 169.254.0.0/16 rule: ${dropsBefore} -> ${dropsAfter}`;
+      const counted = dropsBefore === undefined || dropsAfter === undefined || dropsAfter > dropsBefore;
+      if (counted || answered) break;
+      if (attempt === 2) throw new Error(`the host's egress rule did not count the dropped packets:\n${evidence}`);
     }
-    const answered = !/http 000/.test(out);
-    return { verdict: verdictOf(answered), evidence: `${out}\n${ms} ms; firewall drops ${dropsBefore} -> ${dropsAfter}` };
+    return { verdict: verdictOf(answered), evidence };
   },
 
   /** A fork bomb, after lifting the process limit it can see. */
@@ -417,16 +424,20 @@ ping -c 1 -W 1 @@B@@ >/dev/null 2>&1 && echo "reached @@B@@ by ping" || echo "bl
     const usage = () => Number(readCgroupFile("cpuacct", hog.id, "cpuacct.usage"));
     hog.term.type("for i in 1 2 3 4; do (while :; do :; done) & done\r");
     await sleep(1_000);
+    const loops = Number((await inSandbox(hog.id, "ps -eo stat,args | grep -c '^R.*bash'")).split("\n")[0]);
+    if (!(loops >= 1)) throw new Error(`the hog's loops are not running: the probe proves nothing`);
     const t0 = Date.now();
     const u0 = usage();
     let during = 0;
     while (Date.now() - t0 < 4_000) during = Math.max(during, await roundTrip(bystander.term, 1));
     const cores = (usage() - u0) / 1e6 / (Date.now() - t0);
-    if (cores < 0.5) throw new Error(`the hog did not run (it used ${cores.toFixed(2)} cores): the probe proves nothing`);
     await endLearner(hog.session);
+    // The quota is the containment; the bystander's latency is measured on a machine that may be
+    // busy with other work too, so it is judged against its own baseline.
+    const slow = during > Math.max(2_000, 4 * baseline);
     return {
-      verdict: verdictOf(cores > 1.15 || during > 1_500 || /REALTIME granted/.test(rt)),
-      evidence: `hog used ${cores.toFixed(2)} cores (limit 1); bystander echo worst ${during} ms (before: ${baseline} ms); ${rt}`,
+      verdict: verdictOf(cores > 1.15 || slow || /REALTIME granted/.test(rt)),
+      evidence: `hog (4 busy loops) used ${cores.toFixed(2)} cores (limit 1); bystander echo worst ${during} ms (before: ${baseline} ms); ${rt}`,
     };
   },
 };
@@ -461,7 +472,7 @@ const documented = documentedAttacks();
 describe("attacks from inside a classroom-tier sandbox, as docs/security.md says", () => {
   beforeAll(async () => {
     app = await startTestApp(
-      testEnv({
+      securityEnv({
         HOST: "0.0.0.0",
         SHIPSHAPE_SANDBOX_MEMORY: "256m",
         SHIPSHAPE_SANDBOX_PIDS: String(LIMITS.pids),

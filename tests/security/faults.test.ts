@@ -7,10 +7,10 @@ import { execFileSync } from "node:child_process";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser, newContext, readyTerminal, typeLine, uniqueToken, waitForTerminalText, PROMPT } from "../browser/harness.ts";
-import { sandboxImage, startTestApp, testEnv } from "../support/server.ts";
+import { sandboxImage, startTestApp } from "../support/server.ts";
 import { openSession, TestTerminal, type Session } from "../support/terminal.ts";
 import { BlackoutProxy, PrivateEngine, spawnServer, type ServerProcess } from "./processes.ts";
-import { leftovers, pollUntil, sleep } from "./support.ts";
+import { leftovers, pollUntil, securityEnv, sleep } from "./support.ts";
 
 async function containersOf(namespace: string, host?: string): Promise<string[]> {
   const args = [...(host ? ["-H", host] : []), "ps", "-aq", "--no-trunc", "--filter", `label=org.shipshape.namespace=${namespace}`];
@@ -81,7 +81,7 @@ describe("faults", () => {
   });
 
   it("a killed sandbox: its learner is told, and can start a new one", async () => {
-    const app = await startTestApp();
+    const app = await startTestApp(securityEnv());
     cleanups.push(async () => {
       for (const s of await app.runtime.list()) await app.runtime.destroy(s.id);
       await app.close();
@@ -110,12 +110,15 @@ describe("faults", () => {
   });
 
   it("100 create-and-destroy cycles leave no containers, volumes or networks behind", async () => {
-    const env = testEnv({ SHIPSHAPE_SESSIONS_PER_ADDRESS_PER_MINUTE: "10000", SHIPSHAPE_REAP_INTERVAL: "5s" });
+    const env = securityEnv({ SHIPSHAPE_SESSIONS_PER_ADDRESS_PER_MINUTE: "10000", SHIPSHAPE_REAP_INTERVAL: "5s" });
     const app = await startTestApp(env);
     const namespace = env.SHIPSHAPE_NAMESPACE!;
     cleanups.push(removeNamespace(namespace), () => app.close());
     const started = Date.now();
-    const outcomes = { endedReady: 0, endedStarting: 0, withTerminal: 0, replaced: 0 };
+    // A start that fails (a machine so busy that an inner engine misses its 30 s) is not a leak,
+    // as long as the learner is told and nothing is left behind; it is counted and bounded.
+    const outcomes = { endedReady: 0, endedStarting: 0, withTerminal: 0, replaced: 0, failedToStart: 0 };
+    const startFailure = /did not start in time|stopped while it was starting/;
     const cycle = async (i: number) => {
       const opened = await postSession(app.url);
       expect(opened.status, JSON.stringify(opened.json)).toBe(200);
@@ -129,10 +132,15 @@ describe("faults", () => {
         case 1: {
           // used through a terminal, then ended
           const t = new TestTerminal({ base: app.url, cookie, sessionId: String(opened.json.sessionId), token: String(opened.json.token) });
-          await t.ready(60_000);
+          try {
+            await t.ready(60_000);
+            outcomes.withTerminal++;
+          } catch (e) {
+            if (!(t.closed?.code === 4011 && startFailure.test(t.closed.reason))) throw e;
+            outcomes.failedToStart++;
+          }
           t.close();
-          expect((await end()).status).toBe(204);
-          outcomes.withTerminal++;
+          expect([204, 404]).toContain((await end()).status);
           return;
         }
         case 2: // replaced by a new one ("start a new sandbox"), then ended
@@ -142,14 +150,19 @@ describe("faults", () => {
           return;
         default: {
           // ready, then ended
-          await pollUntil(
-            () => fetch(`${app.url}/api/sessions/current`, { headers: { cookie } }).then((r) => r.json() as Promise<{ state?: string }>),
-            (s) => s.state === "ready",
+          const s = await pollUntil(
+            () => fetch(`${app.url}/api/sessions/current`, { headers: { cookie } }).then((r) => r.json() as Promise<{ state?: string; message?: string }>),
+            (s) => s.state !== "starting",
             60_000,
             100,
           );
-          expect((await end()).status).toBe(204);
-          outcomes.endedReady++;
+          if (s.state === "ready") {
+            expect((await end()).status).toBe(204);
+            outcomes.endedReady++;
+          } else {
+            expect(s.message ?? "", JSON.stringify(s)).toMatch(startFailure);
+            outcomes.failedToStart++;
+          }
         }
       }
     };
@@ -163,6 +176,7 @@ describe("faults", () => {
     const left = await pollUntil(() => leftovers(namespace), (l) => l.containers + l.volumes + l.networks === 0, 30_000, 500);
     console.log(`100 cycles in ${((Date.now() - started) / 1000).toFixed(1)} s: ${JSON.stringify(outcomes)}; left behind: ${JSON.stringify(left)}`);
     expect(left).toEqual({ containers: 0, volumes: 0, networks: 0 });
+    expect(outcomes.failedToStart, "starts that failed").toBeLessThanOrEqual(10);
     expect(app.sessions.counts).toMatchObject({ live: 0, starting: 0, terminals: 0 });
   }, 300_000);
 });
@@ -233,6 +247,7 @@ describe.skipIf(engineUnavailable !== undefined)("the Docker engine restarts und
     // Nothing of the old sandbox is left on the engine but the new one.
     await pollUntil(() => containersOf(server.env.SHIPSHAPE_NAMESPACE!, engine.host), (ids) => ids.length === 1, 20_000);
     expect(await containersOf(server.env.SHIPSHAPE_NAMESPACE!, engine.host)).toHaveLength(1);
+    expect(server.output()).not.toContain("unhandled promise rejection");
   }, 180_000);
 });
 
@@ -259,6 +274,9 @@ describe("the network drops for 30 s between a browser and the server", () => {
 
   it("the terminal notices, reconnects by itself when the network is back, to the same shell", async () => {
     await page.goto("/playground/");
+    // The built site is shared with whoever rebuilds it meanwhile: one reload if the page came up empty.
+    const terminal = page.locator('[data-testid="terminal"][data-terminal-name="playground"]');
+    if (!(await terminal.waitFor({ timeout: 20_000 }).then(() => true, () => false))) await page.reload();
     await readyTerminal(page, "playground");
     const token = uniqueToken();
     await typeLine(page, "playground", `export KEPT=${token}; echo set-${token}`);

@@ -7,8 +7,8 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import path from "node:path";
-import { repoRoot, testEnv } from "../support/server.ts";
-import { sleep } from "./support.ts";
+import { repoRoot } from "../support/server.ts";
+import { securityEnv, sleep } from "./support.ts";
 
 export interface ServerProcess {
   url: string;
@@ -40,7 +40,7 @@ async function freePort(): Promise<number> {
  */
 export async function spawnServer(overrides: Record<string, string> = {}): Promise<ServerProcess> {
   const port = await freePort();
-  const env = testEnv({ PORT: String(port), SHIPSHAPE_LOG_LEVEL: "warn", ...overrides });
+  const env = securityEnv({ PORT: String(port), SHIPSHAPE_LOG_LEVEL: "warn", ...overrides });
   const url = `http://127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
   let output = "";

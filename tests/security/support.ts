@@ -3,11 +3,22 @@
  * (its cgroup files, the firewall's counters), listeners on the host, and bounded waiting.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import { networkInterfaces } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import path from "node:path";
-import { repoRoot } from "../support/server.ts";
+import { repoRoot, testEnv } from "../support/server.ts";
+
+/**
+ * A server environment for this suite: like the integration tests', but with empty lesson
+ * content, so lessons being written in the same tree cannot stop these servers from starting.
+ */
+export function securityEnv(overrides: Record<string, string> = {}): Record<string, string> {
+  const content = mkdtempSync(path.join(tmpdir(), "shipshape-security-content-"));
+  mkdirSync(path.join(content, "exercises"));
+  mkdirSync(path.join(content, "lessons"));
+  return testEnv({ SHIPSHAPE_CONTENT_DIR: content, ...overrides });
+}
 
 export type Verdict = "contained" | "open";
 

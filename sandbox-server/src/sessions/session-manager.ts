@@ -66,6 +66,8 @@ export class SessionManager {
   private readonly live = new Map<string, LiveSession>();
   /** Why recent sessions failed to start, so a terminal that connects late hears the real reason. */
   private readonly failures = new Map<string, ShipshapeError>();
+  /** The last failed start per browser, so GET /api/sessions/current can say "failed" and why. */
+  private readonly failedViews = new Map<string, SessionView>();
   private readonly runtime: SandboxRuntime;
   private readonly store: Store;
   private readonly policy: SessionPolicy;
@@ -282,6 +284,12 @@ export class SessionManager {
       log.error("sandbox failed to start", { code: err.code, detail: err.detail });
       this.live.delete(live.record.id);
       this.failures.set(live.record.id, err);
+      const ownerId = live.record.ownerId;
+      const failedView = this.view(live);
+      this.failedViews.set(ownerId, failedView);
+      setTimeout(() => {
+        if (this.failedViews.get(ownerId) === failedView) this.failedViews.delete(ownerId);
+      }, 60_000).unref();
       setTimeout(() => this.failures.delete(live.record.id), 60_000).unref();
       this.store.sessions.end(live.record.id, `failed: ${err.code}`);
       throw err;
@@ -337,6 +345,11 @@ export class SessionManager {
     for (const hub of this.live.get(sessionId)?.hubs.values() ?? []) hub.broadcast(message);
   }
 
+  /** A start of this browser's that failed in the last minute (and no live session since). */
+  recentFailure(ownerId: string): SessionView | undefined {
+    return this.current(ownerId) ? undefined : this.failedViews.get(ownerId);
+  }
+
   current(ownerId: string): SessionView | undefined {
     const record = this.store.sessions.liveForOwner(ownerId);
     const live = record && this.live.get(record.id);
@@ -381,6 +394,12 @@ export class SessionManager {
       const created = hub;
       hub.onDead = (reason) => {
         live.hubs.delete(name);
+        if (reason === "engine unreachable") {
+          // Not known to be gone: with the engine's live-restore it is still running. The page
+          // retries (4503 is not final) and finds the same shell, or hears that it stopped.
+          created.dispose(CloseCode.engineUnavailable, "the Docker engine is not answering");
+          return;
+        }
         created.dispose(CloseCode.sandboxGone, sandboxGoneMessage(reason, this.policy));
       };
       live.hubs.set(name, hub);
@@ -535,7 +554,9 @@ export class SessionManager {
         continue;
       }
       const reason = event.reason;
-      void this.runtime.inspect(sandboxId).then((info) => {
+      // The engine may be going away itself (it stops every container when it stops): never let
+      // the look-up reject unobserved, which would end the whole server.
+      void this.runtime.inspect(sandboxId).catch(() => null).then((info) => {
         const why = info?.exitReason === "oom" ? "oom" : reason;
         this.log.warn("sandbox stopped under its learner", { sessionId: live.record.id, sandboxId, reason: why });
         for (const hub of live.hubs.values()) hub.broadcast({ type: "notice", code: "sandbox_stopped", message: sandboxGoneMessage(why, this.policy) });

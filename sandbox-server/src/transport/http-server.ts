@@ -162,7 +162,7 @@ export function createHttpServer(deps: HttpDeps): Server {
       json(res, 200, sessionJson(view, deps));
     },
     "GET /api/sessions/current": (_req, res, ownerId) => {
-      const view = ownerId ? deps.sessions.current(ownerId) : undefined;
+      const view = ownerId ? (deps.sessions.current(ownerId) ?? deps.sessions.recentFailure(ownerId)) : undefined;
       if (!view) throw new ShipshapeError("not_found", "You have no sandbox yet.");
       json(res, 200, sessionJson(view, deps));
     },
