@@ -3,7 +3,7 @@
  * started as a child process on a free port with a data directory of its own.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -117,13 +117,17 @@ export async function startServer(options: { env?: Record<string, string>; ready
   const port = await freePort();
   const dataDir = mkdtempSync(path.join(tmpdir(), "shipshape-browser-"));
   const namespace = `b${Math.random().toString(36).slice(2, 10)}`;
+  // A private copy of the built site: another `astro build` in the same checkout (a colleague's
+  // test run) rewrites dist/ in place and would pull pages out from under a running test.
+  const siteDir = path.join(dataDir, "site");
+  cpSync(path.join(repoRoot, "dist"), siteDir, { recursive: true });
   const image = sandboxImage();
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
     PORT: String(port),
     HOST: "127.0.0.1",
     SHIPSHAPE_DATA_DIR: dataDir,
-    SHIPSHAPE_SITE_DIR: path.join(repoRoot, "dist"),
+    SHIPSHAPE_SITE_DIR: siteDir,
     SHIPSHAPE_NAMESPACE: namespace,
     SHIPSHAPE_LOG_LEVEL: process.env.SHIPSHAPE_TEST_LOGS ? "debug" : "warn",
     ...(image ? { SHIPSHAPE_SANDBOX_IMAGE: image } : {}),
