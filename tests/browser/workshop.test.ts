@@ -1,7 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   launchBrowser,
   newContext,
@@ -84,6 +86,16 @@ describe("a classroom workshop, end to end", () => {
     [instructor, ana, ben, cy] = (await Promise.all(contexts.map((c) => c.newPage()))) as [Page, Page, Page, Page];
   });
 
+  // A failure leaves a picture of every window, and the server's output, to look at.
+  afterEach(async (context) => {
+    if (context.task.result?.state !== "fail") return;
+    const dir = path.join(tmpdir(), "shipshape-workshop-test");
+    mkdirSync(dir, { recursive: true });
+    const pages = { instructor, ana, ben, cy };
+    for (const [name, page] of Object.entries(pages)) await page?.screenshot({ path: path.join(dir, `${name}.png`), fullPage: true }).catch(() => {});
+    console.error(`[workshop] screenshots in ${dir}; server output:\n${server?.output().slice(-4000)}`);
+  });
+
   afterAll(async () => {
     await browser?.close();
     await server?.stop();
@@ -155,9 +167,14 @@ describe("a classroom workshop, end to end", () => {
     await typeLine(ana, "main", "docker run -d --name web nginx && docker stop web && docker run hello-world; echo solved-$((40+2))");
     await waitForTerminalText(ana, "main", /^solved-42$/m, 180_000);
 
-    const result = await ana.evaluate(() =>
-      fetch("/api/exercises/run-and-stop/check", { method: "POST", credentials: "same-origin" }).then((r) => r.json()),
-    );
+    // Check, in the lesson's exercise, as the learner would.
+    const exercise = ana.locator('[data-exercise-id="run-and-stop"]');
+    await exercise.scrollIntoViewIfNeeded();
+    const [response] = await Promise.all([
+      ana.waitForResponse((r) => r.url().endsWith("/api/exercises/run-and-stop/check"), { timeout: 60_000 }),
+      exercise.locator("[data-check]").click(),
+    ]);
+    const result = (await response.json()) as { passed: boolean; at: string };
     expect(result).toMatchObject({ exerciseId: "run-and-stop", passed: true });
     await until(() => cell("Ana", "run-and-stop").getAttribute("data-state"), (s) => s === "passed", 5_000, "Ana's cell to turn passed");
     // From the moment the server stored the verdict (its `at`) to the cell on the instructor's screen.
