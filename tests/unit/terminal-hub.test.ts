@@ -87,6 +87,32 @@ describe("terminal hub", () => {
     expect(shell.isPaused()).toBe(false);
   });
 
+  it("gives output that arrived just before a browser attached to it once, in the replay", async () => {
+    const { hub, shell } = hubWithShell();
+    await hub.start();
+    await hub.attach(client());
+    shell.print("just-before\r\n");
+    // The output is read but not yet sent (it waits for the end of this turn of the event loop).
+    for (let i = 0; i < 5; i++) await new Promise((r) => process.nextTick(r));
+    const late = client();
+    await hub.attach(late);
+    await tick();
+    expect(late.text().match(/just-before/g)).toHaveLength(1);
+  });
+
+  it("pauses the shell while its screen mirror is far behind, even for a browser that keeps up", async () => {
+    const { hub, shell } = hubWithShell();
+    await hub.start();
+    const c = client();
+    c.sendOutput = (d) => hub.ack(c, d.length); // acknowledges everything at once
+    await hub.attach(c);
+    for (let i = 0; i < 32; i++) shell.print(Buffer.alloc(64 * 1024, 0x79)); // 2 MiB, faster than the mirror parses
+    expect(shell.isPaused()).toBe(true);
+    const deadline = Date.now() + 10_000;
+    while (shell.isPaused() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(shell.isPaused()).toBe(false); // read again once the mirror has caught up
+  });
+
   it("stops reading when nobody is attached", async () => {
     const { hub, shell } = hubWithShell();
     await hub.start();
