@@ -71,19 +71,30 @@ function isProgress(value: unknown): value is ServerProgress {
   return typeof v === "object" && v !== null && Array.isArray(v.exercises);
 }
 
+/** A dropped connection or a busy server gets a few more tries, a second or so apart. */
+const RETRY_DELAYS_MS = [500, 1_500, 4_000];
+
 async function fetchProgress(): Promise<ServerProgress | undefined> {
-  try {
-    const response = await fetch("/api/progress", { credentials: "same-origin", cache: "no-store" });
-    if (!response.ok) return undefined;
-    const body: unknown = await response.json();
-    if (!isProgress(body)) return undefined;
-    const progress = { exercises: body.exercises, quizzes: Array.isArray(body.quizzes) ? body.quizzes : [] };
-    latest = progress;
-    for (const listener of listeners) listener(progress);
-    return progress;
-  } catch {
-    // Offline or no server (a static preview): the page simply shows no progress.
-    return undefined;
+  for (let attempt = 0; ; attempt++) {
+    let retry = false;
+    try {
+      const response = await fetch("/api/progress", { credentials: "same-origin", cache: "no-store" });
+      retry = response.status >= 500;
+      if (response.ok) {
+        const body: unknown = await response.json();
+        if (!isProgress(body)) return undefined;
+        const progress = { exercises: body.exercises, quizzes: Array.isArray(body.quizzes) ? body.quizzes : [] };
+        latest = progress;
+        for (const listener of listeners) listener(progress);
+        return progress;
+      }
+    } catch {
+      retry = true;
+    }
+    const delay = RETRY_DELAYS_MS[attempt];
+    // Still nothing (offline, or no server behind a static preview): the page shows no progress.
+    if (!retry || delay === undefined) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, delay));
   }
 }
 

@@ -1,6 +1,13 @@
 import { getCollection } from "astro:content";
 import { AstroError } from "astro/errors";
+import type { PublicExercise } from "../../sandbox-server/src/grading/exercise-schema.ts";
 import type { LessonEntry } from "./lessons.ts";
+
+/** An entry of the `exercises` collection (what CollectionEntry<"exercises"> is). */
+interface ExerciseEntry {
+  id: string;
+  data: PublicExercise;
+}
 
 /**
  * A lesson's frontmatter `exercises` and the exercises' own `lesson:` fields must agree: progress,
@@ -8,7 +15,7 @@ import type { LessonEntry } from "./lessons.ts";
  * build with the file and the fix when they do not.
  */
 export async function checkLessonExercises(lessons: LessonEntry[]): Promise<void> {
-  const exercises = await getCollection("exercises");
+  const exercises: ExerciseEntry[] = await getCollection("exercises");
   const byId = new Map(exercises.map((e) => [e.id, e.data]));
   for (const lesson of lessons) {
     const file = lesson.filePath ?? `content/lessons/${lesson.id}.mdx`;

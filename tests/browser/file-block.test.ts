@@ -63,11 +63,11 @@ describe("file blocks", () => {
   });
 
   it("has a Copy button on code blocks that copies the code as written", async () => {
-    const block = page.locator(".code-block").filter({ hasText: "requirements.txt" }).first();
+    const block = page.locator(".code-block").filter({ hasText: "my-nginx" }).first();
     await block.hover();
     await block.getByRole("button", { name: "Copy" }).click();
     const copied = await page.evaluate(() => navigator.clipboard.readText());
-    expect(copied).toContain("COPY requirements.txt .\nRUN pip install -r requirements.txt");
+    expect(copied).toContain("my-nginx     stable    6a77e7d21cb1");
     await expect(block.getByRole("button", { name: /Copied/ }).count()).resolves.toBe(1);
   });
 });

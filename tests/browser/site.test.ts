@@ -47,18 +47,24 @@ describe("site", () => {
     await context.close();
   });
 
-  it("ticks a lesson in the outline once it is marked as done", async () => {
+  it("leaves graded lessons to the server: no manual tick, and a tick forged in localStorage changes nothing", async () => {
     const context = await newContext(browser, server.url);
-    // The lesson page would start a sandbox; this test only needs its progress button.
-    await context.route("**/api/**", (route) => route.fulfill({ status: 503, body: "{}" }));
+    // The lesson page would start a sandbox; this test only needs the page and GET /api/progress.
+    await context.route("**/api/sessions**", (route) => route.fulfill({ status: 503, body: "{}" }));
     await context.route("**/ws/**", (route) => route.abort());
     const page = await context.newPage();
     await visit(page, "/lessons/images-and-layers/");
-    const done = page.getByRole("button", { name: "Mark lesson as done" });
-    await done.click();
-    await expect(done.getAttribute("aria-pressed")).resolves.toBe("true");
+    await expect(page.getByRole("button", { name: "Mark lesson as done" }).count()).resolves.toBe(0);
+    await expect
+      .poll(() => page.locator(".lesson-footer [data-lesson-progress]").textContent())
+      .toBe("0 of 2 exercises passed. Pass them all to complete the lesson.");
+    await page.evaluate(() =>
+      localStorage.setItem("shipshape:progress:v1", JSON.stringify({ "images-and-layers": { visitedAt: 1, completedAt: 2 } })),
+    );
     await visit(page, "/");
-    await expect(page.locator('[data-lesson-slug="images-and-layers"]').getAttribute("data-progress")).resolves.toBe("done");
+    const item = page.locator('[data-lesson-slug="images-and-layers"]');
+    await expect.poll(() => item.locator("[data-progress-text]").textContent()).toBe("0 of 2 exercises passed");
+    await expect(item.getAttribute("data-progress")).resolves.toBe("started");
     await expect(page.locator('[data-lesson-slug="first-containers"]').getAttribute("data-progress")).resolves.toBe("none");
     await context.close();
   });
