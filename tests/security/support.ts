@@ -17,7 +17,9 @@ export function securityEnv(overrides: Record<string, string> = {}): Record<stri
   const content = mkdtempSync(path.join(tmpdir(), "shipshape-security-content-"));
   mkdirSync(path.join(content, "exercises"));
   mkdirSync(path.join(content, "lessons"));
-  return testEnv({ SHIPSHAPE_CONTENT_DIR: content, ...overrides });
+  // "s…" namespaces: anything this suite ever leaves behind is recognisable as its own.
+  const namespace = `s${Math.random().toString(36).slice(2, 10)}`;
+  return testEnv({ SHIPSHAPE_CONTENT_DIR: content, SHIPSHAPE_NAMESPACE: namespace, ...overrides });
 }
 
 export type Verdict = "contained" | "open";
