@@ -60,14 +60,14 @@ describe("sandbox lifecycle", () => {
   });
 
   it("removes an expired sandbox and everything it made, and tells the learner", async () => {
-    const env = testEnv({ SHIPSHAPE_SESSION_TTL: "8s", SHIPSHAPE_REAP_INTERVAL: "1s" });
+    const env = testEnv({ SHIPSHAPE_SESSION_TTL: "20s", SHIPSHAPE_REAP_INTERVAL: "1s" });
     const app = await startTestApp(env);
     apps.push(app);
     const t = new TestTerminal(await openSession(app.url));
     await t.ready(60_000);
     await t.run("docker volume create learner-data >/dev/null && echo made");
     expect(leftovers(env.SHIPSHAPE_NAMESPACE!)).toEqual({ containers: 1, volumes: 1 });
-    const closed = await t.waitForClose(20_000);
+    const closed = await t.waitForClose(40_000);
     expect(closed.code).toBe(4010);
     expect(closed.reason).toMatch(/time limit/);
     await eventually(() => leftovers(env.SHIPSHAPE_NAMESPACE!), { containers: 0, volumes: 0 });
