@@ -38,7 +38,7 @@ const started = Date.now();
 const left = () => BUDGET_MS - (Date.now() - started);
 
 const N = {
-  clickRuns: quick ? 5 : 25,
+  clickRuns: quick ? 5 : 20,
   browserRuns: quick ? 2 : 5,
   echoSandboxes: quick ? 2 : 10,
   echoTerminals: quick ? 6 : 50,
@@ -46,7 +46,7 @@ const N = {
   echo1Seconds: quick ? 4 : 12,
   megabytes: quick ? 20 : 60,
   densityCap: quick ? 12 : 160,
-  densityBudgetMs: quick ? 60_000 : 330_000,
+  densityBudgetMs: quick ? 60_000 : 270_000,
   burstLearners: quick ? 10 : 50,
 };
 const WARM_POOL_FOR_CLICKS = 3;

@@ -38,6 +38,7 @@ export function renderResults(r: Record<string, unknown>): string {
     ["↳ anchor: `docker exec -it <sandbox> bash` from a shell (CLI in a pty), p50 / p95", pair("clickToPrompt.floor_cli.p50_ms", "clickToPrompt.floor_cli.p95_ms", "ms"), "", ""],
     ["↳ steps (p50, from the request): POST answered / socket open / `ready`", `${fmt(n("clickToPrompt.warm.steps_p50_ms.post"))} / ${fmt(n("clickToPrompt.warm.steps_p50_ms.open"))} / ${fmt(n("clickToPrompt.warm.steps_p50_ms.ready"))} ms`, "", ""],
     ["↳ real Chromium on /playground/, warm: page's POST → prompt drawn, p50 / p95", pair("clickToPrompt.browser.click_to_prompt.p50_ms", "clickToPrompt.browser.click_to_prompt.p95_ms", "ms"), "", ""],
+    ["↳ real Chromium: of which POST → the page opens its WebSocket (loading xterm meanwhile), p50", `${fmt(n("clickToPrompt.browser.post_to_socket.p50_ms"))} ms`, "", ""],
     ["↳ real Chromium: navigation start → prompt drawn, p50 / p95", pair("clickToPrompt.browser.navigation_to_prompt.p50_ms", "clickToPrompt.browser.navigation_to_prompt.p95_ms", "ms"), "", ""],
     ["↳ peer: WeTTY, connect → prompt of a new `docker exec -it` shell, p50", `${fmt(n("clickToPrompt.peer_connect.p50_ms"))} ms`, "", ""],
     ["**Click to prompt, cold** (no pool: container + inner dockerd start), p50 / p95", pair("clickToPrompt.cold.p50_ms", "clickToPrompt.cold.p95_ms", "ms"), "p50 ≤ 1500 ms", verdict(lt(n("clickToPrompt.cold.p50_ms"), 1500))],

@@ -13,6 +13,8 @@ export interface BrowserResult {
   click_to_prompt: Summary;
   /** From navigation start to the prompt drawn (includes loading the page and xterm). */
   navigation_to_prompt: Summary;
+  /** From the page's POST /api/sessions to its terminal WebSocket being opened (the page loads xterm meanwhile). */
+  post_to_socket: Summary;
 }
 
 /** Runs in the page before its own scripts: notes when the session is requested and when the prompt is in the DOM. */
@@ -24,6 +26,13 @@ const MARKS_SCRIPT = `
     const url = typeof input === "string" ? input : input.url;
     if (marks.post === undefined && /\\/api\\/sessions$/.test(url) && (init?.method ?? "GET") === "POST") marks.post = performance.now();
     return fetch0(input, init);
+  };
+  const WebSocket0 = window.WebSocket;
+  window.WebSocket = class extends WebSocket0 {
+    constructor(url, protocols) {
+      super(url, protocols);
+      if (marks.socket === undefined && String(url).includes("/ws/terminal")) marks.socket = performance.now();
+    }
   };
   const prompt = /sandbox:\\S*[#$]/;
   const check = () => {
@@ -45,6 +54,7 @@ export async function browserClickToPrompt(server: BenchServer, options: { runs:
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   const clicks: number[] = [];
   const navs: number[] = [];
+  const sockets: number[] = [];
   try {
     for (let i = 0; i < options.runs; i++) {
       await waitForPool(server.url, options.poolSize);
@@ -56,9 +66,10 @@ export async function browserClickToPrompt(server: BenchServer, options: { runs:
         await page.waitForFunction(() => (window as unknown as { __benchMarks: { prompt?: number } }).__benchMarks.prompt !== undefined, undefined, {
           timeout: 60_000,
         });
-        const marks = await page.evaluate(() => (window as unknown as { __benchMarks: { post: number; prompt: number } }).__benchMarks);
+        const marks = await page.evaluate(() => (window as unknown as { __benchMarks: { post: number; socket?: number; prompt: number } }).__benchMarks);
         clicks.push(marks.prompt - marks.post);
         navs.push(marks.prompt);
+        if (marks.socket !== undefined) sockets.push(marks.socket - marks.post);
         await page.evaluate(() => fetch("/api/sessions/current", { method: "DELETE", credentials: "same-origin" }).then((r) => r.status));
       } finally {
         await context.close();
@@ -67,5 +78,5 @@ export async function browserClickToPrompt(server: BenchServer, options: { runs:
   } finally {
     await browser.close();
   }
-  return { runs: clicks.length, click_to_prompt: summarize(clicks), navigation_to_prompt: summarize(navs) };
+  return { runs: clicks.length, click_to_prompt: summarize(clicks), navigation_to_prompt: summarize(navs), post_to_socket: summarize(sockets) };
 }
