@@ -166,10 +166,10 @@ describe("faults", () => {
         }
       }
     };
-    // Four learners at a time, 25 cycles each.
+    // Six learners at a time.
     let next = 0;
     await Promise.all(
-      Array.from({ length: 4 }, async () => {
+      Array.from({ length: 6 }, async () => {
         while (next < 100) await cycle(next++);
       }),
     );
