@@ -16,7 +16,7 @@ import { FloorTerminal } from "./lib/floor.ts";
 import { ensurePeer, startWetty, WettyTerminal, wettyConnectToPrompt } from "./lib/peer.ts";
 import { summarizeProfiles } from "./lib/profile.ts";
 import { updateBenchmarksDoc } from "./lib/report.ts";
-import { repoRoot, sandboxImage, withServer } from "./lib/server.ts";
+import { repoRoot, sandboxImage, stopAll, withServer } from "./lib/server.ts";
 import { pool, round, sleep, summarize } from "./lib/stats.ts";
 import { BenchTerminal, openSession, waitReady } from "./lib/terminal.ts";
 import { browserClickToPrompt, playgroundBuilt } from "./scenarios/browser.ts";
@@ -296,8 +296,10 @@ async function cleanup(): Promise<void> {
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
-    log(`${signal}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
+    log(`${signal}: stopping the servers and cleaning up`);
+    void stopAll()
+      .then(cleanup)
+      .finally(() => process.exit(130));
   });
 }
 

@@ -11,7 +11,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { repoRoot, rssMb } from "./server.ts";
+import { repoRoot, rssMb, track } from "./server.ts";
 import { now, sleep } from "./stats.ts";
 import { PROMPT, stripAnsi } from "./terminal.ts";
 
@@ -69,10 +69,10 @@ export async function startWetty(sandboxIds: string[]): Promise<PeerServer> {
   child.stdout!.on("data", (c: Buffer) => (output = (output + c.toString()).slice(-20_000)));
   child.stderr!.on("data", (c: Buffer) => (output = (output + c.toString()).slice(-20_000)));
   const url = `http://127.0.0.1:${port}`;
-  const stop = async () => {
+  const stop = track(async () => {
     await stopChild(child);
     rmSync(state, { recursive: true, force: true });
-  };
+  });
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) break;

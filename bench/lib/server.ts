@@ -21,6 +21,24 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
+/** Child processes (servers, the peer) still running, so a signal can stop them before the clean-up. */
+const running = new Set<() => Promise<void>>();
+
+/** Registers a child's stop function until it has stopped. */
+export function track(stop: () => Promise<void>): () => Promise<void> {
+  const tracked = async () => {
+    running.delete(tracked);
+    await stop();
+  };
+  running.add(tracked);
+  return tracked;
+}
+
+/** Stops every child still running (on Ctrl-C or a failure), so none starts sandboxes after the clean-up. */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((stop) => stop().catch(() => {})));
+}
+
 /** The sandbox image set-up built. */
 export function sandboxImage(): string {
   const file = path.join(repoRoot, ".data", "sandbox-image");
@@ -43,6 +61,8 @@ export async function startServer(env: Record<string, string> = {}, nodeArgs: st
       HOST: "127.0.0.1",
       SHIPSHAPE_DATA_DIR: dataDir,
       SHIPSHAPE_NAMESPACE: NAMESPACE,
+      // Terminals need no lessons or exercises: an empty content dir keeps the bench independent of content edits.
+      SHIPSHAPE_CONTENT_DIR: dataDir,
       SHIPSHAPE_SANDBOX_IMAGE: sandboxImage(),
       SHIPSHAPE_LOG_LEVEL: "warn",
       ...(existsSync(siteDir) ? { SHIPSHAPE_SITE_DIR: siteDir } : {}),
@@ -57,10 +77,10 @@ export async function startServer(env: Record<string, string> = {}, nodeArgs: st
   child.stdout!.on("data", collect);
   child.stderr!.on("data", collect);
 
-  const stop = async () => {
+  const stop = track(async () => {
     await stopChild(child);
     rmSync(dataDir, { recursive: true, force: true });
-  };
+  });
   try {
     const url = await waitForUrl(child, () => output, 30_000);
     await waitForHealthy(url, 30_000);
