@@ -154,12 +154,13 @@ export class DockerRuntime implements SandboxRuntime {
     const container = this.docker.getContainer(sandboxId);
     // dtach keeps the shell alive when this attachment ends (reload, server restart);
     // the next attachment to the same socket finds the same shell. -E: no detach key,
-    // -z: no suspend key, -r ctrl_l: redraw with Ctrl-L, so a server that restarted (and lost its
-    // screen mirror) shows the prompt or the full-screen program again, not a blank terminal.
+    // -z: no suspend key, -r winch: redraw by resizing. (Ctrl-L as the redraw swallowed the first
+    // line typed into a brand-new shell; the cost of winch: after a server restart the screen stays
+    // blank until the learner presses Enter.)
     const socket = `/run/shipshape/term-${options.terminal}.sock`;
     try {
       const exec = await container.exec({
-        Cmd: ["sh", "-c", 'mkdir -p /run/shipshape && exec dtach -A "$0" -E -z -r ctrl_l bash -l', socket],
+        Cmd: ["sh", "-c", 'mkdir -p /run/shipshape && exec dtach -A "$0" -E -z -r winch bash -l', socket],
         AttachStdin: true,
         AttachStdout: true,
         AttachStderr: true,
