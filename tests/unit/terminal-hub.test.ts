@@ -81,6 +81,7 @@ describe("terminal hub", () => {
     await tick();
     expect(c.bytes()).toBeGreaterThan(HIGH_WATERMARK);
     expect(shell.isPaused()).toBe(true);
+    await hub.mirrorSettled(); // from here only the browser's unacknowledged output holds the shell
     hub.ack(c, c.bytes() - LOW_WATERMARK - 1); // still above the low watermark: stays paused
     expect(shell.isPaused()).toBe(true);
     hub.ack(c, 1);

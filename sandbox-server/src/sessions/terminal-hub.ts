@@ -180,6 +180,11 @@ export class TerminalHub {
     this.maybeResume();
   }
 
+  /** Resolves once the screen mirror has parsed every byte handed to it so far. */
+  mirrorSettled(): Promise<void> {
+    return new Promise((resolve) => this.mirror.write("", resolve));
+  }
+
   async resize(cols: number, rows: number): Promise<void> {
     if (cols === this.cols && rows === this.rows) return;
     this.cols = cols;
