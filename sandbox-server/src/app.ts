@@ -76,7 +76,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   });
   const exercises = loadExercises(path.join(config.SHIPSHAPE_CONTENT_DIR, "exercises"));
   const quizzes = loadQuizzes(path.join(config.SHIPSHAPE_CONTENT_DIR, "quizzes"));
-  const grader = new Grader({ runtime, store, log });
+  const grader = new Grader({ runtime, store, log, maxProbes: config.SHIPSHAPE_CHECKS_AT_ONCE });
   const sockets = new TerminalSockets({
     sessions,
     signer,

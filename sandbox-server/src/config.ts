@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { readFileSync, existsSync } from "node:fs";
 import path from "node:path";
@@ -76,6 +77,9 @@ export const envSchema = z.object({
   SHIPSHAPE_REAP_INTERVAL: duration("30s").describe("how often expired and orphaned sandboxes are looked for"),
   SHIPSHAPE_LIMIT_CHECK_INTERVAL: duration("10s").describe("how often open sandboxes are checked against their limits"),
   SHIPSHAPE_WARM_POOL: int(2, 0, 1000).describe("sandboxes kept started for the next learners (0 turns the pool off)"),
+  SHIPSHAPE_CHECKS_AT_ONCE: int(2 * availableParallelism(), 1, 1000).describe(
+    "checks graded at once (default: twice the CPU cores); more Check presses wait in line, served in order",
+  ),
   SHIPSHAPE_MAX_SANDBOXES: int(300, 1, 100_000).describe("sandboxes alive at once on this server"),
   SHIPSHAPE_SESSIONS_PER_ADDRESS_PER_MINUTE: int(100, 1, 100_000).describe(
     "new sandboxes one client address may start per minute (also the burst); a class behind one NAT shares it",

@@ -34,11 +34,33 @@ export class Grader {
   private readonly store: Store | undefined;
   private readonly log: Logger;
   private readonly running = new Set<string>();
+  private readonly maxProbes: number;
+  private probesRunning = 0;
+  /** Checks waiting for a probe slot, first come first served. */
+  private readonly waiting: Array<() => void> = [];
 
-  constructor(options: { runtime: SandboxRuntime; store?: Store; log: Logger }) {
+  /**
+   * maxProbes bounds the probe containers that run at once: when a whole class presses Check
+   * together, a queue served in order answers sooner than fifty probes fighting over one engine.
+   */
+  constructor(options: { runtime: SandboxRuntime; store?: Store; log: Logger; maxProbes?: number }) {
     this.runtime = options.runtime;
     this.store = options.store;
     this.log = options.log.child({ component: "grading" });
+    this.maxProbes = options.maxProbes ?? Number.POSITIVE_INFINITY;
+  }
+
+  private async probeSlot(): Promise<() => void> {
+    if (this.probesRunning >= this.maxProbes) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.probesRunning++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next(); // the slot passes straight to the next check
+      else this.probesRunning--;
+    };
   }
 
   async grade(exercise: Exercise, sandboxId: string, learner?: Learner): Promise<ExerciseResult> {
@@ -48,6 +70,7 @@ export class Grader {
     }
     this.running.add(sandboxId);
     let probe: SandboxProbe | undefined;
+    const release = await this.probeSlot();
     try {
       probe = await this.runtime.probe(sandboxId);
       const tampered = await verifyEngine(probe).then(
@@ -82,7 +105,9 @@ export class Grader {
       return { exerciseId: exercise.id, passed: tasks.every((t) => t.passed), tasks, at: new Date(at).toISOString() };
     } finally {
       this.running.delete(sandboxId);
-      await probe?.close();
+      // Removing the probe is not part of the answer: the learner hears the verdict without waiting for it.
+      const closing = probe?.close() ?? Promise.resolve();
+      void closing.finally(release);
     }
   }
 }
@@ -92,12 +117,13 @@ export class Grader {
  * A learner who replaces the socket with their own daemon is told so, and nothing passes.
  */
 export async function verifyEngine(probe: SandboxProbe): Promise<void> {
-  const exe = await probe.exec(["readlink", "/proc/1/exe"], { timeoutMs: 5_000 });
-  if (!/\/dockerd$/.test(exe.stdout.trim())) {
-    throw new ShipshapeError("sandbox_failed", "Your sandbox's Docker engine is not running as it should, so it cannot be graded. Start a new sandbox.", `pid 1 is ${exe.stdout.trim()}`);
+  // One exec for both questions: each exec is a round trip to the host's engine (~60 ms quiet, far more in a busy class).
+  const r = await probe.exec(["sh", "-c", "readlink /proc/1/exe; echo ---; ss -xlpn"], { timeoutMs: 5_000 });
+  const [exe = "", ss = ""] = r.stdout.split("\n---\n");
+  if (!/\/dockerd$/.test(exe.trim())) {
+    throw new ShipshapeError("sandbox_failed", "Your sandbox's Docker engine is not running as it should, so it cannot be graded. Start a new sandbox.", `pid 1 is ${exe.trim()}`);
   }
-  const ss = await probe.exec(["ss", "-xlpn"], { timeoutMs: 5_000 });
-  const listeners = ss.stdout.split("\n").filter((l) => /\s\/(var\/)?run\/docker\.sock\s/.test(l));
+  const listeners = ss.split("\n").filter((l) => /\s\/(var\/)?run\/docker\.sock\s/.test(l));
   const foreign = listeners.filter((l) => !/pid=1,/.test(l));
   if (listeners.length === 0 || foreign.length > 0) {
     throw new ShipshapeError(
