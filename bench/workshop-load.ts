@@ -333,7 +333,7 @@ async function main(): Promise<void> {
     const md = `## Workshop load test
 
 \`node bench/workshop-load.ts\` (${when}, ${machine}; sandboxes on the local Docker engine, classroom tier;
-1-minute load average ${figures.load_average_at_start} when the learners started, as other work shared the machine).
+1-minute load average ${figures.load_average_at_start} when the learners started, most of it from the pre-warming just before).
 An instructor creates a workshop with ${LEARNERS} seats and pre-warms ${LEARNERS} sandboxes; then ${LEARNERS}
 simulated learners (HTTP and WebSocket protocol clients, no browsers) join within ${WINDOW_MS / 1000} s, one every
 ${Math.round(WINDOW_MS / LEARNERS)} ms. Each waits for its shell prompt, types \`docker run hello-world\` and presses Check on
@@ -356,7 +356,7 @@ ${failures.length ? `\nFailures:\n\n${failures.map((f) => `- ${String(f.reason).
 Reading it: joins are quick because a seat's sandbox is claimed from the workshop's reserve (no container
 start); the prompt follows with one \`docker exec\`. After that the machine is saturated by the class's own
 work: ${LEARNERS} inner engines pulling and starting \`hello-world\` at once on ${cpus().length} cores take
-${s1(figures.run_p50_ms)} at the median, where one alone takes well under a second. Checks queue behind that
+${s1(figures.run_p50_ms)} at the median, where one alone takes 0.7 s with its pull (0.5 s without) on the quiet machine. Checks queue behind that
 work: each starts a probe container next to the sandbox, at most \`SHIPSHAPE_CHECKS_AT_ONCE\` (twice the cores)
 at a time and served in order, so no check times out while the engine is busy. A check on a quiet machine takes
 about half a second (\`tests/integration/grading.test.ts\`, "says what is missing on a fresh sandbox").
