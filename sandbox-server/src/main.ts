@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig } from "./config.ts";
 import { startApp } from "./app.ts";
 import { createLogger } from "./log.ts";
-import { ExerciseError } from "./grading/exercise-loader.ts";
+import { ContentError } from "./grading/content-files.ts";
 
 /** Entry point: validate configuration, start, and stop cleanly on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   try {
     app = await startApp(config, log);
   } catch (e) {
-    if (e instanceof ExerciseError) {
+    if (e instanceof ContentError) {
       process.stderr.write(e.message + "\n");
       process.exit(2);
     }

@@ -53,6 +53,9 @@ describe("sandbox lifecycle", () => {
     apps.push(second);
     const t2 = new TestTerminal(session);
     await t2.ready();
+    // The server's screen mirror is new and empty: the shell redraws its prompt without a key pressed.
+    const plain = () => t2.output.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "");
+    await t2.until(() => /sandbox:[^\n]*[#$] $/.test(plain()), 10_000, "the prompt, redrawn without a key");
     expect(await t2.run("echo shell-pid=$$")).toContain(`shell-pid=${pid}`);
     t2.close();
   });

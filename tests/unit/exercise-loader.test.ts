@@ -2,7 +2,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ExerciseError, loadExercises, parseExercise } from "../../sandbox-server/src/grading/exercise-loader.ts";
+import { ContentError } from "../../sandbox-server/src/grading/content-files.ts";
+import { loadExercises, parseExercise } from "../../sandbox-server/src/grading/exercise-loader.ts";
 
 /** An author's broken exercise must fail the server's start (and lesson CI) with the file and line. */
 const valid = [
@@ -27,7 +28,7 @@ function errorOf(text: string): string {
   try {
     parseExercise(text, "content/exercises/demo.yaml");
   } catch (e) {
-    expect(e).toBeInstanceOf(ExerciseError);
+    expect(e).toBeInstanceOf(ContentError);
     return (e as Error).message;
   }
   throw new Error("the exercise was accepted");

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { loadQuizzes, parseQuiz, QuizError } from "../../sandbox-server/src/grading/quiz-loader.ts";
+import { ContentError } from "../../sandbox-server/src/grading/content-files.ts";
+import { loadQuizzes, parseQuiz } from "../../sandbox-server/src/grading/quiz-loader.ts";
 import { publicQuiz, quizSchema } from "../../sandbox-server/src/grading/quiz-schema.ts";
 
 const repoRoot = path.resolve(import.meta.dirname, "../..");
@@ -71,7 +72,7 @@ describe("quiz schema", () => {
 describe("quiz files", () => {
   it("parse with the file, the line and the field in the error", () => {
     const text = "id: q\nlesson: l\nquestion: Why?\noptions: [a, b]\ncorrect: 5\nexplanation: Because.\n";
-    expect(() => parseQuiz(text, "content/quizzes/q.yaml")).toThrow(QuizError);
+    expect(() => parseQuiz(text, "content/quizzes/q.yaml")).toThrow(ContentError);
     expect(() => parseQuiz(text, "content/quizzes/q.yaml")).toThrow(/content\/quizzes\/q\.yaml:5: correct: is 5/);
     expect(() => parseQuiz("id: [", "x.yaml")).toThrow(/x\.yaml:\d+:\d+: this is not valid YAML/);
   });
