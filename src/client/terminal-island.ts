@@ -9,6 +9,8 @@ import { sandbox, startNewSandbox } from "./session.ts";
 import { TerminalConnection } from "./terminal-client.ts";
 import { currentTheme } from "./theme.ts";
 
+const RENEWING = "Starting a new sandbox…";
+
 type XtermModules = Awaited<ReturnType<typeof loadXterm>>;
 
 let xtermModules: Promise<XtermModules> | undefined;
@@ -186,6 +188,8 @@ class TerminalIsland {
     await this.useWebgl(term);
     fit.fit();
 
+    /** Set from "Start a new sandbox" until the new one answers (or the request fails). */
+    let renewing = false;
     const connection = new TerminalConnection({
       name: this.name,
       session: sandbox,
@@ -201,7 +205,10 @@ class TerminalIsland {
       },
       onStatus: (status) => {
         sandbox.report(this.name, status);
-        this.showOverlay(status);
+        if (status.state !== "connecting") renewing = false;
+        // While a new sandbox is on its way the panel stays up, so nobody types into a shell
+        // that is not there yet (keys typed while disconnected are dropped, not replayed).
+        this.showOverlay(status, renewing && status.state === "connecting" ? RENEWING : undefined);
       },
       onNotice: (notice) => {
         emit("shipshape:notice", { terminal: this.name, ...notice });
@@ -229,8 +236,10 @@ class TerminalIsland {
     this.disposers.push(on("shipshape:theme", ({ theme }) => (term.options.theme = themes[theme])));
     this.disposers.push(
       sandbox.onRenewStart((outcome) => {
-        this.showOverlay({ state: "connecting" }, "Starting a new sandbox…");
+        renewing = true;
+        this.showOverlay({ state: "connecting" }, RENEWING);
         outcome.catch((error: unknown) => {
+          renewing = false;
           // Back to where we were (the button is still there), with the reason.
           const reason = error instanceof Error ? error.message : "The new sandbox could not be started.";
           this.showOverlay(connection.status, reason);

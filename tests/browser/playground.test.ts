@@ -88,8 +88,8 @@ describe("playground", () => {
     // While the server is away the page says it is reconnecting, then ready again.
     await expect.poll(() => page.locator("[data-sandbox-status]").first().getAttribute("data-state"), { timeout: 30_000 }).toBe("ready");
     expect(states).toContain("reconnecting");
-    // NOTE: after a server restart the screen comes back empty (the reattached shell gets a
-    // clear-screen and no redraw), so this waits for the shell's answer, not for a prompt.
+    // The shell's answer proves it is the same shell; that its prompt is redrawn after the restart
+    // is asserted at the protocol level (tests/integration/lifecycle.test.ts).
     await typeLine(page, "playground", "echo kept=$KEPT");
     await waitForTerminalText(page, "playground", new RegExp(`^kept=${token}$`, "m"), 30_000);
   });

@@ -105,7 +105,7 @@ describe("a classroom workshop, end to end", () => {
     await instructor.goto("/instructor/");
     await instructor.getByLabel("Instructor secret").fill("wrong-secret-entirely");
     await instructor.getByRole("button", { name: "Sign in" }).click();
-    await expect(instructor.locator("[data-sign-in-error]").textContent()).resolves.toContain("not the instructor secret");
+    await expect.poll(() => instructor.locator("[data-sign-in-error]").textContent(), { timeout: 10_000 }).toContain("not the instructor secret");
     await instructor.getByLabel("Instructor secret").fill(SECRET);
     await instructor.getByRole("button", { name: "Sign in" }).click();
     await instructor.getByRole("heading", { name: "Workshops", level: 1 }).waitFor();
@@ -120,8 +120,8 @@ describe("a classroom workshop, end to end", () => {
     code = (await instructor.locator("[data-code]").textContent({ timeout: 10_000 })) ?? "";
     await until(() => instructor.locator("[data-code]").textContent(), (t) => /^[A-HJ-NP-Z2-9]{6}$/.test(t ?? ""), 10_000, "the join code");
     code = (await instructor.locator("[data-code]").textContent())!;
-    await expect(instructor.locator("[data-join-link]").textContent()).resolves.toBe(`${server.url}/join/${code}`);
-    await expect(instructor.locator("[data-connection]").textContent()).resolves.toBe("Live");
+    await expect.poll(() => instructor.locator("[data-join-link]").textContent(), { timeout: 10_000 }).toBe(`${server.url}/join/${code}`);
+    await expect.poll(() => instructor.locator("[data-connection]").textContent(), { timeout: 10_000 }).toBe("Live");
     // Two sandboxes for the class, started before anyone joined, labelled with the workshop.
     await until(() => instructor.locator("[data-warm-status]").textContent(), (t) => /^2 ready/.test(t ?? ""), 90_000, "two warm sandboxes");
     expect(workshopSandboxes(server.namespace, workshopId)).toHaveLength(2);
@@ -130,11 +130,11 @@ describe("a classroom workshop, end to end", () => {
   it("lets learners join with the code and a name; the third waits in the queue with their place", async () => {
     await ana.goto(`/join/${code.toLowerCase()}`);
     expect(new URL(ana.url()).search).toBe(`?code=${code}`);
-    await expect(ana.getByLabel("Workshop code").inputValue()).resolves.toBe(code);
+    await expect.poll(() => ana.getByLabel("Workshop code").inputValue(), { timeout: 10_000 }).toBe(code);
     await ana.getByLabel("Your name").fill("Ana");
     await ana.getByRole("button", { name: "Join" }).click();
     await ana.getByRole("heading", { name: "Welcome, Ana" }).waitFor();
-    await expect(ana.getByRole("status").filter({ hasText: "You are in" }).count()).resolves.toBe(1);
+    await expect.poll(() => ana.getByRole("status").filter({ hasText: "You are in" }).count(), { timeout: 10_000 }).toBe(1);
 
     await ben.goto("/join/");
     await ben.getByLabel("Workshop code").fill(code);
@@ -146,12 +146,12 @@ describe("a classroom workshop, end to end", () => {
     await cy.getByLabel("Your name").fill("Cy");
     await cy.getByRole("button", { name: "Join" }).click();
     await cy.getByText("The workshop is full. You are number 1 in the queue.").waitFor();
-    await expect(cy.locator("[data-status-detail]").textContent()).resolves.toContain("as soon as someone leaves");
+    await expect.poll(() => cy.locator("[data-status-detail]").textContent(), { timeout: 10_000 }).toContain("as soon as someone leaves");
 
     await row("Cy").waitFor({ timeout: 5_000 });
-    await expect(row("Ana").locator('[data-role="status"]').textContent()).resolves.toBe("In");
-    await expect(row("Cy").locator('[data-role="status"]').textContent()).resolves.toBe("Waiting (number 1)");
-    await expect(cell("Ana", "run-and-stop").getAttribute("data-state")).resolves.toBe("not_started");
+    await expect.poll(() => row("Ana").locator('[data-role="status"]').textContent(), { timeout: 10_000 }).toBe("In");
+    await expect.poll(() => row("Cy").locator('[data-role="status"]').textContent(), { timeout: 10_000 }).toBe("Waiting (number 1)");
+    await expect.poll(() => cell("Ana", "run-and-stop").getAttribute("data-state"), { timeout: 10_000 }).toBe("not_started");
     // The two seated learners took the pre-warmed sandboxes; nobody else's were started.
     expect(workshopSandboxes(server.namespace, workshopId)).toHaveLength(2);
   });
@@ -230,7 +230,7 @@ describe("a classroom workshop, end to end", () => {
     await ben.getByLabel("Workshop code").waitFor();
     await cy.getByText("You are in. Your sandbox is ready.").waitFor({ timeout: 5_000 });
     await until(() => row("Cy").locator('[data-role="status"]').textContent(), (t) => t === "In", 5_000, "Cy seated on the dashboard");
-    await expect(row("Ben").locator('[data-role="status"]').textContent()).resolves.toBe("Left");
+    await expect.poll(() => row("Ben").locator('[data-role="status"]').textContent(), { timeout: 10_000 }).toBe("Left");
   });
 
   it("sends the instructor's message to every learner", async () => {
@@ -255,7 +255,7 @@ describe("a classroom workshop, end to end", () => {
     // The dialog closes when the server has ended it: by then every sandbox must be gone.
     await until(() => instructor.getByRole("dialog").count(), (n) => n === 0, 60_000, "the end dialog to close");
     expect(workshopSandboxes(server.namespace, workshopId)).toEqual([]);
-    await expect(instructor.locator("[data-summary]").textContent()).resolves.toMatch(/ended at .*grades are frozen/);
+    await expect.poll(() => instructor.locator("[data-summary]").textContent(), { timeout: 10_000 }).toMatch(/ended at .*grades are frozen/);
     await cy.getByText("This workshop has ended.").waitFor({ timeout: 5_000 });
     await until(() => ana.locator("[data-terminal-frame]").first().getAttribute("data-status"), (s) => s === "expired", 10_000, "Ana's terminal to close");
     await expect(instructor.getByRole("button", { name: "Send" }).isDisabled()).resolves.toBe(true);

@@ -153,19 +153,14 @@ export class DockerRuntime implements SandboxRuntime {
     }
     const container = this.docker.getContainer(sandboxId);
     // dtach keeps the shell alive when this attachment ends (reload, server restart);
-    // the next attachment to the same socket finds the same shell. -E: no detach key, -z: no
-    // suspend key. The redraw differs: a shell that is already there (`dtach -p` reaches it) gets
-    // Ctrl-L, so after a server restart its prompt shows at once; a brand-new shell gets a resize
-    // instead, because a Ctrl-L typed before bash is ready swallows the learner's first line.
+    // the next attachment to the same socket finds the same shell. -E: no detach key,
+    // -z: no suspend key, -r winch: redraw by SIGWINCH, never by typed input (Ctrl-L swallowed the
+    // first line typed into a brand-new shell). The hub adds a real size change, which readline
+    // answers by reprinting its prompt (terminal-hub.ts, nudgeRedraw).
     const socket = `/run/shipshape/term-${options.terminal}.sock`;
     try {
       const exec = await container.exec({
-        Cmd: [
-          "sh",
-          "-c",
-          'mkdir -p /run/shipshape; redraw=winch; dtach -p "$0" </dev/null 2>/dev/null && redraw=ctrl_l; exec dtach -A "$0" -E -z -r "$redraw" bash -l',
-          socket,
-        ],
+        Cmd: ["sh", "-c", 'mkdir -p /run/shipshape && exec dtach -A "$0" -E -z -r winch bash -l', socket],
         AttachStdin: true,
         AttachStdout: true,
         AttachStderr: true,

@@ -46,6 +46,8 @@ interface LiveSession {
   lastActiveAt: number;
   /** When each kind of limit notice was last sent, so a learner is told once a minute at most. */
   noticesSent: Map<string, number>;
+  /** Found running when this server started: its shells are old ones, waiting silently in dtach. */
+  reattached: boolean;
 }
 
 /** Distinct named shells (terminals) one sandbox may have. */
@@ -162,7 +164,7 @@ export class SessionManager {
     for (const record of this.store.sessions.live()) {
       const info = record.sandboxId ? await this.runtime.inspect(record.sandboxId).catch(() => null) : null;
       if (info?.running && record.expiresAt > Date.now()) {
-        this.live.set(record.id, this.liveFrom(record, Promise.resolve(info.id), { state: "ready" }));
+        this.live.set(record.id, { ...this.liveFrom(record, Promise.resolve(info.id), { state: "ready" }), reattached: true });
         this.log.info("reattached session", { sessionId: record.id, sandboxId: info.id });
       } else {
         this.store.sessions.end(record.id, info ? "expired" : "sandbox gone during restart");
@@ -389,6 +391,7 @@ export class SessionManager {
         runtime: this.runtime,
         log: this.log.child({ sessionId, sandboxId }),
         metrics: this.metrics,
+        redrawOnStart: live.reattached,
         ...size,
       });
       const created = hub;
@@ -578,7 +581,7 @@ export class SessionManager {
   }
 
   private liveFrom(record: SessionRecord, ready: Promise<string>, status: SessionState): LiveSession {
-    return { record, ready, status, progressListeners: new Set(), hubs: new Map(), lastActiveAt: record.lastActiveAt, noticesSent: new Map() };
+    return { record, ready, status, progressListeners: new Set(), hubs: new Map(), lastActiveAt: record.lastActiveAt, noticesSent: new Map(), reattached: false };
   }
 
   private view(live: LiveSession): SessionView {

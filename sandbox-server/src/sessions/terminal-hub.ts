@@ -56,6 +56,8 @@ export class TerminalHub {
   private shell: ShellStream | undefined;
   private starting: Promise<void> | undefined;
   private paused = false;
+  /** Set for an old shell (see nudgeRedraw); a shell started after `exit` is new and needs none. */
+  private redrawOnStart: boolean;
   private batch: Buffer[] = [];
   private batchBytes = 0;
   private flushScheduled = false;
@@ -76,7 +78,10 @@ export class TerminalHub {
     metrics: ServerMetrics;
     cols: number;
     rows: number;
+    /** The shell is an old one (the server restarted): make it redraw once attached. */
+    redrawOnStart?: boolean;
   }) {
+    this.redrawOnStart = options.redrawOnStart ?? false;
     this.name = options.name;
     this.sandboxId = options.sandboxId;
     this.runtime = options.runtime;
@@ -116,6 +121,24 @@ export class TerminalHub {
     shell.stream.once("close", () => this.onShellEnded(shell));
     shell.stream.once("end", () => this.onShellEnded(shell));
     shell.stream.on("error", (e: Error) => this.log.warn("shell stream error", { error: e.message }));
+    if (this.redrawOnStart) void this.nudgeRedraw(shell);
+    this.redrawOnStart = false;
+  }
+
+  /**
+   * Makes an old shell draw itself again: after a server restart dtach gives back a shell sitting
+   * silently at its prompt, and the new mirror is empty, so the learner would see a blank screen
+   * until they pressed a key. A real size change is what every terminal program redraws on
+   * (readline reprints the prompt line, full-screen programs repaint); unlike a typed Ctrl-L it
+   * never ends up in a program's input.
+   */
+  private async nudgeRedraw(shell: ShellStream): Promise<void> {
+    try {
+      await shell.resize(this.cols, this.rows > 2 ? this.rows - 1 : this.rows + 1);
+      await shell.resize(this.cols, this.rows); // the size now, even if a browser resized meanwhile
+    } catch (e) {
+      this.log.debug("redraw resize failed", { error: String(e) });
+    }
   }
 
   private onShellEnded(shell: ShellStream): void {
