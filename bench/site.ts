@@ -231,6 +231,10 @@ times in ms; weight is everything the page transferred while audited, in KiB.
 ${rows}
 
 ${failures.length ? `Accessibility audits that did not pass:\n\n${failures.map((f) => `- ${f}`).join("\n")}\n` : "Every weighted accessibility audit passed on every page.\n"}
+The first run (2026-11-22) found two faults, both fixed since: on a phone the header's logo link lost
+its name when its text was hidden (now labelled "shipshape, home"), and a lesson's header re-wrapped when the
+server's progress arrived, a layout shift of 0.147 on a phone (the progress now has its own line there).
+
 Lighthouse's accessibility score is axe-core's automated subset: it cannot judge a keyboard walk or how a
 screen reader announces the terminal; the browser tests do those (\`tests/browser/keyboard.test.ts\` walks a
 lesson by keyboard, and every terminal test reads the shell through xterm's screen-reader tree).
