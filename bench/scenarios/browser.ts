@@ -5,7 +5,10 @@ import { repoRoot, waitForPool, type BenchServer } from "../lib/server.ts";
 import { summarize, type Summary } from "../lib/stats.ts";
 
 const CHROMIUM = process.env.SHIPSHAPE_CHROMIUM ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"];
+// No WebGL: xterm then draws with its DOM renderer, whose rows are text the marks below can watch
+// (a WebGL canvas has none). The screen-reader tree has text too, but xterm refreshes it at most
+// once a second, so it would time xterm's debounce, not the drawing.
+const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-3d-apis", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"];
 
 export interface BrowserResult {
   runs: number;
@@ -38,7 +41,7 @@ const MARKS_SCRIPT = `
   const check = () => {
     if (marks.prompt !== undefined) return;
     const root = document.querySelector('[data-testid="terminal"]');
-    const rows = root && (root.querySelector(".xterm-accessibility-tree") || root.querySelector(".xterm-rows"));
+    const rows = root && root.querySelector(".xterm-rows");
     if (rows && prompt.test(rows.textContent || "")) marks.prompt = performance.now();
   };
   new MutationObserver(check).observe(document, { subtree: true, childList: true, characterData: true });

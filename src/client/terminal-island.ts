@@ -14,8 +14,11 @@ const RENEWING = "Starting a new sandbox…";
 type XtermModules = Awaited<ReturnType<typeof loadXterm>>;
 
 let xtermModules: Promise<XtermModules> | undefined;
+let webglModule: Promise<typeof import("@xterm/addon-webgl")> | undefined;
 
 function loadXterm() {
+  // The WebGL renderer's code downloads alongside, not after, xterm's.
+  if (webgl2Available()) webglModule ??= import("@xterm/addon-webgl");
   return Promise.all([
     import("@xterm/xterm"),
     import("@xterm/addon-fit"),
@@ -73,12 +76,18 @@ const themes = {
 } as const;
 
 /** Can this browser draw with WebGL2 at all? Headless Chromium with --disable-gpu cannot. */
+let webgl2: boolean | undefined;
+
+/** Asked once per page: creating a WebGL context is not free, least of all in a software renderer. */
 function webgl2Available(): boolean {
-  try {
-    return document.createElement("canvas").getContext("webgl2") !== null;
-  } catch {
-    return false;
+  if (webgl2 === undefined) {
+    try {
+      webgl2 = document.createElement("canvas").getContext("webgl2") !== null;
+    } catch {
+      webgl2 = false;
+    }
   }
+  return webgl2;
 }
 
 class TerminalIsland {
@@ -152,6 +161,7 @@ class TerminalIsland {
         // Forget the failed import so the next attempt fetches again (a browser that caches the
         // failure fails again, and the learner is told to reload).
         xtermModules = undefined;
+        webglModule = undefined;
         if (attempt >= attempts) {
           console.error(`[shipshape] terminal "${this.name}" failed to load`, error);
           this.showOverlay({ state: "failed", message: "The terminal could not load. Reload the page to try again." });
@@ -164,6 +174,9 @@ class TerminalIsland {
 
   private async mount(): Promise<void> {
     this.root.dataset.state = "loading";
+    // The sandbox is asked for while xterm's code downloads, not after: the two take about as long.
+    // (A failure here is not lost: the connection asks again and reports it.)
+    sandbox.credentials().catch(() => {});
     xtermModules ??= loadXterm();
     const { Terminal, FitAddon, WebLinksAddon } = await xtermModules;
 
@@ -258,7 +271,8 @@ class TerminalIsland {
   private async useWebgl(term: InstanceType<XtermModules["Terminal"]>): Promise<void> {
     if (!webgl2Available()) return; // The DOM renderer is already active.
     try {
-      const { WebglAddon } = await import("@xterm/addon-webgl");
+      webglModule ??= import("@xterm/addon-webgl");
+      const { WebglAddon } = await webglModule;
       const webgl = new WebglAddon();
       // A lost context (GPU reset, too many contexts on the page) falls back to the DOM renderer.
       webgl.onContextLoss(() => {
