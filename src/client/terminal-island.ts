@@ -75,10 +75,12 @@ const themes = {
   },
 } as const;
 
-/** Can this browser draw with WebGL2 at all? Headless Chromium with --disable-gpu cannot. */
 let webgl2: boolean | undefined;
 
-/** Asked once per page: creating a WebGL context is not free, least of all in a software renderer. */
+/**
+ * Can this browser draw with WebGL2 at all? (Headless Chromium with --disable-3d-apis cannot.)
+ * Asked once per page: creating a WebGL context is not free, least of all in a software renderer.
+ */
 function webgl2Available(): boolean {
   if (webgl2 === undefined) {
     try {
