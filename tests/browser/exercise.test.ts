@@ -96,7 +96,7 @@ describe("exercises and quizzes on a lesson page", () => {
     await expect(task("hello-ran").getAttribute("data-result")).resolves.toBe("pass");
     await expect(status().textContent()).resolves.toBe("All 2 tasks pass. Well done!");
     await expect.poll(() => exercise().locator("[data-exercise-badge]").isVisible()).toBe(true);
-    await expect(page.locator(".lesson-header [data-lesson-progress]").textContent()).resolves.toContain("1 of 2 exercises passed");
+    await expect.poll(() => page.locator(".lesson-header [data-lesson-progress]").textContent(), { timeout: 10_000 }).toContain("1 of 2 exercises passed");
   }, 240_000);
 
   it("still shows the pass after a reload, read from the server and not from this browser", async () => {

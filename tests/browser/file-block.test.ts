@@ -68,6 +68,6 @@ describe("file blocks", () => {
     await block.getByRole("button", { name: "Copy" }).click();
     const copied = await page.evaluate(() => navigator.clipboard.readText());
     expect(copied).toContain("my-nginx     stable    6a77e7d21cb1");
-    await expect(block.getByRole("button", { name: /Copied/ }).count()).resolves.toBe(1);
+    await expect.poll(() => block.getByRole("button", { name: /Copied/ }).count(), { timeout: 10_000 }).toBe(1);
   });
 });

@@ -99,7 +99,7 @@ describe("lesson page", () => {
       block.dataset.term = "nowhere";
     });
     await page.locator("[data-run]").first().getByRole("button", { name: /^Run/ }).click();
-    await expect(page.locator("[data-run] [data-run-error]").first().textContent()).resolves.toBe(
+    await expect.poll(() => page.locator("[data-run] [data-run-error]").first().textContent(), { timeout: 10_000 }).toBe(
       'There is no terminal named "nowhere" on this page.',
     );
   });
