@@ -121,7 +121,10 @@ export class TerminalHub {
     shell.stream.once("close", () => this.onShellEnded(shell));
     shell.stream.once("end", () => this.onShellEnded(shell));
     shell.stream.on("error", (e: Error) => this.log.warn("shell stream error", { error: e.message }));
-    if (this.redrawOnStart) void this.nudgeRedraw(shell);
+    // After dtach's first output (its clear-screen on attach) and a moment for it to install its
+    // SIGWINCH handler: a size change made before dtach runs is over by the time it reads the
+    // size, and nothing would redraw.
+    if (this.redrawOnStart) shell.stream.once("data", () => setTimeout(() => void this.nudgeRedraw(shell), 50));
     this.redrawOnStart = false;
   }
 
