@@ -4,6 +4,8 @@ import { defineConfig } from "vitest/config";
 // faults and fuzzing against the real engine), browser (Chromium).
 export default defineConfig({
   test: {
+    // Names this run's label namespaces, and removes what its tests left in the engine at the end.
+    globalSetup: ["tests/support/global-setup.ts"],
     projects: [
       {
         test: {

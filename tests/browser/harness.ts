@@ -8,6 +8,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { testNamespace } from "../support/namespaces.ts";
 
 export const repoRoot = path.resolve(import.meta.dirname, "../..");
 
@@ -116,7 +117,7 @@ export async function startServer(options: { env?: Record<string, string>; ready
   ensureSiteBuilt();
   const port = await freePort();
   const dataDir = mkdtempSync(path.join(tmpdir(), "shipshape-browser-"));
-  const namespace = `b${Math.random().toString(36).slice(2, 10)}`;
+  const namespace = testNamespace("b");
   // A private copy of the built site: another `astro build` in the same checkout (a colleague's
   // test run) rewrites dist/ in place and would pull pages out from under a running test.
   const siteDir = path.join(dataDir, "site");

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../sandbox-server/src/app.ts";
 import { startTestApp } from "../support/server.ts";
@@ -32,6 +33,20 @@ describe("grading", () => {
     expect(status).toBe(200);
     expect(body.passed).toBe(false);
     expect(body.tasks[0]).toMatchObject({ taskId: "has-entrypoint", passed: false, message: "There is no image called `greet` yet." });
+  });
+
+  it("leaves no probe container or volume behind", async () => {
+    const sandbox = (await app.runtime.list())[0]!;
+    const probe = await app.runtime.probe(sandbox.id);
+    const probes = () => execFileSync("docker", ["ps", "-aq", "--filter", "label=org.shipshape.role=probe", "--filter", `label=org.shipshape.session=${sandbox.sessionId}`], { encoding: "utf8" }).trim();
+    const id = probes();
+    expect(id).not.toBe("");
+    const volumes = execFileSync("docker", ["inspect", id, "--format", "{{range .Mounts}}{{.Name}} {{end}}"], { encoding: "utf8" }).trim().split(" ").filter(Boolean);
+    expect(volumes.length).toBeGreaterThan(0);
+    await probe.close();
+    expect(probes()).toBe("");
+    const left = execFileSync("docker", ["volume", "ls", "-q"], { encoding: "utf8" }).split("\n");
+    expect(volumes.filter((v) => left.includes(v))).toEqual([]);
   });
 
   it("is not fooled by a replaced docker binary", async () => {

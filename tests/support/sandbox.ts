@@ -1,6 +1,7 @@
 import { DockerRuntime } from "../../sandbox-server/src/runtime/docker-runtime.ts";
 import { silentLogger } from "../../sandbox-server/src/log.ts";
 import type { SandboxInfo } from "../../sandbox-server/src/runtime/types.ts";
+import { testNamespace } from "./namespaces.ts";
 import { sandboxImage } from "./server.ts";
 
 /** A runtime of its own namespace, for tests that need sandboxes but no server. */
@@ -8,7 +9,7 @@ export function testRuntime(): DockerRuntime {
   return new DockerRuntime({
     image: sandboxImage(),
     network: process.env.SHIPSHAPE_SANDBOX_NETWORK ?? "shipshape-sandboxes",
-    namespace: `t${Math.random().toString(36).slice(2, 10)}`,
+    namespace: testNamespace("t"),
     runtime: "",
     log: silentLogger,
   });

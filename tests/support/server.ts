@@ -4,6 +4,7 @@ import path from "node:path";
 import { startApp, type App } from "../../sandbox-server/src/app.ts";
 import { loadConfig } from "../../sandbox-server/src/config.ts";
 import { createLogger, silentLogger } from "../../sandbox-server/src/log.ts";
+import { testNamespace } from "./namespaces.ts";
 
 export const repoRoot = path.resolve(import.meta.dirname, "../..");
 
@@ -23,7 +24,7 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     SHIPSHAPE_SITE_DIR: path.join(repoRoot, "dist"),
     SHIPSHAPE_CONTENT_DIR: path.join(repoRoot, "content"),
     SHIPSHAPE_SANDBOX_IMAGE: sandboxImage(),
-    SHIPSHAPE_NAMESPACE: `t${Math.random().toString(36).slice(2, 10)}`,
+    SHIPSHAPE_NAMESPACE: testNamespace("t"),
     SHIPSHAPE_LOG_LEVEL: "error",
     // Tests count sandboxes; a pool would add some. The pool has its own test.
     SHIPSHAPE_WARM_POOL: "0",

@@ -270,7 +270,8 @@ export class DockerRuntime implements SandboxRuntime {
     return {
       exec: (cmd, options) => this.exec(probe.id, cmd, options),
       close: async () => {
-        await probe.remove({ force: true }).catch(() => {});
+        // v: the image declares VOLUME /var/lib/docker, so each probe has an anonymous volume of its own.
+        await probe.remove({ force: true, v: true }).catch(() => {});
       },
     };
   }

@@ -1,0 +1,28 @@
+import { spawnSync } from "node:child_process";
+
+/**
+ * Every label namespace a test makes starts with a letter and this run's id (set once by the
+ * global set-up, inherited by the workers), so the run's teardown can find whatever a test left
+ * behind: a sandbox whose start was still under way when its server closed, for instance.
+ */
+export function testNamespace(kind: "t" | "b"): string {
+  const run = process.env.SHIPSHAPE_TEST_RUN ?? "";
+  return `${kind}${run}${Math.random().toString(36).slice(2, 10)}`.slice(0, 16);
+}
+
+const docker = (args: string[]) => spawnSync("docker", args, { encoding: "utf8", timeout: 60_000 }).stdout ?? "";
+
+/** Removes the containers and volumes of every namespace of this run; returns how many containers there were. */
+export function removeRunLeftovers(run: string): number {
+  const mine = (namespace: string) => (namespace.startsWith(`t${run}`) || namespace.startsWith(`b${run}`)) && run !== "";
+  const rows = (format: string, list: string[]) =>
+    docker([...list, "--filter", "label=org.shipshape.namespace", "--format", format])
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => line.split("\t") as [string, string]);
+  const containers = rows('{{.ID}}\t{{.Label "org.shipshape.namespace"}}', ["ps", "-a"]).filter(([, ns]) => mine(ns)).map(([id]) => id);
+  if (containers.length) docker(["rm", "-f", "-v", ...containers]);
+  const volumes = rows('{{.Name}}\t{{.Label "org.shipshape.namespace"}}', ["volume", "ls"]).filter(([, ns]) => mine(ns)).map(([name]) => name);
+  if (volumes.length) docker(["volume", "rm", "-f", ...volumes]);
+  return containers.length;
+}
