@@ -8,14 +8,14 @@
  *
  * Needs the set-up done (./shipshape setup) and the site built (npx astro build) is optional.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, loadavg, totalmem, tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, totalmem } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
+import { repoRoot, startServer } from "./lib/server.ts";
 
-const repoRoot = path.resolve(import.meta.dirname, "..");
 const NAMESPACE = "benchws";
 const SECRET = "workshop-load-bench-secret";
 const EXERCISE = "run-and-stop";
@@ -52,63 +52,6 @@ function removeLeftovers(): void {
   for (let i = 0; i < ids.length; i += 50) docker(["rm", "-f", "-v", ...ids.slice(i, i + 50)]);
   const vols = docker(["volume", "ls", "-q", "--filter", `label=org.shipshape.namespace=${NAMESPACE}`]).split("\n").filter(Boolean);
   for (let i = 0; i < vols.length; i += 50) docker(["volume", "rm", "-f", ...vols.slice(i, i + 50)]);
-}
-
-function rssMb(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-function sandboxImage(): string {
-  const file = path.join(repoRoot, ".data", "sandbox-image");
-  return process.env.SHIPSHAPE_SANDBOX_IMAGE ?? (existsSync(file) ? readFileSync(file, "utf8").trim() : "shipshape/sandbox:latest");
-}
-
-async function startServer(): Promise<{ url: string; child: ChildProcess; dataDir: string }> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), "shipshape-workshop-bench-"));
-  const child = spawn(process.execPath, [path.join(repoRoot, "sandbox-server/src/main.ts")], {
-    cwd: repoRoot,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: {
-      ...process.env,
-      PORT: "0",
-      HOST: "127.0.0.1",
-      SHIPSHAPE_DATA_DIR: dataDir,
-      SHIPSHAPE_NAMESPACE: NAMESPACE,
-      SHIPSHAPE_SANDBOX_IMAGE: sandboxImage(),
-      SHIPSHAPE_ADMIN_SECRET: SECRET,
-      SHIPSHAPE_WARM_POOL: "0",
-      SHIPSHAPE_LOG_LEVEL: "warn",
-      SHIPSHAPE_SITE_DIR: path.join(repoRoot, "dist"),
-    },
-  });
-  let output = "";
-  child.stdout!.on("data", (c: Buffer) => (output += c.toString()));
-  child.stderr!.on("data", (c: Buffer) => {
-    output += c.toString();
-    if (process.env.BENCH_LOGS) process.stderr.write(c);
-  });
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const m = /running at (http:\/\/\S+)/.exec(output);
-    if (m) return { url: m[1]!.replace("localhost", "127.0.0.1"), child, dataDir };
-    if (child.exitCode !== null) throw new Error(`the server exited:\n${output}`);
-    await sleep(50);
-  }
-  throw new Error(`the server did not start:\n${output}`);
-}
-
-async function stopServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  child.kill("SIGTERM");
-  const t = setTimeout(() => child.kill("SIGKILL"), 15_000);
-  await exited;
-  clearTimeout(t);
 }
 
 async function api(base: string, method: string, p: string, cookie: string | undefined, body?: unknown) {
@@ -246,9 +189,15 @@ function watchDashboard(base: string, id: string, cookie: string, exercise: stri
 
 async function main(): Promise<void> {
   removeLeftovers();
-  const { url, child, dataDir } = await startServer();
+  const server = await startServer({
+    SHIPSHAPE_NAMESPACE: NAMESPACE,
+    SHIPSHAPE_CONTENT_DIR: path.join(repoRoot, "content"),
+    SHIPSHAPE_ADMIN_SECRET: SECRET,
+    SHIPSHAPE_WARM_POOL: "0",
+  });
+  const { url } = server;
   let peakRss = 0;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(child.pid!))), 100);
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, server.rssMb())), 100);
   try {
     const signIn = await api(url, "POST", "/api/instructor/session", undefined, { secret: SECRET });
     const instructor = signIn.cookie!;
@@ -270,7 +219,7 @@ async function main(): Promise<void> {
       await sleep(500);
     }
     const warmMs = now() - warmStart;
-    const rssBefore = rssMb(child.pid!);
+    const rssBefore = server.rssMb();
     process.stdout.write(`pre-warmed in ${s1(warmMs)}; ${LEARNERS} learners join over ${WINDOW_MS / 1000} s…\n`);
 
     const stream = watchDashboard(url, id, instructor, EXERCISE);
@@ -285,7 +234,7 @@ async function main(): Promise<void> {
     const allDone = now() - t0;
     const failures = outcomes.filter((o): o is PromiseRejectedResult => o.status === "rejected");
     const results = outcomes.filter((o): o is PromiseFulfilledResult<LearnerResult> => o.status === "fulfilled").map((o) => o.value);
-    const rssAfter = rssMb(child.pid!);
+    const rssAfter = server.rssMb();
     await sleep(2_500); // the last checks' pushes
     stream.close();
     const dashboardLag = results.map((r) => (stream.firstSeen.get(r.name) ?? Number.POSITIVE_INFINITY) - r.verdictAt);
@@ -366,9 +315,8 @@ about half a second (\`tests/integration/grading.test.ts\`, "says what is missin
     if (!ok) process.exitCode = 1;
   } finally {
     clearInterval(sampler);
-    await stopServer(child);
+    await server.stop(); // and its data directory
     removeLeftovers();
-    rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
