@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
-import { testNamespace } from "../support/namespaces.ts";
+import { removeNamespaces, testNamespace } from "../support/namespaces.ts";
 
 export const repoRoot = path.resolve(import.meta.dirname, "../..");
 
@@ -156,7 +156,7 @@ export async function startServer(options: { env?: Record<string, string>; ready
 
   const stop = async () => {
     await stopChild(child);
-    removeSandboxes(namespace);
+    removeNamespaces((ns) => ns === namespace);
     rmSync(dataDir, { recursive: true, force: true });
   };
   const restart = async () => {
@@ -204,14 +204,6 @@ async function stopChild(child: ChildProcess): Promise<void> {
 export function leftoverSandboxes(namespace: string): string[] {
   const result = spawnSync("docker", ["ps", "-aq", "--filter", `label=org.shipshape.namespace=${namespace}`], { encoding: "utf8" });
   return result.status === 0 ? result.stdout.split("\n").filter(Boolean) : [];
-}
-
-function removeSandboxes(namespace: string): void {
-  const containers = leftoverSandboxes(namespace);
-  if (containers.length) spawnSync("docker", ["rm", "-f", "-v", ...containers], { encoding: "utf8" });
-  const volumes = spawnSync("docker", ["volume", "ls", "-q", "--filter", `label=org.shipshape.namespace=${namespace}`], { encoding: "utf8" });
-  const names = volumes.status === 0 ? volumes.stdout.split("\n").filter(Boolean) : [];
-  if (names.length) spawnSync("docker", ["volume", "rm", "-f", ...names], { encoding: "utf8" });
 }
 
 /** Ends the page's sandbox through the API, as a learner's "end session" would. */

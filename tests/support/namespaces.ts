@@ -12,17 +12,22 @@ export function testNamespace(kind: "t" | "b"): string {
 
 const docker = (args: string[]) => spawnSync("docker", args, { encoding: "utf8", timeout: 60_000 }).stdout ?? "";
 
-/** Removes the containers and volumes of every namespace of this run; returns how many containers there were. */
-export function removeRunLeftovers(run: string): number {
-  const mine = (namespace: string) => (namespace.startsWith(`t${run}`) || namespace.startsWith(`b${run}`)) && run !== "";
+/** Removes the containers (with their volumes) and volumes of every label namespace that `match` accepts; returns how many containers there were. */
+export function removeNamespaces(match: (namespace: string) => boolean): number {
   const rows = (format: string, list: string[]) =>
     docker([...list, "--filter", "label=org.shipshape.namespace", "--format", format])
       .split("\n")
       .filter(Boolean)
       .map((line) => line.split("\t") as [string, string]);
-  const containers = rows('{{.ID}}\t{{.Label "org.shipshape.namespace"}}', ["ps", "-a"]).filter(([, ns]) => mine(ns)).map(([id]) => id);
+  const containers = rows('{{.ID}}\t{{.Label "org.shipshape.namespace"}}', ["ps", "-a"]).filter(([, ns]) => match(ns)).map(([id]) => id);
   if (containers.length) docker(["rm", "-f", "-v", ...containers]);
-  const volumes = rows('{{.Name}}\t{{.Label "org.shipshape.namespace"}}', ["volume", "ls"]).filter(([, ns]) => mine(ns)).map(([name]) => name);
+  const volumes = rows('{{.Name}}\t{{.Label "org.shipshape.namespace"}}', ["volume", "ls"]).filter(([, ns]) => match(ns)).map(([name]) => name);
   if (volumes.length) docker(["volume", "rm", "-f", ...volumes]);
   return containers.length;
+}
+
+/** Everything of this run's namespaces (see testNamespace). */
+export function removeRunLeftovers(run: string): number {
+  if (run === "") return 0;
+  return removeNamespaces((ns) => ns.startsWith(`t${run}`) || ns.startsWith(`b${run}`));
 }
