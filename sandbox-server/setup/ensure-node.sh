@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# Node.js >= 22.12 (Astro, vitest and the server need it) and the npm packages of the repository.
+# Node.js >= 22.18 (the server runs .ts natively and uses node:sqlite; Astro and vitest need >= 22.12) and the npm packages of the repository.
 
-SHIPSHAPE_NODE_MIN="${SHIPSHAPE_NODE_MIN:-22.12.0}"
+SHIPSHAPE_NODE_MIN="${SHIPSHAPE_NODE_MIN:-22.18.0}"
 _NODE_TOOLS="$SHIPSHAPE_ROOT/.tools/node"
 
 # _node_ok BIN: true when BIN runs and is at least SHIPSHAPE_NODE_MIN.
@@ -21,7 +21,7 @@ ensure_node() {
   # The npm registry serves Node itself (package "node"), so no extra download site is needed.
   if ! _node_ok "$_NODE_TOOLS/node_modules/.bin/node"; then
     have npm || fail "Node.js >= $SHIPSHAPE_NODE_MIN is needed and neither a recent node nor npm was found." \
-      "Install Node.js 22.12 or newer (https://nodejs.org), or any Node.js with npm so shipshape can fetch" \
+      "Install Node.js 22.18 or newer (https://nodejs.org), or any Node.js with npm so shipshape can fetch" \
       "Node 24 into .tools/node by itself. On Debian/Ubuntu:" "    sudo apt-get install -y npm"
     note "node ${SHIPSHAPE_NODE_MIN}+ not found (have: $(node -v 2>/dev/null || echo none)); installing node@24 into .tools/node"
     rm -rf "$_NODE_TOOLS"
