@@ -76,7 +76,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   });
   const exercises = loadExercises(path.join(config.SHIPSHAPE_CONTENT_DIR, "exercises"));
   const quizzes = loadQuizzes(path.join(config.SHIPSHAPE_CONTENT_DIR, "quizzes"));
-  const grader = new Grader({ runtime, store, log, maxProbes: config.SHIPSHAPE_CHECKS_AT_ONCE });
+  const grader = new Grader({ runtime, store, log, maxProbes: config.SHIPSHAPE_CHECKS_AT_ONCE, metrics: serverMetrics });
   const sockets = new TerminalSockets({
     sessions,
     signer,
@@ -97,9 +97,11 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   });
   const workshopApi = workshopRoutes({ workshops, auth: instructorAuth, signer, log });
   const watch = new WorkshopWatchSockets({ workshops, auth: instructorAuth, allowedOrigins: config.SHIPSHAPE_ALLOWED_ORIGINS, log });
-  metrics.gauge("shipshape_sandboxes_live", "Sandboxes alive", () => sessions.counts.live);
+  // Labelled with the tier, so a host running both tiers (or comparing hosts) sees each apart.
+  const tier = { tier: config.securityTier };
+  metrics.gauge("shipshape_sandboxes_live", "Sandboxes alive, by security tier", () => sessions.counts.live, tier);
   metrics.gauge("shipshape_sandboxes_starting", "Sandboxes starting", () => sessions.counts.starting);
-  metrics.gauge("shipshape_sandboxes_warm", "Started sandboxes waiting for a learner", () => sessions.counts.warm);
+  metrics.gauge("shipshape_sandboxes_warm", "Started sandboxes waiting for a learner (the warm pool)", () => sessions.counts.warm, tier);
   metrics.gauge("shipshape_terminals_open", "Terminal sockets attached to a shell", () => sessions.counts.terminals);
 
   // An unreachable engine must not stop the server: /healthz says why, terminals show it.

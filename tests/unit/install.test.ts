@@ -33,7 +33,7 @@ describe("reproducible installs", () => {
     const min = /SHIPSHAPE_NODE_MIN:-([\d.]+)/.exec(setup)?.[1];
     expect(engines).toBe(`>=${min}`);
     // The server runs .ts natively and uses node:sqlite without flags from 22.18 on.
-    const [major, minor] = (min ?? "0.0").split(".").map(Number);
+    const [major = 0, minor = 0] = (min ?? "0.0").split(".").map(Number);
     expect(major > 22 || (major === 22 && minor >= 18)).toBe(true);
   });
 });

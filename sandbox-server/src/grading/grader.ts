@@ -1,5 +1,6 @@
 import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { secondsSince, type ServerMetrics } from "../metrics.ts";
 import type { SandboxProbe, SandboxRuntime } from "../runtime/types.ts";
 import type { Store } from "../store/store.ts";
 import { CheckRunner, type Verdict } from "./checks.ts";
@@ -33,6 +34,7 @@ export class Grader {
   private readonly runtime: SandboxRuntime;
   private readonly store: Store | undefined;
   private readonly log: Logger;
+  private readonly metrics: ServerMetrics | undefined;
   private readonly running = new Set<string>();
   private readonly maxProbes: number;
   private probesRunning = 0;
@@ -43,8 +45,9 @@ export class Grader {
    * maxProbes bounds the probe containers that run at once: when a whole class presses Check
    * together, a queue served in order answers sooner than fifty probes fighting over one engine.
    */
-  constructor(options: { runtime: SandboxRuntime; store?: Store; log: Logger; maxProbes?: number }) {
+  constructor(options: { runtime: SandboxRuntime; store?: Store; log: Logger; maxProbes?: number; metrics?: ServerMetrics }) {
     this.runtime = options.runtime;
+    this.metrics = options.metrics;
     this.store = options.store;
     this.log = options.log.child({ component: "grading" });
     this.maxProbes = options.maxProbes ?? Number.POSITIVE_INFINITY;
@@ -69,6 +72,8 @@ export class Grader {
       throw new ShipshapeError("rate_limited", "A check is already running for your sandbox; wait for its answer.");
     }
     this.running.add(sandboxId);
+    const pressed = performance.now();
+    let outcome = "error";
     let probe: SandboxProbe | undefined;
     const release = await this.probeSlot();
     try {
@@ -101,10 +106,12 @@ export class Grader {
           this.store.results.insert({ ...learner, exerciseId: exercise.id, taskId: t.taskId, passed: t.passed, message: t.message, at });
         }
       }
+      outcome = tasks.every((t) => t.passed) ? "passed" : "failed";
       this.log.info("graded", { exerciseId: exercise.id, sandboxId, sessionId: learner?.sessionId, passed: tasks.filter((t) => t.passed).length, of: tasks.length });
       return { exerciseId: exercise.id, passed: tasks.every((t) => t.passed), tasks, at: new Date(at).toISOString() };
     } finally {
       this.running.delete(sandboxId);
+      this.metrics?.checkDuration.observe({ outcome }, secondsSince(pressed));
       // Removing the probe is not part of the answer: the learner hears the verdict without waiting for it.
       const closing = probe?.close() ?? Promise.resolve();
       void closing.finally(release);

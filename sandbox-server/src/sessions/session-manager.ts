@@ -1,6 +1,6 @@
 import { ShipshapeError, toShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { ServerMetrics } from "../metrics.ts";
+import { secondsSince, type ServerMetrics } from "../metrics.ts";
 import type { SandboxEvent, SandboxLimits, SandboxRuntime, StartProgress } from "../runtime/types.ts";
 import type { SessionRecord, Store } from "../store/store.ts";
 import { CloseCode, type ServerMessage } from "../transport/protocol.ts";
@@ -238,9 +238,11 @@ export class SessionManager {
 
   /** A warm sandbox could have died while it waited: check, and fall back to a fresh one. */
   private async claim(live: LiveSession, sandboxId: string): Promise<string> {
+    const asked = performance.now();
     const info = await this.runtime.inspect(sandboxId).catch(() => null);
     if (info?.running) {
       this.metrics.sandboxesCreated.inc();
+      this.metrics.sandboxStart.observe({ kind: "warm" }, secondsSince(asked));
       this.log.info("warm sandbox claimed", { sessionId: live.record.id, sandboxId });
       return sandboxId;
     }
@@ -252,6 +254,7 @@ export class SessionManager {
   private async startSandbox(live: LiveSession): Promise<string> {
     const log = this.log.child({ sessionId: live.record.id });
     const started = Date.now();
+    const asked = performance.now();
     this.starting++;
     try {
       const info = await this.runtime.create(
@@ -277,6 +280,7 @@ export class SessionManager {
       live.status = { state: "ready" };
       this.store.sessions.setSandbox(live.record.id, info.id, "ready");
       this.metrics.sandboxesCreated.inc();
+      this.metrics.sandboxStart.observe({ kind: "cold" }, secondsSince(asked));
       log.info("sandbox ready", { sandboxId: info.id, ms: Date.now() - started });
       return info.id;
     } catch (e) {

@@ -113,9 +113,10 @@ export function createHttpServer(deps: HttpDeps): Server {
       if (error) return json(res, 503, { ok: false, reason: error.userMessage, detail: error.detail });
       json(res, 200, { ok: true, ...deps.sessions.counts });
     },
-    "GET /metrics": (_req, res) => {
-      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
-      res.end(deps.metrics.render());
+    "GET /metrics": async (_req, res) => {
+      const text = await deps.metrics.render();
+      res.writeHead(200, { "content-type": deps.metrics.contentType });
+      res.end(text);
     },
     "POST /api/sessions": async (req, res, ownerId) => {
       const body = openBodySchema.parse(await readJson(req));

@@ -3,7 +3,7 @@ import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket, type RawData } from "ws";
 import { toShipshapeError, type ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { ServerMetrics } from "../metrics.ts";
+import { secondsSince, type ServerMetrics } from "../metrics.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
 import type { TerminalClient, TerminalHub } from "../sessions/terminal-hub.ts";
 import type { Signer } from "../sessions/tokens.ts";
@@ -155,6 +155,7 @@ export class TerminalSockets {
           if (!sessionId) return close(CloseCode.unauthorized, "This terminal belongs to another browser session.");
           log = log.child({ sessionId, terminal: m.terminal });
           const size = { cols: m.cols, rows: m.rows };
+          const helloAt = performance.now();
           sessions
             .terminal(sessionId, ownerId, m.terminal, size, (p) => send({ type: "status", state: "starting", ...p }))
             .then(async (h) => {
@@ -163,6 +164,7 @@ export class TerminalSockets {
               await h.resize(size.cols, size.rows);
               const replayed = await h.attach(client);
               send({ type: "ready", sessionId: sessionId!, terminal: m.terminal, replayed });
+              metrics.terminalAttach.observe(secondsSince(helloAt));
             })
             .catch((e: unknown) => {
               const err = toShipshapeError(e);
