@@ -96,3 +96,29 @@ ensure_browser() {
     "Install it (or set SHIPSHAPE_CHROMIUM=/path/to/chromium), then run the same command again:" \
     "    sudo apt-get install -y --no-install-recommends chromium"
 }
+
+# Only for './shipshape test': the deployment tests drive the reverse-proxy examples in docs/deploy
+# with Debian's Caddy and nginx (started by the tests on loopback ports, never as services).
+ensure_proxies() {
+  [[ "${SHIPSHAPE_NEED_BROWSER:-0}" == 1 ]] || return 0
+  local missing=()
+  have caddy || missing+=(caddy)
+  have nginx || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+  if ((${#missing[@]} == 0)); then
+    note "caddy $(caddy version 2>/dev/null | cut -d' ' -f1), $(/usr/sbin/nginx -v 2>&1 | cut -d' ' -f3)"
+    return 0
+  fi
+  if is_root && _debian_like; then
+    # No service may start: the tests run their own on loopback ports. policy-rc.d says so to the
+    # packages' scripts where an init system runs (one already there is left as it is).
+    local policy=/usr/sbin/policy-rc.d made_policy=0
+    if [[ ! -e "$policy" ]]; then printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1; fi
+    local installed=0
+    if apt_install "${missing[@]}"; then installed=1; fi
+    ((made_policy)) && rm -f "$policy"
+    ((installed)) && { note "installed ${missing[*]}"; return 0; }
+  fi
+  fail "The deployment tests need Caddy and nginx (${missing[*]} missing)." \
+    "Install them, then run the same command again:" \
+    "    sudo apt-get install -y --no-install-recommends caddy nginx-light"
+}
