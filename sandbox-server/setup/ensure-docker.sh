@@ -97,15 +97,16 @@ ensure_browser() {
     "    sudo apt-get install -y --no-install-recommends chromium"
 }
 
-# Only for './shipshape test': the deployment tests drive the reverse-proxy examples in docs/deploy
-# with Debian's Caddy and nginx (started by the tests on loopback ports, never as services).
+# Only for './shipshape test': the deployment tests drive the examples in docs/deploy with Debian's
+# Caddy and nginx (started by the tests on loopback ports, never as services) and docker-compose.
 ensure_proxies() {
   [[ "${SHIPSHAPE_NEED_BROWSER:-0}" == 1 ]] || return 0
   local missing=()
   have caddy || missing+=(caddy)
   have nginx || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+  have docker-compose || missing+=(docker-compose)
   if ((${#missing[@]} == 0)); then
-    note "caddy $(caddy version 2>/dev/null | cut -d' ' -f1), $(/usr/sbin/nginx -v 2>&1 | cut -d' ' -f3)"
+    note "caddy $(caddy version 2>/dev/null | cut -d' ' -f1), $(/usr/sbin/nginx -v 2>&1 | cut -d' ' -f3), docker-compose $(docker-compose version --short 2>/dev/null)"
     return 0
   fi
   if is_root && _debian_like; then
@@ -118,7 +119,7 @@ ensure_proxies() {
     ((made_policy)) && rm -f "$policy"
     ((installed)) && { note "installed ${missing[*]}"; return 0; }
   fi
-  fail "The deployment tests need Caddy and nginx (${missing[*]} missing)." \
+  fail "The deployment tests need Caddy, nginx and docker-compose (${missing[*]} missing)." \
     "Install them, then run the same command again:" \
-    "    sudo apt-get install -y --no-install-recommends caddy nginx-light"
+    "    sudo apt-get install -y --no-install-recommends caddy nginx-light docker-compose"
 }
