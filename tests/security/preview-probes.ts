@@ -132,7 +132,7 @@ for i in $(seq 50); do curl -s -o /dev/null -m 1 http://127.0.0.1:${APP_PORT}/he
       const { to, cookie } = await follow(session, "");
       // The path form (old servers) takes the course's cookie and Origin; the host form its own cookie.
       const url = to ? `ws://127.0.0.1:${app.port}/ws` : `ws://127.0.0.1:${app.port}/preview/${session.sessionId}/${APP_PORT}/ws`;
-      const headers = to ? { host: to.host, cookie: cookie ?? "" } : { host: new URL(app.url).host, cookie: session.cookie, origin: app.url };
+      const headers: Record<string, string> = to ? { host: to.host, cookie: cookie ?? "" } : { host: new URL(app.url).host, cookie: session.cookie, origin: app.url };
       const held: WebSocket[] = [];
       let refusedWith: number | undefined;
       try {
