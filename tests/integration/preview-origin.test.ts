@@ -214,6 +214,15 @@ describe("previews on their own origin, with nothing configured", () => {
     expect(seen.headers["x-forwarded-prefix"]).toBeUndefined();
     expect(seen.headers["x-forwarded-host"]).toEqual([host(a, 8000)]);
     expect(seen.headers.cookie).toEqual(["app=2"]);
+    // The app's own page is same-origin to the app (Origin as its Host), so apps that compare
+    // the two (Jupyter's WebSockets, Django's CSRF check) accept it; another site stays foreign.
+    const origins = await Promise.all(
+      [`http://${host(a, 8000)}`, "http://evil.example"].map(async (origin) => {
+        const r = await request(app.url, "/headers", { host: host(a, 8000), cookie, origin });
+        return (JSON.parse(r.body) as { headers: Record<string, string[]> }).headers.origin;
+      }),
+    );
+    expect(origins).toEqual([["http://localhost:8000"], ["http://evil.example"]]);
     // Nothing of the course is proxied on the course's own origin any more.
     const onCourse = await request(app.url, `/preview/${a.session.sessionId}/8000/headers`, { cookie: a.session.cookie });
     expect(onCourse.status).toBe(303);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, publicUrlOf } from "../../sandbox-server/src/config.ts";
+import { upstreamRequestHeaders } from "../../sandbox-server/src/preview/preview-headers.ts";
 import {
   choosePreviewForm,
   isLoopbackHost,
@@ -66,6 +67,23 @@ describe("which origin previews run on", () => {
   it("knows which host names a browser resolves to this machine by itself", () => {
     for (const h of ["localhost", "a.localhost", "127.0.0.1", "127.1.2.3", "[::1]", "::1"]) expect({ h, local: isLoopbackHost(h) }).toEqual({ h, local: true });
     for (const h of ["localhost.example.org", "192.168.1.2", "128.0.0.1", "example.org", "::2"]) expect({ h, local: isLoopbackHost(h) }).toEqual({ h, local: false });
+  });
+});
+
+describe("the Origin an app on its own preview host sees", () => {
+  const own = `http://p8888-${SID}.localhost:4321`;
+  const ctx = { mode: "host" as const, port: 8888, publicHost: `p8888-${SID}.localhost:4321`, publicProto: "http" as const, prefix: undefined, upgrade: true, previewOrigin: own };
+
+  it("is its own (http://localhost:<port>, like its Host) when the page is the app's, so Jupyter's Origin-equals-Host check passes", () => {
+    const out = upstreamRequestHeaders({ origin: own, upgrade: "websocket", connection: "Upgrade" }, ctx);
+    expect([out.host, out.origin]).toEqual(["localhost:8888", "http://localhost:8888"]);
+  });
+
+  it("stays foreign when the page is anyone else's, so the app's own checks still refuse it", () => {
+    for (const origin of ["http://evil.example", "http://localhost:4321", `http://p8080-${SID}.localhost:4321`, "null"]) {
+      expect({ origin, seen: upstreamRequestHeaders({ origin }, ctx).origin }).toEqual({ origin, seen: origin });
+    }
+    expect(upstreamRequestHeaders({ origin: own }, { ...ctx, mode: "path", previewOrigin: undefined }).origin).toBe(own);
   });
 });
 

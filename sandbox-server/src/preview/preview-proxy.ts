@@ -85,6 +85,8 @@ interface Route {
   baseFor: (port: number) => string;
   publicHost: string | undefined;
   publicProto: "http" | "https";
+  /** Host form: the preview's own origin, which the app is shown as its own (preview-headers.ts). */
+  previewOrigin: string | undefined;
 }
 
 /** A learner-facing refusal or failure: status, stable code, message, and (when it is a refusal) why, for the log. */
@@ -336,6 +338,7 @@ export class PreviewProxy implements HttpMount {
       // Only what the app is told about the browser's scheme (as for the owner cookie's Secure flag);
       // it never chooses where the request goes.
       publicProto: (req.socket as { encrypted?: boolean }).encrypted || req.headers["x-forwarded-proto"] === "https" ? "https" : "http",
+      previewOrigin: undefined,
     };
   }
 
@@ -395,6 +398,7 @@ export class PreviewProxy implements HttpMount {
       baseFor: (p) => previewOrigin(domain, sessionId, p),
       publicHost: new URL(origin).host,
       publicProto: domain.scheme,
+      previewOrigin: origin,
     };
   }
 
