@@ -578,6 +578,8 @@ export class PreviewProxy implements HttpMount {
    * around) cannot hold an unbounded number of the server's sockets.
    */
   private holdSocket(socket: Duplex, ownerId: string): void {
+    // Gone while it was being authorised: its "close" has passed, so it must not be counted.
+    if (socket.destroyed) throw new PreviewFailure(400, "client_gone", messages.badAddress);
     const open = this.openSockets.get(ownerId) ?? 0;
     if (open >= this.socketsPerOwner) {
       throw new PreviewFailure(429, "too_many_sockets", messages.tooManySockets(this.socketsPerOwner), `owner has ${open} preview WebSockets open`);
