@@ -50,6 +50,7 @@ describe("which origin previews run on", () => {
       domain: { host: "example-preview.net", scheme: "https", claimsBareHost: true },
     });
     expect(choosePreviewForm("off", "https", "http://localhost:4321")).toEqual({ form: "path", warning: PATH_FORM_WARNING });
+    expect(loadConfig({ SHIPSHAPE_PREVIEW_DOMAIN: " OFF " }).SHIPSHAPE_PREVIEW_DOMAIN).toBe("off");
   });
 
   it("leaves the bare localhost to the course, and claims every p<port>-<session>.localhost", () => {
