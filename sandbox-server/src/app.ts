@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import type { Config } from "./config.ts";
+import { publicUrlOf, type Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { createServerMetrics, Metrics } from "./metrics.ts";
 import { DockerRuntime } from "./runtime/docker-runtime.ts";
@@ -139,6 +139,8 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     });
   });
   const port = (server.address() as AddressInfo).port;
+  // Previews answer 503 until here: their form depends on the public URL, which may name the port just bound.
+  preview.start(publicUrlOf(config, port));
   const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "localhost" : config.HOST;
   return {
     url: `http://${host}:${port}`,

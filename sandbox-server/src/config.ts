@@ -90,6 +90,22 @@ export const envSchema = z.object({
     .default("127.0.0.1,::1")
     .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))
     .describe("reverse proxies whose X-Forwarded-For names the real client address, comma separated"),
+  SHIPSHAPE_PUBLIC_URL: z
+    .preprocess(
+      (v) => (typeof v === "string" ? v.trim() || undefined : v),
+      z
+        .string()
+        .transform((v, ctx) => {
+          const url = URL.canParse(v) ? new URL(v) : undefined;
+          if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password || url.search || url.hash || url.pathname !== "/") {
+            ctx.addIssue({ code: "custom", message: "write the course's address as a browser sees it, such as https://docker.example.org or http://192.168.1.20:4321 (no path)" });
+            return z.NEVER;
+          }
+          return url.origin;
+        })
+        .optional(),
+    )
+    .describe("the course's address as browsers see it; unset: http://localhost:<PORT>"),
   SHIPSHAPE_PREVIEW_DOMAIN: z
     .preprocess(
       (v) => (typeof v === "string" ? v.trim().toLowerCase() || undefined : v),
@@ -97,15 +113,20 @@ export const envSchema = z.object({
         .string()
         .regex(
           /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?::\d{1,5})?$/,
-          "write a host name such as preview.example.org (a port may follow: preview.localhost:4321)",
+          "write a host name such as preview.example.org (a port may follow: preview.localhost:4321), or off",
         )
         .optional(),
     )
     .describe(
       "previews on their own host names, https://p8080-<session>.<this domain>/ (wildcard DNS and TLS needed); " +
-        "unset: /preview/<session>/<port>/ on the site's own origin",
+        "unset: localhost (http://p8080-<session>.localhost:<port>/) when the public URL is on this machine, " +
+        "else /preview/<session>/<port>/ on the course's own origin, with a warning; off: always the latter",
     ),
   SHIPSHAPE_PREVIEW_SCHEME: z.enum(["https", "http"]).default("https").describe("scheme of preview links on SHIPSHAPE_PREVIEW_DOMAIN"),
+  SHIPSHAPE_PREVIEW_SOCKETS_PER_OWNER: int(64, 1, 100_000).describe(
+    "WebSockets open at once through one learner's previews (share links count against the owner)",
+  ),
+  SHIPSHAPE_PREVIEW_SOCKET_IDLE: duration("10m").describe("a preview WebSocket with no traffic either way for this long is closed"),
   SHIPSHAPE_PREVIEW_SHARE_TTL: duration("1h").describe("longest life of a preview share link (never beyond the sandbox's own)"),
   SHIPSHAPE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
@@ -117,6 +138,11 @@ export type Config = z.infer<typeof envSchema> & {
 };
 
 export class ConfigError extends Error {}
+
+/** The course's origin as browsers see it: SHIPSHAPE_PUBLIC_URL, or this machine on the port the server listens on. */
+export function publicUrlOf(config: Pick<Config, "SHIPSHAPE_PUBLIC_URL">, listeningPort: number): string {
+  return config.SHIPSHAPE_PUBLIC_URL ?? `http://localhost:${listeningPort}`;
+}
 
 /** Validates the environment at boot; a bad value names the variable and the fix. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {

@@ -144,7 +144,8 @@ describe("port preview on the site's origin (/preview/<session>/<port>/)", () =>
   const learners: Learner[] = [];
 
   beforeAll(async () => {
-    app = await startApp(loadConfig(testEnv()), createLogger("debug", {}, (line) => logs.push(JSON.parse(line) as LogLine)));
+    // The path form on purpose (the warned fallback): preview-origin.test.ts covers the default.
+    app = await startApp(loadConfig(testEnv({ SHIPSHAPE_PREVIEW_DOMAIN: "off" })), createLogger("debug", {}, (line) => logs.push(JSON.parse(line) as LogLine)));
     [a, b] = await Promise.all([newLearner(app), newLearner(app)]);
     learners.push(a, b);
     await startApps(app, a, { nginx: true, python: true });

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../sandbox-server/src/app.ts";
 import { startTestApp } from "../support/server.ts";
 import { openSession, TestTerminal, type Session } from "../support/terminal.ts";
+import { PREVIEW_SOCKET_IDLE_FOR_PROBES, previewProbes } from "./preview-probes.ts";
 import {
   documentedAttacks,
   firewallDrops,
@@ -119,6 +120,7 @@ const verdictOf = (open: boolean): Verdict => (open ? "open" : "contained");
 // One probe per documented attack. Each returns the verdict and the evidence behind it.
 
 const probes: Record<string, () => Promise<Probe>> = {
+  ...previewProbes({ app: () => app, learner: sharedLearner, inSandbox }),
   /** The host's engine: any socket in the sandbox that answers as it, or its TCP ports. */
   async "host-docker-socket"() {
     const { id } = await sharedLearner();
@@ -479,6 +481,7 @@ describe("attacks from inside a classroom-tier sandbox, as docs/security.md says
         SHIPSHAPE_SANDBOX_DISK: "200m",
         SHIPSHAPE_SANDBOX_CPUS: "1",
         SHIPSHAPE_LIMIT_CHECK_INTERVAL: "1s",
+        SHIPSHAPE_PREVIEW_SOCKET_IDLE: PREVIEW_SOCKET_IDLE_FOR_PROBES,
       }),
     );
   });

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../sandbox-server/src/config.ts";
 
 describe("preview configuration", () => {
-  it("defaults to the path form with one-hour share links", () => {
+  it("leaves the preview domain to be derived (docs/preview.md), with one-hour share links", () => {
     const c = loadConfig({ SHIPSHAPE_DATA_DIR: "/nonexistent" });
     expect(c.SHIPSHAPE_PREVIEW_DOMAIN).toBeUndefined();
     expect(c.SHIPSHAPE_PREVIEW_SCHEME).toBe("https");
@@ -22,7 +22,7 @@ describe("preview configuration", () => {
         loadConfig({ SHIPSHAPE_PREVIEW_DOMAIN: bad });
       } catch (e) {
         expect((e as Error).message).toContain(
-          "SHIPSHAPE_PREVIEW_DOMAIN: write a host name such as preview.example.org (a port may follow: preview.localhost:4321)",
+          "SHIPSHAPE_PREVIEW_DOMAIN: write a host name such as preview.example.org (a port may follow: preview.localhost:4321), or off",
         );
       }
     }

@@ -108,11 +108,11 @@ describe("the host form p<port>-<session>.<domain>", () => {
   });
 
   it("claims every Host on the domain, so none of them reaches the site", () => {
-    expect(isPreviewHost("preview.example.org", domain.hostname)).toBe(true);
-    expect(isPreviewHost(`junk.p1-x.preview.example.org:1`, domain.hostname)).toBe(true);
-    expect(isPreviewHost("preview.example.org.evil.com", domain.hostname)).toBe(false);
-    expect(isPreviewHost("notpreview.example.org", domain.hostname)).toBe(false);
-    expect(isPreviewHost(undefined, domain.hostname)).toBe(false);
+    expect(isPreviewHost("preview.example.org", domain)).toBe(true);
+    expect(isPreviewHost(`junk.p1-x.preview.example.org:1`, domain)).toBe(true);
+    expect(isPreviewHost("preview.example.org.evil.com", domain)).toBe(false);
+    expect(isPreviewHost("notpreview.example.org", domain)).toBe(false);
+    expect(isPreviewHost(undefined, domain)).toBe(false);
   });
 
   it("reads plain host[:port] Host headers only", () => {

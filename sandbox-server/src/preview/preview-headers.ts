@@ -71,6 +71,8 @@ export interface UpstreamContext {
   prefix: string | undefined;
   /** WebSocket handshakes keep Connection/Upgrade. */
   upgrade: boolean;
+  /** Host form: the preview's own origin (`http://p8080-<id>.localhost:4321`), translated for the app (below). */
+  previewOrigin?: string;
 }
 
 /**
@@ -96,6 +98,13 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, ctx: Upstr
   const cookie = stripPlatformCookies(incoming.cookie);
   if (cookie) out.cookie = cookie;
   out.host = `localhost:${ctx.port}`;
+  // The app's own pages, seen from the app: the app was told `Host: localhost:<port>`, so an Origin
+  // of its preview host would look foreign to it, and apps that compare Origin with Host refuse
+  // their own WebSockets and form posts (Jupyter, Django's CSRF check). Any other Origin passes as
+  // it is, so the app's own checks still see a foreign site.
+  if (ctx.previewOrigin && typeof incoming.origin === "string" && incoming.origin.toLowerCase() === ctx.previewOrigin) {
+    out.origin = `http://localhost:${ctx.port}`;
+  }
   if (ctx.publicHost) out["x-forwarded-host"] = ctx.publicHost;
   out["x-forwarded-proto"] = ctx.publicProto;
   if (ctx.prefix) out["x-forwarded-prefix"] = ctx.prefix;

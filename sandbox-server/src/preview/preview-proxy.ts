@@ -21,10 +21,10 @@ import {
 } from "./preview-headers.ts";
 import {
   AUTH_PATH,
+  choosePreviewForm,
   hostnameOf,
   isPreviewHost,
   parsePort,
-  parsePreviewDomain,
   parsePreviewHost,
   parsePreviewPath,
   previewAuthUrl,
@@ -33,6 +33,7 @@ import {
   RESERVED_HOST_PATH,
   safeNext,
   type PreviewDomain,
+  type PreviewForm,
 } from "./preview-routes.ts";
 import { PreviewTokens, type Grant } from "./preview-tokens.ts";
 import { PortWatchers, type PreviewPort } from "./port-watcher.ts";
@@ -52,7 +53,15 @@ const SOCKET_PING_MS = 30_000;
 const shareBodySchema = z.object({ minutes: z.number().int().min(1).max(24 * 60).optional() }).strict();
 
 export interface PreviewOptions {
-  config: Pick<Config, "SHIPSHAPE_PREVIEW_DOMAIN" | "SHIPSHAPE_PREVIEW_SCHEME" | "SHIPSHAPE_PREVIEW_SHARE_TTL" | "SHIPSHAPE_ALLOWED_ORIGINS">;
+  config: Pick<
+    Config,
+    | "SHIPSHAPE_PREVIEW_DOMAIN"
+    | "SHIPSHAPE_PREVIEW_SCHEME"
+    | "SHIPSHAPE_PREVIEW_SHARE_TTL"
+    | "SHIPSHAPE_PREVIEW_SOCKETS_PER_OWNER"
+    | "SHIPSHAPE_PREVIEW_SOCKET_IDLE"
+    | "SHIPSHAPE_ALLOWED_ORIGINS"
+  >;
   sessions: SessionManager;
   runtime: SandboxRuntime;
   signer: Signer;
@@ -65,6 +74,8 @@ export interface PreviewOptions {
 interface Route {
   mode: "path" | "host";
   sessionId: string;
+  /** The sandbox's owner: preview WebSockets are counted per owner, share links included. */
+  ownerId: string;
   port: number;
   address: string;
   /** Raw path and query the app receives. */
@@ -74,6 +85,8 @@ interface Route {
   baseFor: (port: number) => string;
   publicHost: string | undefined;
   publicProto: "http" | "https";
+  /** Host form: the preview's own origin, which the app is shown as its own (preview-headers.ts). */
+  previewOrigin: string | undefined;
 }
 
 /** A learner-facing refusal or failure: status, stable code, message, and (when it is a refusal) why, for the log. */
@@ -102,6 +115,10 @@ const messages = {
   serviceWorker:
     "Service workers cannot be registered through a /preview/ link, because it shares the course's origin. The operator can give previews their own domain (SHIPSHAPE_PREVIEW_DOMAIN).",
   wsOnly: "This address only speaks WebSocket.",
+  foreignOrigin: "This preview's WebSocket was opened from another site and was refused.",
+  starting: "The server is starting. Reload in a moment.",
+  tooManySockets: (max: number) =>
+    `Your previews already have ${max} WebSockets open, the most one learner may have. Close some tabs of your app, then reload.`,
 };
 
 /**
@@ -118,8 +135,15 @@ export class PreviewProxy implements HttpMount {
   private readonly sessions: SessionManager;
   private readonly runtime: SandboxRuntime;
   private readonly log: Logger;
-  private readonly domain: PreviewDomain | undefined;
+  private readonly configuredDomain: string | undefined;
+  private readonly configuredScheme: "https" | "http";
+  /** Decided by start(), once the server's public URL (and so its port) is known. */
+  private form: PreviewForm | undefined;
   private readonly shareTtlMs: number;
+  private readonly socketsPerOwner: number;
+  private readonly socketIdleMs: number;
+  /** Upgraded (or upgrading) preview WebSockets per sandbox owner. */
+  private readonly openSockets = new Map<string, number>();
   private readonly allowedOrigins: string[];
   private readonly rules: readonly PreviewAccessRule[];
   private readonly tokens: PreviewTokens;
@@ -135,8 +159,11 @@ export class PreviewProxy implements HttpMount {
     this.sessions = options.sessions;
     this.runtime = options.runtime;
     this.log = options.log.child({ component: "preview" });
-    this.domain = config.SHIPSHAPE_PREVIEW_DOMAIN ? parsePreviewDomain(config.SHIPSHAPE_PREVIEW_DOMAIN, config.SHIPSHAPE_PREVIEW_SCHEME) : undefined;
+    this.configuredDomain = config.SHIPSHAPE_PREVIEW_DOMAIN;
+    this.configuredScheme = config.SHIPSHAPE_PREVIEW_SCHEME;
     this.shareTtlMs = config.SHIPSHAPE_PREVIEW_SHARE_TTL;
+    this.socketsPerOwner = config.SHIPSHAPE_PREVIEW_SOCKETS_PER_OWNER;
+    this.socketIdleMs = config.SHIPSHAPE_PREVIEW_SOCKET_IDLE;
     this.allowedOrigins = config.SHIPSHAPE_ALLOWED_ORIGINS;
     this.rules = options.rules ?? defaultPreviewRules;
     this.tokens = new PreviewTokens(options.signer);
@@ -162,8 +189,30 @@ export class PreviewProxy implements HttpMount {
     this.pinger.unref();
   }
 
+  /**
+   * Decides the preview form from the course's public URL (known once the server listens) and
+   * says at start which it is; the path form comes with a warning that names its risk.
+   */
+  start(publicUrl: string): PreviewForm {
+    this.form = choosePreviewForm(this.configuredDomain, this.configuredScheme, publicUrl);
+    if (this.form.form === "path") this.log.warn(this.form.warning, { previewForm: "path", example: previewPath("<session>", 8080) });
+    else {
+      this.log.info("port previews on their own origins", {
+        previewForm: "host",
+        domain: this.form.origin,
+        example: `${previewOrigin(this.form.domain, "<session>", 8080)}/`,
+      });
+    }
+    return this.form;
+  }
+
+  /** The preview domain, when previews are served on their own hosts. */
+  private get domain(): PreviewDomain | undefined {
+    return this.form?.form === "host" ? this.form.domain : undefined;
+  }
+
   matches(req: IncomingMessage, url: URL): boolean {
-    if (this.domain && isPreviewHost(req.headers.host, this.domain.hostname)) return true;
+    if (this.domain && isPreviewHost(req.headers.host, this.domain)) return true;
     const raw = req.url ?? "";
     const p = url.pathname;
     return (
@@ -180,7 +229,9 @@ export class PreviewProxy implements HttpMount {
 
   async handle(req: IncomingMessage, res: ServerResponse, ownerId: string | undefined): Promise<void> {
     try {
-      if (this.domain && isPreviewHost(req.headers.host, this.domain.hostname)) return await this.handleHost(req, res);
+      // Before start() nothing may be proxied: the form (and so the origin an app runs on) is not decided.
+      if (!this.form) throw new PreviewFailure(503, "starting", messages.starting);
+      if (this.domain && isPreviewHost(req.headers.host, this.domain)) return await this.handleHost(req, res);
       const pathname = new URL(req.url ?? "/", "http://placeholder").pathname;
       if (pathname === PORTS_API || pathname.startsWith(`${PORTS_API}/`)) return await this.handleApi(req, res, pathname, ownerId);
       if (pathname === PORTS_SOCKET) throw new PreviewFailure(426, "websocket_only", messages.wsOnly);
@@ -199,12 +250,18 @@ export class PreviewProxy implements HttpMount {
   }
 
   private async upgradeAsync(req: IncomingMessage, socket: Duplex, head: Buffer, ownerId: string | undefined): Promise<void> {
-    if (this.domain && isPreviewHost(req.headers.host, this.domain.hostname)) {
+    if (!this.form) throw new PreviewFailure(503, "starting", messages.starting);
+    if (this.domain && isPreviewHost(req.headers.host, this.domain)) {
       const route = await this.hostRoute(req);
       return this.forwardUpgrade(req, socket, head, route);
     }
     const pathname = new URL(req.url ?? "/", "http://placeholder").pathname;
     if (pathname === PORTS_SOCKET) return this.portsSocket(req, socket, head, ownerId);
+    // WARNING: a path-form socket carries the course's cookies, so only the course's own pages may
+    // open one: another site must not drive a learner's app as that learner.
+    if (!originAllowed(req, this.allowedOrigins)) {
+      throw new PreviewFailure(403, "forbidden_origin", messages.foreignOrigin, `preview WebSocket from a foreign origin (${(req.headers.origin ?? "none").slice(0, 100)})`);
+    }
     const route = await this.pathRoute(req, ownerId);
     if (!route) throw new PreviewFailure(404, "use_preview_host", "WebSockets of this preview are on its own host.");
     return this.forwardUpgrade(req, socket, head, route);
@@ -271,6 +328,7 @@ export class PreviewProxy implements HttpMount {
     return {
       mode: "path",
       sessionId,
+      ownerId: session.ownerId,
       port,
       address,
       path: rest,
@@ -280,6 +338,7 @@ export class PreviewProxy implements HttpMount {
       // Only what the app is told about the browser's scheme (as for the owner cookie's Secure flag);
       // it never chooses where the request goes.
       publicProto: (req.socket as { encrypted?: boolean }).encrypted || req.headers["x-forwarded-proto"] === "https" ? "https" : "http",
+      previewOrigin: undefined,
     };
   }
 
@@ -331,6 +390,7 @@ export class PreviewProxy implements HttpMount {
     return {
       mode: "host",
       sessionId,
+      ownerId: session.ownerId,
       port,
       address,
       path: raw,
@@ -338,6 +398,7 @@ export class PreviewProxy implements HttpMount {
       baseFor: (p) => previewOrigin(domain, sessionId, p),
       publicHost: new URL(origin).host,
       publicProto: domain.scheme,
+      previewOrigin: origin,
     };
   }
 
@@ -511,7 +572,28 @@ export class PreviewProxy implements HttpMount {
     });
   }
 
+  /**
+   * Counts a WebSocket against its sandbox's owner until the browser's side closes (which every
+   * path below ends in), or refuses it past the cap: one learner's app (or a share link passed
+   * around) cannot hold an unbounded number of the server's sockets.
+   */
+  private holdSocket(socket: Duplex, ownerId: string): void {
+    // Gone while it was being authorised: its "close" has passed, so it must not be counted.
+    if (socket.destroyed) throw new PreviewFailure(400, "client_gone", messages.badAddress);
+    const open = this.openSockets.get(ownerId) ?? 0;
+    if (open >= this.socketsPerOwner) {
+      throw new PreviewFailure(429, "too_many_sockets", messages.tooManySockets(this.socketsPerOwner), `owner has ${open} preview WebSockets open`);
+    }
+    this.openSockets.set(ownerId, open + 1);
+    socket.once("close", () => {
+      const left = (this.openSockets.get(ownerId) ?? 1) - 1;
+      if (left > 0) this.openSockets.set(ownerId, left);
+      else this.openSockets.delete(ownerId);
+    });
+  }
+
   private forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, route: Route): void {
+    this.holdSocket(socket, route.ownerId);
     const headers = upstreamRequestHeaders(req.headers, { ...route, upgrade: true });
     const upstream = http.request({
       host: route.address,
@@ -539,6 +621,12 @@ export class PreviewProxy implements HttpMount {
         upSocket.destroy();
         socket.destroy();
       };
+      // Every byte either way passes the browser's socket, so its inactivity timer is the
+      // socket's idle time: a forgotten tab or a stalled app gives its slot back.
+      (socket as Socket).setTimeout(this.socketIdleMs, () => {
+        this.log.info("preview websocket idle, closed", { sessionId: route.sessionId, port: route.port, idleMs: this.socketIdleMs });
+        end();
+      });
       upSocket.on("error", end);
       socket.on("error", end);
       upSocket.pipe(socket).pipe(upSocket);
@@ -638,7 +726,7 @@ export class PreviewProxy implements HttpMount {
 
 /** For the log: the session a refused request named, as far as it can be told (raw, bounded). */
 function refusedSessionId(req: IncomingMessage, domain: PreviewDomain | undefined): string | null {
-  if (domain && isPreviewHost(req.headers.host, domain.hostname)) {
+  if (domain && isPreviewHost(req.headers.host, domain)) {
     const m = /^p[^-.]*-([^.]{0,64})/.exec((req.headers.host ?? "").toLowerCase());
     return m?.[1] ?? null;
   }

@@ -3,7 +3,8 @@
  * server. Two forms (docs/preview.md):
  *
  *   path form, on the site's own origin:   /preview/<sessionId>/<port>/<rest>
- *   host form, on SHIPSHAPE_PREVIEW_DOMAIN: https://p<port>-<sessionId>.<domain>/<rest>
+ *   host form, on the preview domain:      https://p<port>-<sessionId>.<domain>/<rest>
+ *                                          (by default http://p<port>-<sessionId>.localhost:<port>/)
  *
  * WARNING: what a client names here only *selects* a preview; the address the proxy connects to
  * comes from the server's own session → sandbox map, never from the URL, Host or X-Forwarded-*.
@@ -68,12 +69,13 @@ export function hostnameOf(hostHeader: string | undefined): string | undefined {
 }
 
 /**
- * Whether a Host header is on the preview domain (`domain` without a port). Every such request is
- * the preview's, including malformed ones, so nothing on that domain ever reaches the site or API.
+ * Whether a Host header is on the preview domain. Every such request is the preview's, including
+ * malformed ones, so nothing on that domain ever reaches the site or API. The bare domain is the
+ * preview's too, except `localhost` as the derived default: that is where the course itself lives.
  */
-export function isPreviewHost(hostHeader: string | undefined, domain: string): boolean {
+export function isPreviewHost(hostHeader: string | undefined, domain: Pick<PreviewDomain, "hostname" | "claimsBareHost">): boolean {
   const raw = (hostHeader ?? "").trim().toLowerCase().replace(/:\d*$/, "");
-  return raw === domain || raw.endsWith(`.${domain}`);
+  return (domain.claimsBareHost && raw === domain.hostname) || raw.endsWith(`.${domain.hostname}`);
 }
 
 /** The target of a host-form request: `p<port>-<sessionId>.<domain>`, exactly one label deep. */
@@ -101,11 +103,56 @@ export interface PreviewDomain {
   /** Host with the port, if any, to build links. */
   host: string;
   scheme: "https" | "http";
+  /** Whether the bare domain (no `p<port>-<session>.` label) belongs to the preview as well. */
+  claimsBareHost: boolean;
 }
 
 export function parsePreviewDomain(value: string, scheme: "https" | "http"): PreviewDomain {
   const host = value.toLowerCase();
-  return { host, hostname: host.replace(/:\d+$/, ""), scheme };
+  return { host, hostname: host.replace(/:\d+$/, ""), scheme, claimsBareHost: true };
+}
+
+/** Where previews are served, decided once at start from the configuration. */
+export type PreviewForm =
+  | { form: "host"; domain: PreviewDomain; origin: "configured" | "localhost" }
+  | { form: "path"; warning: string };
+
+/** Host names a browser resolves to this machine by itself: `localhost`, its subdomains, loopback addresses. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  return h === "localhost" || h.endsWith(".localhost") || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === "::1";
+}
+
+export const PATH_FORM_WARNING =
+  "Port previews are served under /preview/<session>/<port>/ on the course's own origin: a learner's app runs " +
+  "as the course there, so its JavaScript can call the course's API as whoever opens the preview. Fine for one " +
+  "machine or a class you trust; otherwise set SHIPSHAPE_PREVIEW_DOMAIN to a domain of its own (docs/preview.md).";
+
+/**
+ * The preview form for this server (docs/preview.md, "Two ways to address a preview"):
+ *
+ *   SHIPSHAPE_PREVIEW_DOMAIN set          → that domain, with SHIPSHAPE_PREVIEW_SCHEME
+ *   unset, public URL on this machine     → `http://p<port>-<session>.localhost:<public port>/`
+ *                                           (the public URL's scheme and port):
+ *                                           Chromium and Firefox resolve every `*.localhost` to
+ *                                           loopback, so each preview is an origin of its own with
+ *                                           no DNS set-up
+ *   unset, public URL elsewhere (a LAN)   → the path form, with a warning (the browsers in the
+ *                                           room would not resolve `*.localhost` to this server)
+ *   `off`                                 → the path form, with the same warning
+ */
+export function choosePreviewForm(configuredDomain: string | undefined, scheme: "https" | "http", publicUrl: string): PreviewForm {
+  if (configuredDomain === "off") return { form: "path", warning: PATH_FORM_WARNING };
+  if (configuredDomain) return { form: "host", domain: parsePreviewDomain(configuredDomain, scheme), origin: "configured" };
+  const url = new URL(publicUrl);
+  if (!isLoopbackHost(url.hostname)) return { form: "path", warning: PATH_FORM_WARNING };
+  // Same scheme and port as the course: whatever answers there (this server, or a local TLS proxy)
+  // answers the preview hosts too. url.port is "" for the scheme's default port.
+  const host = url.port ? `localhost:${url.port}` : "localhost";
+  const previewScheme = url.protocol === "https:" ? "https" : "http";
+  // The bare `localhost` stays the course's: with a public URL of http://localhost:4321 the site
+  // and the previews share the host name and are told apart by the `p<port>-<session>.` label.
+  return { form: "host", domain: { host, hostname: "localhost", scheme: previewScheme, claimsBareHost: false }, origin: "localhost" };
 }
 
 /** `https://p8080-<sessionId>.<domain>` (no trailing slash). */
