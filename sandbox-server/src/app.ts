@@ -108,7 +108,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   await sessions.start().catch((e: unknown) => log.warn("could not reattach sessions at start", { error: String(e) }));
   workshops.start();
 
-  const preview = new PreviewProxy({ config, sessions, runtime, signer, log });
+  const preview = new PreviewProxy({ config, sessions, runtime, signer, log, metrics: serverMetrics });
   const server = createHttpServer({
     mounts: [preview, watch],
     sessions,

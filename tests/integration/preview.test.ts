@@ -266,6 +266,9 @@ describe("port preview on the site's origin (/preview/<session>/<port>/)", () =>
     expect(page.status).toBe(502);
     expect(page.headers["content-type"]).toBe("text/html; charset=utf-8");
     expect(page.body).toContain("<p>Nothing is listening on port 3000 in your sandbox yet. Start your app, then reload.</p>");
+    // The host owner sees them on /metrics.
+    const metrics = await fetch(`${app.url}/metrics`).then((r) => r.text());
+    expect(metrics).toMatch(/^shipshape_preview_errors_total\{reason="nothing_listening"\} 2$/m);
   });
 
   it("refuses another learner's preview (403), over HTTP and WebSocket, and logs it", async () => {

@@ -7,6 +7,7 @@ import { z } from "zod";
 import type { Config } from "../config.ts";
 import { ShipshapeError, toShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { ServerMetrics } from "../metrics.ts";
 import type { SandboxRuntime } from "../runtime/types.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
 import type { Signer } from "../sessions/tokens.ts";
@@ -66,6 +67,8 @@ export interface PreviewOptions {
   runtime: SandboxRuntime;
   signer: Signer;
   log: Logger;
+  /** Counts previews that could not reach the learner's app, by reason. */
+  metrics?: Pick<ServerMetrics, "previewErrors">;
   /** Who may open a preview; extend for instructors (see preview-access.ts). */
   rules?: readonly PreviewAccessRule[];
 }
@@ -135,6 +138,7 @@ export class PreviewProxy implements HttpMount {
   private readonly sessions: SessionManager;
   private readonly runtime: SandboxRuntime;
   private readonly log: Logger;
+  private readonly metrics: Pick<ServerMetrics, "previewErrors"> | undefined;
   private readonly configuredDomain: string | undefined;
   private readonly configuredScheme: "https" | "http";
   /** Decided by start(), once the server's public URL (and so its port) is known. */
@@ -159,6 +163,7 @@ export class PreviewProxy implements HttpMount {
     this.sessions = options.sessions;
     this.runtime = options.runtime;
     this.log = options.log.child({ component: "preview" });
+    this.metrics = options.metrics;
     this.configuredDomain = config.SHIPSHAPE_PREVIEW_DOMAIN;
     this.configuredScheme = config.SHIPSHAPE_PREVIEW_SCHEME;
     this.shareTtlMs = config.SHIPSHAPE_PREVIEW_SHARE_TTL;
@@ -661,6 +666,12 @@ export class PreviewProxy implements HttpMount {
   }
 
   private upstreamFailure(e: unknown, route: Route): PreviewFailure {
+    const failure = this.describeUpstreamFailure(e, route);
+    this.metrics?.previewErrors.inc({ reason: failure.code });
+    return failure;
+  }
+
+  private describeUpstreamFailure(e: unknown, route: Route): PreviewFailure {
     const code = (e as { code?: string }).code;
     const port = route.port;
     switch (code) {
