@@ -3,15 +3,9 @@
  * hints one at a time, and the learner's stored progress on load. Nothing here decides a pass: the
  * verdicts shown are the server's answer to Check, or the server's record from `GET /api/progress`.
  */
-import { onServerProgress, refreshServerProgress, type ExerciseProgress } from "./server-progress.ts";
-
-/** `POST /api/exercises/:id/check`'s answer (sandbox-server/src/grading/grader.ts). */
-export interface CheckResult {
-  exerciseId: string;
-  passed: boolean;
-  tasks: Array<{ taskId: string; title: string; passed: boolean; message: string }>;
-  at: string;
-}
+import type { CheckResult } from "../../contracts/grading-api.ts";
+import type { ExerciseProgress } from "../../contracts/progress-api.ts";
+import { onServerProgress, refreshServerProgress } from "./server-progress.ts";
 
 type TaskResult = "none" | "pass" | "fail";
 

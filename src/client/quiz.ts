@@ -3,14 +3,8 @@
  * (the right option is not in the page), records it with their progress, and explains.
  */
 import { inlineCodeToHtml } from "../lib/code-text.ts";
+import type { QuizAnswerResult } from "../../contracts/grading-api.ts";
 import { onServerProgress, refreshServerProgress } from "./server-progress.ts";
-
-export interface AnswerResult {
-  quizId: string;
-  choice: number;
-  correct: boolean;
-  explanation: string;
-}
 
 export function mountQuizzes(root: ParentNode = document): void {
   for (const element of root.querySelectorAll<HTMLElement>("[data-quiz]:not([data-mounted])")) {
@@ -93,7 +87,7 @@ function mountQuiz(root: HTMLElement): void {
   });
 }
 
-export async function postAnswer(quizId: string, choice: number, fetchImpl: typeof fetch = fetch): Promise<AnswerResult | { error: string }> {
+export async function postAnswer(quizId: string, choice: number, fetchImpl: typeof fetch = fetch): Promise<QuizAnswerResult | { error: string }> {
   let response: Response;
   try {
     response = await fetchImpl(`/api/quizzes/${encodeURIComponent(quizId)}/answer`, {
@@ -105,9 +99,9 @@ export async function postAnswer(quizId: string, choice: number, fetchImpl: type
   } catch {
     return { error: "Cannot reach the server. Check your connection and try again." };
   }
-  const body = (await response.json().catch(() => undefined)) as (Partial<AnswerResult> & { message?: string }) | undefined;
+  const body = (await response.json().catch(() => undefined)) as (Partial<QuizAnswerResult> & { message?: string }) | undefined;
   if (!response.ok || !body || typeof body.correct !== "boolean") {
     return { error: body?.message ?? `Your answer could not be checked (HTTP ${response.status}). Try again in a moment.` };
   }
-  return body as AnswerResult;
+  return body as QuizAnswerResult;
 }

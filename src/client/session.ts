@@ -8,13 +8,11 @@
  */
 import { emit } from "./bus.ts";
 import { combineStatuses, type SandboxStatus } from "./sandbox-status.ts";
-import type { ISessionSource, SessionCredentials } from "./terminal-client.ts";
+import type { SessionAnswer } from "../../contracts/session-api.ts";
+import type { ISessionSource } from "./terminal-client.ts";
 
-export interface SessionInfo extends SessionCredentials {
-  state: string;
-  expiresAt?: string | number;
-  limits?: Record<string, unknown>;
-}
+/** The server's answer to `POST /api/sessions`; its sessionId and token open the terminals. */
+export type SessionInfo = SessionAnswer;
 
 /** An HTTP call to the sandbox server failed; `message` is fit for the learner. */
 export class SandboxRequestError extends Error {

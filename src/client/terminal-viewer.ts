@@ -3,6 +3,7 @@
  * docs/workshops.md). xterm draws at the learner's size; nothing typed here is sent anywhere:
  * the terminal takes no input and the server drops what a viewer sends.
  */
+import { CloseCode } from "../../contracts/close-codes.ts";
 
 export interface ViewerHandle {
   close(): void;
@@ -60,7 +61,7 @@ export async function openViewer(options: ViewerOptions): Promise<ViewerHandle> 
   return {
     close: () => {
       closedByUs = true;
-      ws.close(1000, "viewer closed");
+      ws.close(CloseCode.normal, "viewer closed");
       term.dispose();
     },
   };

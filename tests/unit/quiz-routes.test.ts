@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import type { Quiz } from "../../sandbox-server/src/grading/quiz-schema.ts";
+import type { Quiz } from "../../contracts/content/quiz-schema.ts";
 import { ShipshapeError } from "../../sandbox-server/src/errors.ts";
 import type { SessionManager } from "../../sandbox-server/src/sessions/session-manager.ts";
 import { Signer } from "../../sandbox-server/src/sessions/tokens.ts";

@@ -3,7 +3,7 @@ import serializeAddon from "@xterm/addon-serialize";
 import type { Logger } from "../log.ts";
 import type { ServerMetrics } from "../metrics.ts";
 import type { SandboxRuntime, ShellStream } from "../runtime/types.ts";
-import type { ServerMessage } from "../transport/protocol.ts";
+import type { ServerMessage } from "../../../contracts/terminal-protocol.ts";
 
 const { Terminal: HeadlessTerminal } = xtermHeadless;
 const { SerializeAddon } = serializeAddon;

@@ -1,7 +1,8 @@
+import type { ExerciseProgress, LearnerProgress } from "../../../contracts/progress-api.ts";
 import { ShipshapeError } from "../errors.ts";
-import type { Exercise } from "../grading/exercise-schema.ts";
+import type { Exercise } from "../../../contracts/content/exercise-schema.ts";
 import type { Grader } from "../grading/grader.ts";
-import type { Quiz } from "../grading/quiz-schema.ts";
+import type { Quiz } from "../../../contracts/content/quiz-schema.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
 import type { Store } from "../store/store.ts";
 import { json, type Routes } from "./http-server.ts";
@@ -35,7 +36,7 @@ export function gradingRoutes(deps: {
     },
     "GET /api/progress": (_req, res, ownerId) => {
       const tasks = ownerId ? deps.store.results.progressOf(ownerId) : [];
-      const exercises = [...deps.exercises.values()].map((e) => {
+      const exercises = [...deps.exercises.values()].map((e): ExerciseProgress => {
         const mine = tasks.filter((t) => t.exerciseId === e.id);
         return {
           exerciseId: e.id,
@@ -47,7 +48,8 @@ export function gradingRoutes(deps: {
           }),
         };
       });
-      json(res, 200, { exercises, quizzes: quizProgress(deps.quizzes ?? new Map(), tasks) });
+      const progress: LearnerProgress = { exercises, quizzes: quizProgress(deps.quizzes ?? new Map(), tasks) };
+      json(res, 200, progress);
     },
   };
 }

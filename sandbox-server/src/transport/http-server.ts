@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { z } from "zod";
+import { openSessionSchema, sandboxFileSchema, type SessionAnswer } from "../../../contracts/session-api.ts";
 import { ShipshapeError, toShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -13,7 +14,6 @@ import type { TerminalSockets } from "./terminal-socket.ts";
 
 const OWNER_COOKIE = "shipshape_owner";
 const MAX_BODY_BYTES = 128 * 1024;
-const MAX_FILE_BYTES = 64 * 1024;
 
 export interface HttpDeps {
   sessions: SessionManager;
@@ -39,17 +39,6 @@ export interface HttpDeps {
 /** New sandboxes per browser (owner cookie): a burst, then a steady rate. */
 const SESSIONS_PER_BROWSER = { capacity: 10, refillPerMinute: 20 } as const;
 
-const openBodySchema = z.object({ fresh: z.boolean().optional() }).strict();
-const fileBodySchema = z
-  .object({
-    path: z
-      .string()
-      .min(2)
-      .max(1024)
-      .regex(/^\/[^\0]*$/, "must be an absolute path such as /root/app/Dockerfile"),
-    content: z.string().max(MAX_FILE_BYTES, `files are limited to ${MAX_FILE_BYTES / 1024} KiB`),
-  })
-  .strict();
 
 export type Handler = (
   req: IncomingMessage,
@@ -118,7 +107,7 @@ export function createHttpServer(deps: HttpDeps): Server {
       res.end(deps.metrics.render());
     },
     "POST /api/sessions": async (req, res, ownerId) => {
-      const body = openBodySchema.parse(await readJson(req));
+      const body = openSessionSchema.parse(await readJson(req));
       let owner = ownerId;
       if (!owner) {
         owner = newId(16);
@@ -173,7 +162,7 @@ export function createHttpServer(deps: HttpDeps): Server {
       res.writeHead(204).end();
     },
     "POST /api/sessions/current/files": async (req, res, ownerId) => {
-      const body = fileBodySchema.parse(await readJson(req));
+      const body = sandboxFileSchema.parse(await readJson(req));
       const view = ownerId ? deps.sessions.current(ownerId) : undefined;
       if (!view) throw new ShipshapeError("not_found", "You have no sandbox yet.");
       const sandboxId = await deps.sessions.sandboxOf(view.sessionId, view.ownerId);
@@ -281,7 +270,7 @@ class Router {
   }
 }
 
-function sessionJson(view: SessionView, deps: HttpDeps) {
+function sessionJson(view: SessionView, deps: HttpDeps): SessionAnswer {
   return {
     sessionId: view.sessionId,
     token: deps.signer.sessionToken(view.sessionId, view.ownerId),

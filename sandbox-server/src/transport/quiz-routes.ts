@@ -1,13 +1,12 @@
-import { z } from "zod";
+import { quizAnswerSchema, type QuizAnswerResult } from "../../../contracts/grading-api.ts";
+import type { QuizProgress } from "../../../contracts/progress-api.ts";
 import { ShipshapeError } from "../errors.ts";
-import { QUIZ_TASK_ID, quizResultId, type Quiz } from "../grading/quiz-schema.ts";
+import { QUIZ_TASK_ID, quizResultId, type Quiz } from "../../../contracts/content/quiz-schema.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
 import { newId, type Signer } from "../sessions/tokens.ts";
 import type { Store, TaskProgress } from "../store/store.ts";
 import { json, readJson, setOwnerCookie, type Routes } from "./http-server.ts";
 import { RateLimiter } from "./rate-limiter.ts";
-
-const answerBodySchema = z.object({ choice: z.number().int().min(0).max(100) }).strict();
 
 /** Enough for a learner clicking through every quiz of a lesson twice; a script cannot fill the table. */
 export const QUIZ_ANSWERS = { capacity: 30, refillPerMinute: 30 } as const;
@@ -23,7 +22,7 @@ export function quizRoutes(deps: { quizzes: ReadonlyMap<string, Quiz>; sessions:
     "POST /api/quizzes/:id/answer": async (req, res, ownerId, params) => {
       const quiz = deps.quizzes.get(params.id ?? "");
       if (!quiz) throw new ShipshapeError("not_found", `There is no quiz called "${params.id}".`);
-      const { choice } = answerBodySchema.parse(await readJson(req));
+      const { choice } = quizAnswerSchema.parse(await readJson(req));
       if (choice >= quiz.options.length) {
         throw new ShipshapeError("bad_request", `Choose one of the ${quiz.options.length} options.`);
       }
@@ -51,20 +50,10 @@ export function quizRoutes(deps: { quizzes: ReadonlyMap<string, Quiz>; sessions:
         message: `Answered "${quiz.options[choice]}": ${correct ? "right" : "not right"}.`,
         at,
       });
-      json(res, 200, { quizId: quiz.id, choice, correct, explanation: quiz.explanation, at: new Date(at).toISOString() });
+      const answer: QuizAnswerResult = { quizId: quiz.id, choice, correct, explanation: quiz.explanation, at: new Date(at).toISOString() };
+      json(res, 200, answer);
     },
   };
-}
-
-export interface QuizProgress {
-  quizId: string;
-  lesson: string;
-  /** Answered right at least once. */
-  passed: boolean;
-  attempts: number;
-  /** Once passed: the right option and why, so a reload shows the answered question. */
-  choice: number | null;
-  explanation: string | null;
 }
 
 /** The learner's quizzes, from their stored verdicts (for `GET /api/progress`). */

@@ -7,7 +7,8 @@ import type { TerminalClient } from "../sessions/terminal-hub.ts";
 import { INSTRUCTOR_COOKIE, type InstructorAuth } from "../workshops/instructor-auth.ts";
 import type { WorkshopService } from "../workshops/workshop-service.ts";
 import { json, originAllowed, readCookie, type HttpMount } from "./http-server.ts";
-import { CloseCode, MAX_FRAME_BYTES } from "./protocol.ts";
+import { CloseCode } from "../../../contracts/close-codes.ts";
+import { MAX_FRAME_BYTES } from "../../../contracts/terminal-protocol.ts";
 
 export const WATCH_PATH = "/ws/watch";
 const HEARTBEAT_MS = 15_000;

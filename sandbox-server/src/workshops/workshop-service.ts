@@ -1,15 +1,25 @@
-import { z } from "zod";
 import { ShipshapeError, toShipshapeError } from "../errors.ts";
-import type { Exercise } from "../grading/exercise-schema.ts";
+import type { Exercise } from "../../../contracts/content/exercise-schema.ts";
+import type {
+  CatalogEntry,
+  Cell,
+  CreateWorkshop,
+  DashboardSnapshot,
+  ExerciseColumn,
+  LearnerRow,
+  LearnerView,
+  MemberStatus,
+  WorkshopSummary,
+} from "../../../contracts/workshop-api.ts";
 import type { Logger } from "../log.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
 import type { TerminalHub } from "../sessions/terminal-hub.ts";
 import { newId } from "../sessions/tokens.ts";
-import type { MemberRecord, MemberStatus, WorkshopMessage, WorkshopRecord, WorkshopStore } from "../store/workshop-store.ts";
+import type { MemberRecord, WorkshopRecord, WorkshopStore } from "../store/workshop-store.ts";
 import { toCsv } from "./csv.ts";
 import { newJoinCode, normalizeJoinCode } from "./join-code.ts";
 import type { CatalogLesson } from "./lesson-catalog.ts";
-import { cellFor, DEFAULT_RULES, gradebook, isIdle, type Cell, type ExerciseColumn, type ProgressRules, type Verdict } from "./progress.ts";
+import { cellFor, DEFAULT_RULES, gradebook, isIdle, type ProgressRules, type RecordedVerdict } from "./progress.ts";
 
 /** A seat whose learner has had no sandbox for this long is given to the next in the queue. */
 const SEAT_GRACE_MS = 60_000;
@@ -19,7 +29,6 @@ const SESSION_GRACE_MS = 30 * 60_000;
 const TICK_MS = 500;
 /** Idle flags depend on the clock alone: dashboards are recomputed at least this often. */
 const REFRESH_MS = 5_000;
-const MAX_DURATION_MINUTES = 12 * 60;
 /** While the server has no sandbox to spare, the queue tries again this often. */
 const SERVER_FULL_RETRY_MS = 5_000;
 
@@ -33,80 +42,6 @@ export function cleanText(input: string, what: string, max: number): string {
 }
 
 const capitalise = (s: string) => s.replace(/^(a |an |your )/, "").replace(/^./, (c) => c.toUpperCase());
-
-export const createWorkshopSchema = z
-  .object({
-    title: z.string().max(400),
-    lessons: z.array(z.string().max(200)).min(1, "choose at least one lesson").max(50),
-    capacity: z.number().int().min(1).max(10_000),
-    durationMinutes: z.number().int().min(5, "a workshop lasts at least 5 minutes").max(MAX_DURATION_MINUTES, "a workshop lasts at most 12 hours"),
-    warm: z.number().int().min(0).max(10_000).optional(),
-  })
-  .strict();
-export type CreateWorkshop = z.infer<typeof createWorkshopSchema>;
-
-export interface WorkshopSummary {
-  id: string;
-  code: string;
-  joinPath: string;
-  title: string;
-  lessons: Array<{ slug: string; title: string }>;
-  capacity: number;
-  durationMinutes: number;
-  createdAt: number;
-  startedAt: number | null;
-  endsAt: number | null;
-  endedAt: number | null;
-  endedReason: string | null;
-  warm: { target: number; ready: number; starting: number };
-  counts: Record<MemberStatus, number>;
-}
-
-export interface LearnerRow {
-  memberId: string;
-  name: string;
-  status: MemberStatus;
-  /** 1-based place in the queue, when queued. */
-  position: number | null;
-  joinedAt: number;
-  /** Last keystroke or check in their sandbox; null when they have none. */
-  lastActiveAt: number | null;
-  idle: boolean;
-  stuck: boolean;
-  /** Shells open in their sandbox, which the instructor may watch. */
-  terminals: string[];
-  cells: Record<string, Cell>;
-}
-
-export interface DashboardSnapshot {
-  workshop: WorkshopSummary;
-  exercises: ExerciseColumn[];
-  learners: LearnerRow[];
-  messages: WorkshopMessage[];
-  rules: { idleAfterMinutes: number; stuckAfterFailedChecks: number };
-  at: number;
-}
-
-/** What a learner's join page shows. */
-export interface LearnerView {
-  workshop: {
-    title: string;
-    lessons: Array<{ slug: string; title: string; href: string }>;
-    endsAt: number | null;
-    ended: boolean;
-  };
-  you: {
-    name: string;
-    status: MemberStatus;
-    position: number | null;
-    queueLength: number;
-    /** Seconds until a seat is likely free; null when there is nothing to base a guess on. */
-    estimateSeconds: number | null;
-    /** Why the queue is not moving although seats are free. */
-    waitReason: "server_full" | null;
-  };
-  messages: WorkshopMessage[];
-}
 
 export interface WorkshopServiceDeps {
   store: WorkshopStore;
@@ -178,7 +113,7 @@ export class WorkshopService {
 
   // ---- instructors ---------------------------------------------------------------------------
 
-  lessonCatalog(): Array<CatalogLesson & { exercises: Array<{ id: string; title: string }> }> {
+  lessonCatalog(): CatalogEntry[] {
     return this.lessons.map((l) => ({
       ...l,
       exercises: [...this.exercises.values()].filter((e) => e.lesson === l.slug).map((e) => ({ id: e.id, title: e.title })),
@@ -305,7 +240,7 @@ export class WorkshopService {
     const w = this.require(id);
     const exercises = this.columns(w);
     const results = this.store.results(id);
-    const byOwner = new Map<string, Verdict[]>();
+    const byOwner = new Map<string, RecordedVerdict[]>();
     for (const r of results) {
       const list = byOwner.get(r.ownerId) ?? [];
       list.push(r);
