@@ -8,12 +8,15 @@ import { createServerMetrics, Metrics } from "./metrics.ts";
 import { DockerRuntime } from "./runtime/docker-runtime.ts";
 import type { SandboxRuntime } from "./runtime/types.ts";
 import { PreviewProxy } from "./preview/preview-proxy.ts";
+import { EngineHealth } from "./sessions/engine-health.ts";
+import { SandboxFiles } from "./sessions/sandbox-files.ts";
 import { SessionManager } from "./sessions/session-manager.ts";
 import { Signer } from "./sessions/tokens.ts";
 import { Store } from "./store/store.ts";
 import { loadExercises } from "./grading/exercise-loader.ts";
 import { loadQuizzes } from "./grading/quiz-loader.ts";
 import { Grader } from "./grading/grader.ts";
+import { GradingService } from "./grading/grading-service.ts";
 import { gradingRoutes } from "./transport/grading-routes.ts";
 import { quizRoutes } from "./transport/quiz-routes.ts";
 import { createHttpServer } from "./transport/http-server.ts";
@@ -77,6 +80,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   const exercises = loadExercises(path.join(config.SHIPSHAPE_CONTENT_DIR, "exercises"));
   const quizzes = loadQuizzes(path.join(config.SHIPSHAPE_CONTENT_DIR, "quizzes"));
   const grader = new Grader({ runtime, store, log, maxProbes: config.SHIPSHAPE_CHECKS_AT_ONCE });
+  const grading = new GradingService({ exercises, quizzes, grader, sessions, store });
   const sockets = new TerminalSockets({
     sessions,
     signer,
@@ -107,10 +111,12 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   workshops.start();
 
   const preview = new PreviewProxy({ config, sessions, runtime, signer, log });
+  const health = new EngineHealth({ runtime, sessions, metrics, log });
   const server = createHttpServer({
     mounts: [preview, watch],
     sessions,
-    runtime,
+    health,
+    files: new SandboxFiles({ sessions, runtime }),
     signer,
     sockets,
     metrics,
@@ -118,8 +124,8 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     siteDir: config.SHIPSHAPE_SITE_DIR,
     allowedOrigins: config.SHIPSHAPE_ALLOWED_ORIGINS,
     routes: {
-      ...gradingRoutes({ exercises, quizzes, grader, sessions, store }),
-      ...quizRoutes({ quizzes, sessions, store, signer }),
+      ...gradingRoutes({ grading }),
+      ...quizRoutes({ grading, signer }),
       ...workshopApi.routes,
     },
     sessionOptions: (ownerId) => workshops.sessionOptionsFor(ownerId),
@@ -154,6 +160,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
       workshops.close();
       await sessions.stop();
       await new Promise<void>((r) => server.close(() => r()));
+      health.close();
       server.closeAllConnections();
       await runtime.close();
       store.close();

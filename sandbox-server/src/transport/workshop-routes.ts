@@ -7,13 +7,14 @@ import {
   prewarmSchema,
   signInSchema,
 } from "../../../contracts/workshop-api.ts";
+import { json, readCookie } from "../common/http.ts";
 import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { newId, type Signer } from "../sessions/tokens.ts";
 import { INSTRUCTOR_COOKIE, type InstructorAuth } from "../workshops/instructor-auth.ts";
 import { normalizeJoinCode } from "../workshops/join-code.ts";
 import type { WorkshopService } from "../workshops/workshop-service.ts";
-import { json, readCookie, readJson, setOwnerCookie, type Routes } from "./http-server.ts";
+import { readJson, setOwnerCookie, type Routes } from "./http-server.ts";
 import { RateLimiter } from "./rate-limiter.ts";
 
 /** A dashboard stream whose browser stopped reading is cut off rather than buffered without end. */

@@ -6,7 +6,7 @@ import type { Logger } from "../log.ts";
 import type { TerminalClient } from "../sessions/terminal-hub.ts";
 import { INSTRUCTOR_COOKIE, type InstructorAuth } from "../workshops/instructor-auth.ts";
 import type { WorkshopService } from "../workshops/workshop-service.ts";
-import { json, originAllowed, readCookie, type HttpMount } from "./http-server.ts";
+import { json, originAllowed, readCookie, type HttpMount } from "../common/http.ts";
 import { CloseCode } from "../../../contracts/close-codes.ts";
 import { MAX_FRAME_BYTES } from "../../../contracts/terminal-protocol.ts";
 
