@@ -11,10 +11,10 @@ import { PreviewProxy } from "./preview/preview-proxy.ts";
 import { EngineHealth } from "./sessions/engine-health.ts";
 import { SandboxFiles } from "./sessions/sandbox-files.ts";
 import { SessionManager } from "./sessions/session-manager.ts";
-import { Signer } from "./sessions/tokens.ts";
+import { Signer } from "./common/signing.ts";
 import { Store } from "./store/store.ts";
-import { loadExercises } from "./grading/exercise-loader.ts";
-import { loadQuizzes } from "./grading/quiz-loader.ts";
+import { loadExercises } from "./content/exercise-loader.ts";
+import { loadQuizzes } from "./content/quiz-loader.ts";
 import { Grader } from "./grading/grader.ts";
 import { GradingService } from "./grading/grading-service.ts";
 import { gradingRoutes } from "./transport/grading-routes.ts";
@@ -25,7 +25,7 @@ import { WorkshopStore } from "./store/workshop-store.ts";
 import { workshopRoutes } from "./transport/workshop-routes.ts";
 import { WorkshopWatchSockets } from "./transport/workshop-watch.ts";
 import { InstructorAuth, loadAdminSecret, type AdminSecret } from "./workshops/instructor-auth.ts";
-import { loadLessonCatalog } from "./workshops/lesson-catalog.ts";
+import { loadLessonCatalog } from "./content/lesson-catalog.ts";
 import { WorkshopService } from "./workshops/workshop-service.ts";
 
 export interface App {

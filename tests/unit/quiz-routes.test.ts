@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { Quiz } from "../../contracts/content/quiz-schema.ts";
 import { ShipshapeError } from "../../sandbox-server/src/errors.ts";
 import type { SessionManager } from "../../sandbox-server/src/sessions/session-manager.ts";
-import { Signer } from "../../sandbox-server/src/sessions/tokens.ts";
+import { Signer } from "../../sandbox-server/src/common/signing.ts";
 import { Store } from "../../sandbox-server/src/store/store.ts";
 import { GradingService, quizProgress } from "../../sandbox-server/src/grading/grading-service.ts";
 import { QUIZ_ANSWERS, quizRoutes } from "../../sandbox-server/src/transport/quiz-routes.ts";

@@ -40,7 +40,7 @@ export const collections = {
 `,
     // Astro compiles .astro files only inside the project: the real component, with what it imports.
     ...Object.fromEntries(
-      ["src/user-components/Exercise.astro", "src/lib/code-text.ts", "src/client/exercise.ts", "src/client/server-progress.ts"].map((f) => [
+      ["src/user-components/Exercise.astro", "src/lib/code-text.ts", "src/client/exercises/exercise.ts", "src/client/progress/graded-progress.ts"].map((f) => [
         f,
         readFileSync(path.join(repoRoot, f), "utf8"),
       ]),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { LearnerProgress } from "../../contracts/progress-api.ts";
-import { describeCompletion, lessonCompletion } from "../../src/client/server-progress.ts";
+import { describeCompletion, lessonCompletion } from "../../src/client/progress/graded-progress.ts";
 
 function exercise(id: string, lesson: string, tasks: Array<[passed: boolean, attempts: number]>) {
   return {

@@ -8,7 +8,7 @@ import { WorkshopStore } from "../../sandbox-server/src/store/workshop-store.ts"
 import { csvField, toCsv } from "../../sandbox-server/src/workshops/csv.ts";
 import { InstructorAuth, INSTRUCTOR_SESSION_MS, loadAdminSecret } from "../../sandbox-server/src/workshops/instructor-auth.ts";
 import { JOIN_CODE_ALPHABET, newJoinCode, normalizeJoinCode } from "../../sandbox-server/src/workshops/join-code.ts";
-import { loadLessonCatalog } from "../../sandbox-server/src/workshops/lesson-catalog.ts";
+import { loadLessonCatalog } from "../../sandbox-server/src/content/lesson-catalog.ts";
 import type { ExerciseColumn } from "../../contracts/workshop-api.ts";
 import { cellFor, gradebook, isIdle, type RecordedVerdict } from "../../sandbox-server/src/workshops/progress.ts";
 import { cleanText } from "../../sandbox-server/src/workshops/workshop-service.ts";

@@ -9,7 +9,7 @@ import { ShipshapeError, toShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { SandboxRuntime } from "../runtime/types.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
-import type { Signer } from "../sessions/tokens.ts";
+import type { Signer } from "../common/signing.ts";
 import { originAllowed, type HttpMount } from "../common/http.ts";
 import { authorizePreview, defaultPreviewRules, type PreviewAccessRule } from "./preview-access.ts";
 import {

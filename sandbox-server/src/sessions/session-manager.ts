@@ -6,7 +6,7 @@ import type { SessionRecord, Store } from "../store/store.ts";
 import { CloseCode } from "../../../contracts/close-codes.ts";
 import type { ServerMessage } from "../../../contracts/terminal-protocol.ts";
 import { TerminalHub } from "./terminal-hub.ts";
-import { newId } from "./tokens.ts";
+import { newId } from "../common/signing.ts";
 import { WarmPool } from "./warm-pool.ts";
 
 export interface SessionPolicy {

@@ -9,7 +9,7 @@ import type { Metrics } from "../metrics.ts";
 import type { EngineHealth } from "../sessions/engine-health.ts";
 import type { SandboxFiles } from "../sessions/sandbox-files.ts";
 import type { SessionManager, SessionView } from "../sessions/session-manager.ts";
-import { newId, type Signer } from "../sessions/tokens.ts";
+import { newId, type Signer } from "../common/signing.ts";
 import { RateLimiter } from "./rate-limiter.ts";
 import { serveStatic } from "./static-files.ts";
 import type { TerminalSockets } from "./terminal-socket.ts";

@@ -2,7 +2,7 @@ import { quizAnswerSchema } from "../../../contracts/grading-api.ts";
 import { json } from "../common/http.ts";
 import { ShipshapeError } from "../errors.ts";
 import type { GradingService } from "../grading/grading-service.ts";
-import { newId, type Signer } from "../sessions/tokens.ts";
+import { newId, type Signer } from "../common/signing.ts";
 import { readJson, setOwnerCookie, type Routes } from "./http-server.ts";
 import { RateLimiter } from "./rate-limiter.ts";
 

@@ -5,8 +5,8 @@ import { toShipshapeError, type ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { ServerMetrics } from "../metrics.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
-import type { TerminalClient, TerminalHub } from "../sessions/terminal-hub.ts";
-import type { Signer } from "../sessions/tokens.ts";
+import type { AttachedBrowser, TerminalHub } from "../sessions/terminal-hub.ts";
+import type { Signer } from "../common/signing.ts";
 import { CloseCode } from "../../../contracts/close-codes.ts";
 import { HELLO_TIMEOUT_MS, MAX_FRAME_BYTES, parseClientMessage, type ServerMessage } from "../../../contracts/terminal-protocol.ts";
 
@@ -113,7 +113,7 @@ export class TerminalSockets {
     const close = (code: number, reason: string) => {
       if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reasonText(reason));
     };
-    const client: TerminalClient = {
+    const client: AttachedBrowser = {
       readOnly: false,
       sendOutput: (data) => {
         if (ws.readyState !== ws.OPEN) return;

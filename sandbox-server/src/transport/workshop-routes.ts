@@ -10,7 +10,7 @@ import {
 import { json, readCookie } from "../common/http.ts";
 import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { newId, type Signer } from "../sessions/tokens.ts";
+import { newId, type Signer } from "../common/signing.ts";
 import { INSTRUCTOR_COOKIE, type InstructorAuth } from "../workshops/instructor-auth.ts";
 import { normalizeJoinCode } from "../workshops/join-code.ts";
 import type { WorkshopService } from "../workshops/workshop-service.ts";

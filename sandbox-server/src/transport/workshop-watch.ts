@@ -3,7 +3,7 @@ import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import { toShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { TerminalClient } from "../sessions/terminal-hub.ts";
+import type { AttachedBrowser } from "../sessions/terminal-hub.ts";
 import { INSTRUCTOR_COOKIE, type InstructorAuth } from "../workshops/instructor-auth.ts";
 import type { WorkshopService } from "../workshops/workshop-service.ts";
 import { json, originAllowed, readCookie, type HttpMount } from "../common/http.ts";
@@ -103,7 +103,7 @@ export class WorkshopWatchSockets implements HttpMount {
       return close(err.code === "sandbox_gone" ? CloseCode.sandboxGone : CloseCode.unknownSession, err.userMessage);
     }
     const { hub, learner } = target;
-    const client: TerminalClient = {
+    const client: AttachedBrowser = {
       readOnly: true,
       sendOutput: (data) => {
         if (ws.readyState !== ws.OPEN) return;

@@ -14,11 +14,11 @@ import type {
 import type { Logger } from "../log.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
 import type { TerminalHub } from "../sessions/terminal-hub.ts";
-import { newId } from "../sessions/tokens.ts";
+import { newId } from "../common/signing.ts";
 import type { MemberRecord, WorkshopRecord, WorkshopStore } from "../store/workshop-store.ts";
 import { toCsv } from "./csv.ts";
 import { newJoinCode, normalizeJoinCode } from "./join-code.ts";
-import type { CatalogLesson } from "./lesson-catalog.ts";
+import type { CatalogLesson } from "../content/lesson-catalog.ts";
 import { cellFor, DEFAULT_RULES, gradebook, isIdle, type ProgressRules, type RecordedVerdict } from "./progress.ts";
 
 /** A seat whose learner has had no sandbox for this long is given to the next in the queue. */

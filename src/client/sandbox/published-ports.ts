@@ -8,8 +8,8 @@
  *   GET /api/sessions/current/ports  polled every 2 s when the socket cannot be used
  * Nothing is fetched while the page is hidden; coming back fetches at once.
  */
-import { CloseCode } from "../../contracts/close-codes.ts";
-import { on } from "./bus.ts";
+import { CloseCode } from "../../../contracts/close-codes.ts";
+import { on } from "../common/bus.ts";
 
 export interface PreviewPort {
   port: number;

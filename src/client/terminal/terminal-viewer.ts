@@ -3,7 +3,7 @@
  * docs/workshops.md). xterm draws at the learner's size; nothing typed here is sent anywhere:
  * the terminal takes no input and the server drops what a viewer sends.
  */
-import { CloseCode } from "../../contracts/close-codes.ts";
+import { CloseCode } from "../../../contracts/close-codes.ts";
 
 export interface ViewerHandle {
   close(): void;

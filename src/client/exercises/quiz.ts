@@ -2,9 +2,9 @@
  * The Quiz component's behaviour: the learner picks an option and answers; the server judges it
  * (the right option is not in the page), records it with their progress, and explains.
  */
-import { inlineCodeToHtml } from "../lib/code-text.ts";
-import type { QuizAnswerResult } from "../../contracts/grading-api.ts";
-import { onServerProgress, refreshServerProgress } from "./server-progress.ts";
+import { inlineCodeToHtml } from "../../lib/code-text.ts";
+import type { QuizAnswerResult } from "../../../contracts/grading-api.ts";
+import { onServerProgress, refreshServerProgress } from "../progress/graded-progress.ts";
 
 export function mountQuizzes(root: ParentNode = document): void {
   for (const element of root.querySelectorAll<HTMLElement>("[data-quiz]:not([data-mounted])")) {

@@ -3,7 +3,7 @@
  * sign-in link with the secret in the URL fragment (never sent to a server); this page uses it
  * once and removes it from the address bar and history.
  */
-import type { WorkshopSummary } from "../../contracts/workshop-api.ts";
+import type { WorkshopSummary } from "../../../contracts/workshop-api.ts";
 import { ApiError, formatClock, instructorApi } from "./workshop-api.ts";
 
 export function dashboardHref(id: string): string {

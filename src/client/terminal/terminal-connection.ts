@@ -6,8 +6,8 @@
  * when a socket drops for a reason that is not final, it reconnects with back-off (0.25 s doubling
  * to 5 s) and the server replays the screen.
  */
-import { CloseCode } from "../../contracts/close-codes.ts";
-import type { SandboxStatus } from "./sandbox-status.ts";
+import { CloseCode } from "../../../contracts/close-codes.ts";
+import type { SandboxStatus } from "../sandbox/sandbox-status.ts";
 
 /** What the connection needs from a terminal emulator: four members, no xterm types. */
 export interface ITerminalSink {
@@ -24,11 +24,11 @@ export interface SessionCredentials {
   token: string;
 }
 
-/** Where credentials come from: the page's one sandbox session (see session.ts). */
+/** Where credentials come from: the page's one sandbox session (see ../sandbox/sandbox-session.ts). */
 export interface ISessionSource {
   credentials(): Promise<SessionCredentials>;
   /** Is the session still alive? Asked when sockets keep failing before they open. */
-  probe?(): Promise<"live" | "gone" | "unknown">;
+  checkAlive?(): Promise<"live" | "gone" | "unknown">;
 }
 
 export interface ServerMessageInfo {
@@ -84,7 +84,7 @@ export const PONG_TIMEOUT_MS = 10_000;
 export const QUEUE_SETTLE_MS = 150;
 export const QUEUE_MAX_WAIT_MS = 1_500;
 /** Consecutive sockets that never opened before we ask the server whether the session still exists. */
-const FAILED_OPENS_BEFORE_PROBE = 3;
+const FAILED_OPENS_BEFORE_ASKING = 3;
 
 interface CloseCodeRule {
   final: boolean;
@@ -450,12 +450,12 @@ export class TerminalConnection {
       this.setStatus({ state: "expired", code, message: rule.message?.(reason) ?? "Your sandbox is gone." });
       return;
     }
-    if (!wasOpened && ++this.failedOpens >= FAILED_OPENS_BEFORE_PROBE && this.options.session.probe) {
+    if (!wasOpened && ++this.failedOpens >= FAILED_OPENS_BEFORE_ASKING && this.options.session.checkAlive) {
       // A refused upgrade (HTTP 403/404) looks like 1006 to the browser; ask over HTTP instead.
       this.failedOpens = 0;
-      const verdict = await this.options.session.probe().catch(() => "unknown" as const);
+      const alive = await this.options.session.checkAlive().catch(() => "unknown" as const);
       if (this.disposed || this.stopped) return;
-      if (verdict === "gone") {
+      if (alive === "gone") {
         this.stopped = true;
         this.setStatus({ state: "expired", code: CloseCode.unknownSession, message: CLOSE_CODES[CloseCode.unknownSession]?.message?.("") ?? "" });
         return;

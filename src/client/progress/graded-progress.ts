@@ -4,7 +4,7 @@
  * the page can report one. Components subscribe with `onServerProgress`; after a Check or an answer
  * they call `refreshServerProgress()` so every part of the page (exercise, lesson status) agrees.
  */
-import type { LearnerProgress } from "../../contracts/progress-api.ts";
+import type { LearnerProgress } from "../../../contracts/progress-api.ts";
 
 export type LessonState = "none" | "started" | "done";
 

@@ -1,10 +1,10 @@
 /**
  * Lesson progress in this browser's localStorage: which lessons were opened, and which the learner
  * marked as done by hand (lessons without graded exercises). Keys are lesson slugs. Passes of
- * graded exercises are never kept here: they come from the server (server-progress.ts).
+ * graded exercises are never kept here: they come from the server (graded-progress.ts).
  */
-import type { LearnerProgress } from "../../contracts/progress-api.ts";
-import { describeCompletion, lessonCompletion, loadServerProgress } from "./server-progress.ts";
+import type { LearnerProgress } from "../../../contracts/progress-api.ts";
+import { describeCompletion, lessonCompletion, loadServerProgress } from "./graded-progress.ts";
 
 export const PROGRESS_STORAGE_KEY = "shipshape:progress:v1";
 

@@ -3,7 +3,7 @@
  * their dashboard, and the learner's join flow. The shapes are the server's own
  * (contracts/workshop-api.ts); nothing here touches the DOM, so the pages' scripts stay small.
  */
-import type { CatalogEntry, CreateWorkshop, DashboardSnapshot, LearnerView, WorkshopSummary } from "../../contracts/workshop-api.ts";
+import type { CatalogEntry, CreateWorkshop, DashboardSnapshot, LearnerView, WorkshopSummary } from "../../../contracts/workshop-api.ts";
 
 /** A failed call; `message` is the server's sentence for a person. */
 export class ApiError extends Error {

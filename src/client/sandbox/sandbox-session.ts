@@ -6,10 +6,10 @@
  * `GET /api/sessions/current` to ask whether it still exists, and
  * `POST /api/sessions/current/files` to place a file in the sandbox.
  */
-import { emit } from "./bus.ts";
+import { emit } from "../common/bus.ts";
 import { combineStatuses, type SandboxStatus } from "./sandbox-status.ts";
-import type { SessionAnswer } from "../../contracts/session-api.ts";
-import type { ISessionSource } from "./terminal-client.ts";
+import type { SessionAnswer } from "../../../contracts/session-api.ts";
+import type { ISessionSource } from "../terminal/terminal-connection.ts";
 
 /** The server's answer to `POST /api/sessions`; its sessionId and token open the terminals. */
 export type SessionInfo = SessionAnswer;
@@ -73,7 +73,7 @@ export class SandboxSession implements ISessionSource {
     return () => this.renewListeners.delete(listener);
   }
 
-  async probe(): Promise<"live" | "gone" | "unknown"> {
+  async checkAlive(): Promise<"live" | "gone" | "unknown"> {
     try {
       const response = await this.fetch("/api/sessions/current", { credentials: "same-origin" });
       if (response.status === 404) return "gone";
