@@ -10,7 +10,8 @@ import { InstructorAuth, INSTRUCTOR_SESSION_MS, loadAdminSecret } from "../../sa
 import { JOIN_CODE_ALPHABET, newJoinCode, normalizeJoinCode } from "../../sandbox-server/src/workshops/join-code.ts";
 import { loadLessonCatalog } from "../../sandbox-server/src/content/lesson-catalog.ts";
 import type { ExerciseColumn } from "../../contracts/workshop-api.ts";
-import { cellFor, gradebook, isIdle, type RecordedVerdict } from "../../sandbox-server/src/workshops/progress.ts";
+import { gradebook } from "../../sandbox-server/src/workshops/gradebook.ts";
+import { cellFor, isIdle, type RecordedVerdict } from "../../sandbox-server/src/workshops/grid-cells.ts";
 import { cleanText } from "../../sandbox-server/src/workshops/workshop-service.ts";
 
 const exercise: ExerciseColumn = {

@@ -66,37 +66,3 @@ export function cellFor(exercise: ExerciseColumn, verdicts: readonly RecordedVer
 export function isIdle(lastActiveAt: number | null, now: number, rules: ProgressRules = DEFAULT_RULES): boolean {
   return lastActiveAt !== null && now - lastActiveAt >= rules.idleAfterMs;
 }
-
-/** One gradebook row per learner and task: the verdict they reached, and when. */
-export interface GradeRow {
-  learner: string;
-  exercise: string;
-  task: string;
-  verdict: "passed" | "failed" | "not attempted";
-  /** ISO time of the first pass, or of the last failed check; empty when never checked. */
-  time: string;
-}
-
-export function gradebook(
-  learners: ReadonlyArray<{ name: string; verdicts: readonly RecordedVerdict[] }>,
-  exercises: readonly ExerciseColumn[],
-): GradeRow[] {
-  const rows: GradeRow[] = [];
-  for (const learner of learners) {
-    for (const exercise of exercises) {
-      for (const task of exercise.tasks) {
-        const mine = learner.verdicts.filter((v) => v.exerciseId === exercise.id && v.taskId === task.id);
-        const firstPass = mine.filter((v) => v.passed).sort((a, b) => a.at - b.at)[0];
-        const last = mine.sort((a, b) => b.at - a.at)[0];
-        rows.push({
-          learner: learner.name,
-          exercise: exercise.id,
-          task: task.id,
-          verdict: firstPass ? "passed" : last ? "failed" : "not attempted",
-          time: firstPass ? new Date(firstPass.at).toISOString() : last ? new Date(last.at).toISOString() : "",
-        });
-      }
-    }
-  }
-  return rows;
-}
