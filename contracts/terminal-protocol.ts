@@ -51,6 +51,17 @@ export type ServerMessage =
   | { type: "error"; code: string; message: string }
   | { type: "notice"; code: string; message: string };
 
+/**
+ * What the instructor's read-only watch socket (`/ws/watch`, docs/workshops.md) sends besides the
+ * terminal's bytes: the learner's terminal size (the viewer draws at it), that watching began, and
+ * the shell's own notices.
+ */
+export type WatchMessage =
+  | { type: "size"; cols: number; rows: number }
+  | { type: "ready"; learner: string; terminal: string }
+  | { type: "pong"; t: number }
+  | Exclude<ServerMessage, { type: "ready" }>;
+
 export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; code: string; message: string };
 
 /** Parses one text frame; the error names what was wrong in words a person can act on. */

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { z } from "zod";
-import { openSessionSchema, sandboxFileSchema, type SessionAnswer } from "../../../contracts/session-api.ts";
+import { openSessionSchema, sandboxFileSchema, type SessionAnswer, type SessionLimits } from "../../../contracts/session-api.ts";
 import { json, originAllowed, readCookie, requestUrl, type HttpMount } from "../common/http.ts";
 import { ShipshapeError, toShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -36,7 +36,7 @@ export interface HttpDeps {
    * belongs to. May throw (a learner still queued for a workshop seat is told where they are).
    */
   sessionOptions?: (ownerId: string) => { workshopId?: string; expiresAt?: number };
-  limits: { memoryBytes: number; cpus: number; pids: number; diskBytes: number; ttlMs: number; idleTimeoutMs: number };
+  limits: SessionLimits;
   /** Abuse rules (docs/security.md, "Abuse limits"). */
   abuse?: { sessionsPerAddressPerMinute: number; trustedProxies: string[] };
 }

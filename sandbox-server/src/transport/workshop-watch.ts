@@ -8,7 +8,7 @@ import { INSTRUCTOR_COOKIE, type InstructorAuth } from "../workshops/instructor-
 import type { WorkshopService } from "../workshops/workshop-service.ts";
 import { json, originAllowed, readCookie, type HttpMount } from "../common/http.ts";
 import { CloseCode } from "../../../contracts/close-codes.ts";
-import { MAX_FRAME_BYTES } from "../../../contracts/terminal-protocol.ts";
+import { MAX_FRAME_BYTES, type WatchMessage } from "../../../contracts/terminal-protocol.ts";
 
 export const WATCH_PATH = "/ws/watch";
 const HEARTBEAT_MS = 15_000;
@@ -88,7 +88,7 @@ export class WorkshopWatchSockets implements HttpMount {
     const log = this.log.child({ workshopId, memberId, terminal });
     this.alive.add(ws);
     ws.on("pong", () => this.alive.add(ws));
-    const sendJson = (m: unknown) => {
+    const sendJson = (m: WatchMessage) => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
     };
     const close = (code: number, reason: string) => {
@@ -111,7 +111,8 @@ export class WorkshopWatchSockets implements HttpMount {
         ws.send(data, { binary: true });
         hub.ack(client, data.length);
       },
-      sendMessage: (m) => sendJson(m),
+      // The shell's notices; "ready" belongs to the learner's own socket (the hub never broadcasts it).
+      sendMessage: (m) => (m.type === "ready" ? undefined : sendJson(m)),
       close,
     };
     let size = hub.size;

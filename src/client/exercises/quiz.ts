@@ -3,7 +3,7 @@
  * (the right option is not in the page), records it with their progress, and explains.
  */
 import { inlineCodeToHtml } from "../../lib/code-text.ts";
-import type { QuizAnswerResult } from "../../../contracts/grading-api.ts";
+import type { QuizAnswer, QuizAnswerResult } from "../../../contracts/grading-api.ts";
 import { onServerProgress, refreshServerProgress } from "../progress/graded-progress.ts";
 
 export function mountQuizzes(root: ParentNode = document): void {
@@ -94,7 +94,7 @@ export async function postAnswer(quizId: string, choice: number, fetchImpl: type
       method: "POST",
       credentials: "same-origin",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ choice }),
+      body: JSON.stringify({ choice } satisfies QuizAnswer),
     });
   } catch {
     return { error: "Cannot reach the server. Check your connection and try again." };

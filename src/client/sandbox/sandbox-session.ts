@@ -8,7 +8,7 @@
  */
 import { emit } from "../common/bus.ts";
 import { combineStatuses, type SandboxStatus } from "./sandbox-status.ts";
-import type { SessionAnswer } from "../../../contracts/session-api.ts";
+import type { OpenSession, SandboxFile, SessionAnswer } from "../../../contracts/session-api.ts";
 import type { ISessionSource } from "../terminal/terminal-connection.ts";
 
 /** The server's answer to `POST /api/sessions`; its sessionId and token open the terminals. */
@@ -88,7 +88,8 @@ export class SandboxSession implements ISessionSource {
   /** Writes a file into the sandbox (creating parent folders). Throws SandboxRequestError. */
   async writeFile(path: string, content: string): Promise<void> {
     await this.credentials();
-    const response = await this.request("/api/sessions/current/files", { path, content });
+    const file: SandboxFile = { path, content };
+    const response = await this.request("/api/sessions/current/files", file);
     if (!response.ok) throw new SandboxRequestError(await errorMessage(response, `Could not write ${path}`), response.status);
   }
 
@@ -111,7 +112,7 @@ export class SandboxSession implements ISessionSource {
     if (typeof document !== "undefined") emit("shipshape:sandbox", this.status);
   }
 
-  private async create(body: { fresh?: true }): Promise<SessionInfo> {
+  private async create(body: OpenSession): Promise<SessionInfo> {
     this.sessionStatus = { state: "connecting" };
     this.publish();
     let response: Response;
