@@ -1,6 +1,6 @@
 import { defineCollection } from "astro:content";
-import { exerciseSchema, publicExercise } from "../sandbox-server/src/grading/exercise-schema.ts";
-import { publicQuiz, quizSchema } from "../sandbox-server/src/grading/quiz-schema.ts";
+import { exerciseSchema, publicExercise } from "../contracts/content/exercise-schema.ts";
+import { publicQuiz, quizSchema } from "../contracts/content/quiz-schema.ts";
 import { EXERCISE_HINT, QUIZ_HINT, yamlFolderLoader } from "./lib/grading-loaders.ts";
 import { lessonLoader } from "./lib/lesson-loader.ts";
 import { lessonSchema } from "./schemas/lesson.ts";

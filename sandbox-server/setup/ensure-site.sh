@@ -4,10 +4,10 @@
 ensure_site() {
   local stamp="$SHIPSHAPE_DATA/site-stamp" want log="$SHIPSHAPE_LOGS/astro-build.log" d
   want=$(
-    for d in src content public; do [[ -d "$SHIPSHAPE_ROOT/$d" ]] && hash_tree "$SHIPSHAPE_ROOT/$d"; done
+    # contracts/: the exercise and quiz schemas and the API shapes the pages are built against.
+    for d in src content public contracts; do [[ -d "$SHIPSHAPE_ROOT/$d" ]] && hash_tree "$SHIPSHAPE_ROOT/$d"; done
     sha256 <"$SHIPSHAPE_ROOT/astro.config.mjs"
     sha256 <"$SHIPSHAPE_ROOT/package-lock.json"
-    [[ -d "$SHIPSHAPE_ROOT/sandbox-server/src/grading" ]] && hash_tree "$SHIPSHAPE_ROOT/sandbox-server/src/grading"
   )
   if [[ -f "$stamp" && -f "$SHIPSHAPE_ROOT/dist/index.html" && "$(cat "$stamp")" == "$want" ]]; then
     note "dist/ is up to date"

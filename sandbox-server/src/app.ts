@@ -8,12 +8,15 @@ import { createServerMetrics, Metrics } from "./metrics.ts";
 import { DockerRuntime } from "./runtime/docker-runtime.ts";
 import type { SandboxRuntime } from "./runtime/types.ts";
 import { PreviewProxy } from "./preview/preview-proxy.ts";
+import { EngineHealth } from "./sessions/engine-health.ts";
+import { SandboxFiles } from "./sessions/sandbox-files.ts";
 import { SessionManager } from "./sessions/session-manager.ts";
-import { Signer } from "./sessions/tokens.ts";
+import { Signer } from "./common/signing.ts";
 import { Store } from "./store/store.ts";
-import { loadExercises } from "./grading/exercise-loader.ts";
-import { loadQuizzes } from "./grading/quiz-loader.ts";
+import { loadExercises } from "./content/exercise-loader.ts";
+import { loadQuizzes } from "./content/quiz-loader.ts";
 import { Grader } from "./grading/grader.ts";
+import { GradingService } from "./grading/grading-service.ts";
 import { gradingRoutes } from "./transport/grading-routes.ts";
 import { quizRoutes } from "./transport/quiz-routes.ts";
 import { createHttpServer } from "./transport/http-server.ts";
@@ -22,7 +25,7 @@ import { WorkshopStore } from "./store/workshop-store.ts";
 import { workshopRoutes } from "./transport/workshop-routes.ts";
 import { WorkshopWatchSockets } from "./transport/workshop-watch.ts";
 import { InstructorAuth, loadAdminSecret, type AdminSecret } from "./workshops/instructor-auth.ts";
-import { loadLessonCatalog } from "./workshops/lesson-catalog.ts";
+import { loadLessonCatalog } from "./content/lesson-catalog.ts";
 import { WorkshopService } from "./workshops/workshop-service.ts";
 
 export interface App {
@@ -77,6 +80,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   const exercises = loadExercises(path.join(config.SHIPSHAPE_CONTENT_DIR, "exercises"));
   const quizzes = loadQuizzes(path.join(config.SHIPSHAPE_CONTENT_DIR, "quizzes"));
   const grader = new Grader({ runtime, store, log, maxProbes: config.SHIPSHAPE_CHECKS_AT_ONCE, metrics: serverMetrics });
+  const grading = new GradingService({ exercises, quizzes, grader, sessions, store });
   const sockets = new TerminalSockets({
     sessions,
     signer,
@@ -109,10 +113,12 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   workshops.start();
 
   const preview = new PreviewProxy({ config, sessions, runtime, signer, log, metrics: serverMetrics });
+  const health = new EngineHealth({ runtime, sessions, metrics, log });
   const server = createHttpServer({
     mounts: [preview, watch],
     sessions,
-    runtime,
+    health,
+    files: new SandboxFiles({ sessions, runtime }),
     signer,
     sockets,
     metrics,
@@ -120,8 +126,8 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     siteDir: config.SHIPSHAPE_SITE_DIR,
     allowedOrigins: config.SHIPSHAPE_ALLOWED_ORIGINS,
     routes: {
-      ...gradingRoutes({ exercises, quizzes, grader, sessions, store }),
-      ...quizRoutes({ quizzes, sessions, store, signer }),
+      ...gradingRoutes({ grading }),
+      ...quizRoutes({ grading, signer }),
       ...workshopApi.routes,
     },
     sessionOptions: (ownerId) => workshops.sessionOptionsFor(ownerId),
@@ -158,6 +164,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
       workshops.close();
       await sessions.stop();
       await new Promise<void>((r) => server.close(() => r()));
+      health.close();
       server.closeAllConnections();
       await runtime.close();
       store.close();

@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig } from "./config.ts";
 import { startApp } from "./app.ts";
 import { createLogger } from "./log.ts";
-import { ContentError } from "./grading/content-files.ts";
+import { ContentError } from "./content/content-files.ts";
 
 /** Entry point: validate configuration, start, and stop cleanly on SIGTERM/SIGINT. */
 async function main(): Promise<void> {

@@ -4,9 +4,9 @@ import type { Loader, LoaderContext } from "astro/loaders";
 import { AstroError } from "astro/errors";
 
 export const EXERCISE_HINT =
-  "Every exercise field is described in sandbox-server/src/grading/exercise-schema.ts; docs/authoring.md has examples and the check kinds.";
+  "Every exercise field is described in contracts/content/exercise-schema.ts; docs/authoring.md has examples and the check kinds.";
 export const QUIZ_HINT =
-  "Every quiz field is described in sandbox-server/src/grading/quiz-schema.ts; docs/authoring.md has an example.";
+  "Every quiz field is described in contracts/content/quiz-schema.ts; docs/authoring.md has an example.";
 
 /**
  * YAML files of one folder (content/exercises, content/quizzes) as a collection, validated by the

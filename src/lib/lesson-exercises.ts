@@ -1,6 +1,6 @@
 import { getCollection } from "astro:content";
 import { AstroError } from "astro/errors";
-import type { PublicExercise } from "../../sandbox-server/src/grading/exercise-schema.ts";
+import type { PublicExercise } from "../../contracts/content/exercise-schema.ts";
 import type { LessonEntry } from "./lessons.ts";
 
 /** An entry of the `exercises` collection (what CollectionEntry<"exercises"> is). */
@@ -25,7 +25,7 @@ export async function checkLessonExercises(lessons: LessonEntry[]): Promise<void
       if (!exercise) {
         throw new AstroError(
           `${file}: \`exercises\` lists "${id}", but there is no content/exercises/${id}.yaml.`,
-          `Create the exercise (fields: sandbox-server/src/grading/exercise-schema.ts) or remove the id. Known: ${[...byId.keys()].sort().join(", ")}.`,
+          `Create the exercise (fields: contracts/content/exercise-schema.ts) or remove the id. Known: ${[...byId.keys()].sort().join(", ")}.`,
         );
       }
       if (exercise.lesson !== lesson.id) {

@@ -1,4 +1,6 @@
 import { z } from "zod";
+// Terminal names travel in the `hello` message, so they follow the protocol's rule.
+import { terminalNamePattern } from "../../contracts/terminal-protocol.ts";
 
 /**
  * The frontmatter of a lesson (`content/lessons/*.mdx`).
@@ -8,8 +10,6 @@ import { z } from "zod";
  * `astro build`, not a TypeScript developer.
  */
 
-/** Terminal names travel in the `hello` message, so they follow the protocol's rule. */
-export const terminalNamePattern = /^[a-z0-9-]{1,32}$/;
 const exerciseIdPattern = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
 /** zod's default messages ("Invalid input: expected string, received undefined") name no fix. */

@@ -2,8 +2,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadExercises } from "../../sandbox-server/src/grading/exercise-loader.ts";
-import { loadQuizzes } from "../../sandbox-server/src/grading/quiz-loader.ts";
+import { loadExercises } from "../../sandbox-server/src/content/exercise-loader.ts";
+import { loadQuizzes } from "../../sandbox-server/src/content/quiz-loader.ts";
 import { decodeEntities } from "../../src/lib/code-text.ts";
 import {
   SANDBOX_START_TIMEOUT_MS,

@@ -92,7 +92,7 @@ describe("terminal transport", () => {
   it("refuses an unknown session with 4004", async () => {
     const owner = session.cookie.split("=")[1]!.split(".")[0]!;
     // A well-signed token for a session that does not exist needs the secret: forge via the server's own signer.
-    const { Signer } = await import("../../sandbox-server/src/sessions/tokens.ts");
+    const { Signer } = await import("../../sandbox-server/src/common/signing.ts");
     const { readFileSync } = await import("node:fs");
     const secret = readFileSync(`${(app as App & { env: Record<string, string> }).env.SHIPSHAPE_DATA_DIR}/secret`, "utf8").trim();
     const token = new Signer(secret).sessionToken("nosuchsession", decodeURIComponent(owner));

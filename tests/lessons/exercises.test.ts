@@ -1,6 +1,6 @@
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadExercises } from "../../sandbox-server/src/grading/exercise-loader.ts";
+import { loadExercises } from "../../sandbox-server/src/content/exercise-loader.ts";
 import { Grader } from "../../sandbox-server/src/grading/grader.ts";
 import { silentLogger } from "../../sandbox-server/src/log.ts";
 import { repoRoot } from "../support/server.ts";

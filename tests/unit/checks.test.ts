@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CheckRunner, cpuLimit } from "../../sandbox-server/src/grading/checks.ts";
-import { checkSchema } from "../../sandbox-server/src/grading/exercise-schema.ts";
+import { checkSchema } from "../../contracts/content/exercise-schema.ts";
 import type { ExecOptions, ExecResult, SandboxProbe } from "../../sandbox-server/src/runtime/types.ts";
 
 /**

@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ContentError } from "../../sandbox-server/src/grading/content-files.ts";
-import { loadExercises, parseExercise } from "../../sandbox-server/src/grading/exercise-loader.ts";
+import { ContentError } from "../../sandbox-server/src/content/content-files.ts";
+import { loadExercises, parseExercise } from "../../sandbox-server/src/content/exercise-loader.ts";
 
 /** An author's broken exercise must fail the server's start (and lesson CI) with the file and line. */
 const valid = [

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Grader } from "../../sandbox-server/src/grading/grader.ts";
-import type { Exercise } from "../../sandbox-server/src/grading/exercise-schema.ts";
+import type { Exercise } from "../../contracts/content/exercise-schema.ts";
 import { silentLogger } from "../../sandbox-server/src/log.ts";
 import type { ExecResult, SandboxProbe, SandboxRuntime } from "../../sandbox-server/src/runtime/types.ts";
 

@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadExercises } from "../../sandbox-server/src/grading/exercise-loader.ts";
-import { loadQuizzes } from "../../sandbox-server/src/grading/quiz-loader.ts";
+import { loadExercises } from "../../sandbox-server/src/content/exercise-loader.ts";
+import { loadQuizzes } from "../../sandbox-server/src/content/quiz-loader.ts";
 
 const repoRoot = path.resolve(import.meta.dirname, "../..");
 const lessonSource = (slug: string) => {

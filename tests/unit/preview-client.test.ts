@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { describeChange, parsePortsMessage, PortFeed, type PortsState, type PreviewPort } from "../../src/client/published-ports.ts";
+import { describeChange, parsePortsMessage, PortFeed, type PortsState, type PreviewPort } from "../../src/client/sandbox/published-ports.ts";
 
 const SID = "abcdefgh12345678";
 const port = (n: number, container = "web"): PreviewPort => ({

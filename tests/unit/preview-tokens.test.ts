@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { PreviewTokens } from "../../sandbox-server/src/preview/preview-tokens.ts";
-import { Signer } from "../../sandbox-server/src/sessions/tokens.ts";
+import { Signer } from "../../sandbox-server/src/common/signing.ts";
 
 const SID = "abcdefgh12345678";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseClientMessage } from "../../sandbox-server/src/transport/protocol.ts";
+import { parseClientMessage } from "../../contracts/terminal-protocol.ts";
 
 describe("terminal protocol messages", () => {
   it("accepts a hello and fills in defaults", () => {

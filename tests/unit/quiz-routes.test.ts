@@ -1,12 +1,13 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import type { Quiz } from "../../sandbox-server/src/grading/quiz-schema.ts";
+import type { Quiz } from "../../contracts/content/quiz-schema.ts";
 import { ShipshapeError } from "../../sandbox-server/src/errors.ts";
 import type { SessionManager } from "../../sandbox-server/src/sessions/session-manager.ts";
-import { Signer } from "../../sandbox-server/src/sessions/tokens.ts";
+import { Signer } from "../../sandbox-server/src/common/signing.ts";
 import { Store } from "../../sandbox-server/src/store/store.ts";
-import { QUIZ_ANSWERS, quizProgress, quizRoutes } from "../../sandbox-server/src/transport/quiz-routes.ts";
+import { GradingService, quizProgress } from "../../sandbox-server/src/grading/grading-service.ts";
+import { QUIZ_ANSWERS, quizRoutes } from "../../sandbox-server/src/transport/quiz-routes.ts";
 
 const quiz: Quiz = {
   id: "cmd-vs-entrypoint",
@@ -21,7 +22,10 @@ function setup(session?: { sessionId: string; workshopId: string | null }) {
   const store = new Store(":memory:");
   const signer = new Signer("x".repeat(40));
   const sessions = { current: () => (session ? { ...session, ownerId: "owner-1" } : undefined) } as unknown as SessionManager;
-  const routes = quizRoutes({ quizzes: new Map([[quiz.id, quiz]]), sessions, store, signer });
+  // No exercise is checked here: a grader that is called fails the test.
+  const grader = { grade: () => Promise.reject(new Error("no check expected")) };
+  const grading = new GradingService({ exercises: new Map(), quizzes: new Map([[quiz.id, quiz]]), grader, sessions, store });
+  const routes = quizRoutes({ grading, signer });
   // null: a browser without an owner cookie.
   const answer = async (body: unknown, ownerId: string | null = "owner-1", id = quiz.id) => {
     const text = JSON.stringify(body);

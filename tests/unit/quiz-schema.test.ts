@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { ContentError } from "../../sandbox-server/src/grading/content-files.ts";
-import { loadQuizzes, parseQuiz } from "../../sandbox-server/src/grading/quiz-loader.ts";
-import { publicQuiz, quizSchema } from "../../sandbox-server/src/grading/quiz-schema.ts";
+import { ContentError } from "../../sandbox-server/src/content/content-files.ts";
+import { loadQuizzes, parseQuiz } from "../../sandbox-server/src/content/quiz-loader.ts";
+import { publicQuiz, quizSchema } from "../../contracts/content/quiz-schema.ts";
 
 const repoRoot = path.resolve(import.meta.dirname, "../..");
 

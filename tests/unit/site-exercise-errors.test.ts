@@ -29,7 +29,7 @@ function buildFixture(files: Record<string, string>) {
     "package.json": JSON.stringify({ type: "module", private: true }),
     "astro.config.mjs": `import { defineConfig } from "astro/config";\nexport default defineConfig({ telemetry: false });\n`,
     "src/content.config.ts": `import { defineCollection } from "astro:content";
-import { exerciseSchema, publicExercise } from ${at("sandbox-server/src/grading/exercise-schema.ts")};
+import { exerciseSchema, publicExercise } from ${at("contracts/content/exercise-schema.ts")};
 import { EXERCISE_HINT, yamlFolderLoader } from ${at("src/lib/grading-loaders.ts")};
 export const collections = {
   exercises: defineCollection({
@@ -40,7 +40,7 @@ export const collections = {
 `,
     // Astro compiles .astro files only inside the project: the real component, with what it imports.
     ...Object.fromEntries(
-      ["src/user-components/Exercise.astro", "src/lib/code-text.ts", "src/client/exercise.ts", "src/client/server-progress.ts"].map((f) => [
+      ["src/user-components/Exercise.astro", "src/lib/code-text.ts", "src/client/exercises/exercise.ts", "src/client/progress/graded-progress.ts"].map((f) => [
         f,
         readFileSync(path.join(repoRoot, f), "utf8"),
       ]),
@@ -81,7 +81,7 @@ describe("astro build with a lesson that shows an unknown exercise", () => {
 
   it("says how to fix it: the file to create, where the fields are described, and the ids that exist", () => {
     expect(build.output).toContain("Create content/exercises/run-helo.yaml");
-    expect(build.output).toContain("sandbox-server/src/grading/exercise-schema.ts");
+    expect(build.output).toContain("contracts/content/exercise-schema.ts");
     expect(build.output).toMatch(/or use one of: run-hello/);
   });
 });
@@ -105,6 +105,6 @@ describe("astro build with a broken exercise file", () => {
     expect(build.output).toContain("run-hello");
     expect(build.output).toMatch(/tasks\.0\.check\.kind/);
     expect(build.output).toContain("Fix the field(s) listed above in content/exercises/run-hello.yaml");
-    expect(build.output).toContain("sandbox-server/src/grading/exercise-schema.ts");
+    expect(build.output).toContain("contracts/content/exercise-schema.ts");
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { describeCompletion, lessonCompletion, type ServerProgress } from "../../src/client/server-progress.ts";
+import type { LearnerProgress } from "../../contracts/progress-api.ts";
+import { describeCompletion, lessonCompletion } from "../../src/client/progress/graded-progress.ts";
 
 function exercise(id: string, lesson: string, tasks: Array<[passed: boolean, attempts: number]>) {
   return {
@@ -10,7 +11,7 @@ function exercise(id: string, lesson: string, tasks: Array<[passed: boolean, att
   };
 }
 
-const progress = (...exercises: ServerProgress["exercises"]): ServerProgress => ({ exercises, quizzes: [] });
+const progress = (...exercises: LearnerProgress["exercises"]): LearnerProgress => ({ exercises, quizzes: [] });
 
 describe("lesson completion from the server's progress", () => {
   it("is done only when every exercise of the lesson passed", () => {

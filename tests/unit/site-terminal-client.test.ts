@@ -11,8 +11,8 @@ import {
   type ISessionSource,
   type ITerminalSink,
   type WebSocketLike,
-} from "../../src/client/terminal-client.ts";
-import type { SandboxStatus } from "../../src/client/sandbox-status.ts";
+} from "../../src/client/terminal/terminal-connection.ts";
+import type { SandboxStatus } from "../../src/client/sandbox/sandbox-status.ts";
 
 /** A WebSocket the test drives by hand: it records what the client sends. */
 class FakeSocket implements WebSocketLike {
@@ -345,11 +345,11 @@ describe("terminal client protocol", () => {
   });
 
   it("asks the server whether the session still exists when sockets keep failing to open", async () => {
-    let probes = 0;
+    let asked = 0;
     const t = setup({
       session: {
         credentials: async () => ({ sessionId: "s1", token: "t" }),
-        probe: async () => (++probes, "gone"),
+        checkAlive: async () => (++asked, "gone"),
       },
     });
     t.connection.connect();
@@ -360,7 +360,7 @@ describe("terminal client protocol", () => {
       t.clock.advance(5_000);
     }
     await flushPromises();
-    expect(probes).toBe(1);
+    expect(asked).toBe(1);
     expect(t.statuses.at(-1)).toMatchObject({ state: "expired", code: 4004 });
   });
 

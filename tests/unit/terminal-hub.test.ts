@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../sandbox-server/src/log.ts";
 import { createServerMetrics, Metrics } from "../../sandbox-server/src/metrics.ts";
 import type { SandboxRuntime, ShellStream } from "../../sandbox-server/src/runtime/types.ts";
-import { HIGH_WATERMARK, LOW_WATERMARK, TerminalHub, type TerminalClient } from "../../sandbox-server/src/sessions/terminal-hub.ts";
+import { HIGH_WATERMARK, LOW_WATERMARK, TerminalHub, type AttachedBrowser } from "../../sandbox-server/src/sessions/terminal-hub.ts";
 
 /** A shell that echoes what the test says it printed, and records what was typed into it. */
 class FakeShell extends Duplex {
@@ -38,7 +38,7 @@ function hubWithShell() {
 
 function client(readOnly = false) {
   const received: Buffer[] = [];
-  const c: TerminalClient & { text(): string; bytes(): number } = {
+  const c: AttachedBrowser & { text(): string; bytes(): number } = {
     readOnly,
     sendOutput: (d) => received.push(Buffer.from(d)),
     sendMessage: () => {},

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Signer } from "../../sandbox-server/src/sessions/tokens.ts";
+import { Signer } from "../../sandbox-server/src/common/signing.ts";
 
 describe("signed tokens", () => {
   const signer = new Signer("a-test-secret-that-is-long-enough-0123456789");

@@ -8,8 +8,10 @@ import { WorkshopStore } from "../../sandbox-server/src/store/workshop-store.ts"
 import { csvField, toCsv } from "../../sandbox-server/src/workshops/csv.ts";
 import { InstructorAuth, INSTRUCTOR_SESSION_MS, loadAdminSecret } from "../../sandbox-server/src/workshops/instructor-auth.ts";
 import { JOIN_CODE_ALPHABET, newJoinCode, normalizeJoinCode } from "../../sandbox-server/src/workshops/join-code.ts";
-import { loadLessonCatalog } from "../../sandbox-server/src/workshops/lesson-catalog.ts";
-import { cellFor, gradebook, isIdle, type ExerciseColumn, type Verdict } from "../../sandbox-server/src/workshops/progress.ts";
+import { loadLessonCatalog } from "../../sandbox-server/src/content/lesson-catalog.ts";
+import type { ExerciseColumn } from "../../contracts/workshop-api.ts";
+import { gradebook } from "../../sandbox-server/src/workshops/gradebook.ts";
+import { cellFor, isIdle, type RecordedVerdict } from "../../sandbox-server/src/workshops/grid-cells.ts";
 import { cleanText } from "../../sandbox-server/src/workshops/workshop-service.ts";
 
 const exercise: ExerciseColumn = {
@@ -23,7 +25,7 @@ const exercise: ExerciseColumn = {
 };
 
 /** One press of Check at `at`: a verdict per task, as the grader stores them. */
-const check = (at: number, passed: Record<string, boolean>): Verdict[] =>
+const check = (at: number, passed: Record<string, boolean>): RecordedVerdict[] =>
   Object.entries(passed).map(([taskId, ok]) => ({ exerciseId: "run-and-stop", taskId, passed: ok, at }));
 
 describe("join codes", () => {
@@ -86,8 +88,8 @@ describe("the progress grid", () => {
   });
 
   it("ignores verdicts of other exercises and of tasks that no longer exist", () => {
-    const other: Verdict = { exerciseId: "volume-keeps-data", taskId: "web-stopped", passed: true, at: 1 };
-    const renamed: Verdict = { exerciseId: "run-and-stop", taskId: "old-task", passed: true, at: 2 };
+    const other: RecordedVerdict = { exerciseId: "volume-keeps-data", taskId: "web-stopped", passed: true, at: 1 };
+    const renamed: RecordedVerdict = { exerciseId: "run-and-stop", taskId: "old-task", passed: true, at: 2 };
     expect(cellFor(exercise, [other, renamed]).state).toBe("not_started");
   });
 

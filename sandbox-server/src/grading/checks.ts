@@ -1,5 +1,5 @@
 import type { ExecResult, SandboxProbe } from "../runtime/types.ts";
-import type { Check } from "./exercise-schema.ts";
+import type { Check } from "../../../contracts/content/exercise-schema.ts";
 
 /** One task's verdict: pass or fail, with a sentence for the learner saying what is missing. */
 export interface Verdict {

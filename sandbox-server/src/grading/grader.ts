@@ -1,22 +1,11 @@
+import type { CheckResult, TaskResult } from "../../../contracts/grading-api.ts";
 import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { secondsSince, type ServerMetrics } from "../metrics.ts";
 import type { SandboxProbe, SandboxRuntime } from "../runtime/types.ts";
 import type { Store } from "../store/store.ts";
 import { CheckRunner, type Verdict } from "./checks.ts";
-import type { Exercise } from "./exercise-schema.ts";
-
-export interface TaskResult extends Verdict {
-  taskId: string;
-  title: string;
-}
-
-export interface ExerciseResult {
-  exerciseId: string;
-  passed: boolean;
-  tasks: TaskResult[];
-  at: string;
-}
+import type { Exercise } from "../../../contracts/content/exercise-schema.ts";
 
 /** Who is being graded: results are stored against them, never taken from the browser. */
 export interface Learner {
@@ -66,7 +55,7 @@ export class Grader {
     };
   }
 
-  async grade(exercise: Exercise, sandboxId: string, learner?: Learner): Promise<ExerciseResult> {
+  async grade(exercise: Exercise, sandboxId: string, learner?: Learner): Promise<CheckResult> {
     // One check at a time per sandbox: a learner double-clicking Check gets one answer, not two probes.
     if (this.running.has(sandboxId)) {
       throw new ShipshapeError("rate_limited", "A check is already running for your sandbox; wait for its answer.");

@@ -10,8 +10,8 @@ import type { Logger } from "../log.ts";
 import type { ServerMetrics } from "../metrics.ts";
 import type { SandboxRuntime } from "../runtime/types.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
-import type { Signer } from "../sessions/tokens.ts";
-import { originAllowed, type HttpMount } from "../transport/http-server.ts";
+import type { Signer } from "../common/signing.ts";
+import { originAllowed, type HttpMount } from "../common/http.ts";
 import { authorizePreview, defaultPreviewRules, type PreviewAccessRule } from "./preview-access.ts";
 import {
   cookieValues,

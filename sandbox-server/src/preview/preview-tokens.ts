@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Signer } from "../sessions/tokens.ts";
+import type { Signer } from "../common/signing.ts";
 import { sessionIdPattern } from "./preview-routes.ts";
 
 /**

@@ -3,9 +3,11 @@ import type { Logger } from "../log.ts";
 import { secondsSince, type ServerMetrics } from "../metrics.ts";
 import type { SandboxEvent, SandboxLimits, SandboxRuntime, StartProgress } from "../runtime/types.ts";
 import type { SessionRecord, Store } from "../store/store.ts";
-import { CloseCode, type ServerMessage } from "../transport/protocol.ts";
+import { CloseCode } from "../../../contracts/close-codes.ts";
+import type { SandboxState } from "../../../contracts/session-api.ts";
+import type { ServerMessage } from "../../../contracts/terminal-protocol.ts";
 import { TerminalHub } from "./terminal-hub.ts";
-import { newId } from "./tokens.ts";
+import { newId } from "../common/signing.ts";
 import { WarmPool } from "./warm-pool.ts";
 
 export interface SessionPolicy {
@@ -20,11 +22,8 @@ export interface SessionPolicy {
   limits: SandboxLimits;
 }
 
-export type SessionState =
-  | { state: "starting"; step: string; progress: number }
-  | { state: "ready" }
-  | { state: "expired"; message: string }
-  | { state: "failed"; message: string };
+/** Where a session's sandbox is; the browser reads it in the session answer (contracts/session-api.ts). */
+export type SessionState = SandboxState;
 
 export interface SessionView {
   sessionId: string;

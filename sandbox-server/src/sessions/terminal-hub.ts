@@ -3,7 +3,7 @@ import serializeAddon from "@xterm/addon-serialize";
 import type { Logger } from "../log.ts";
 import type { ServerMetrics } from "../metrics.ts";
 import type { SandboxRuntime, ShellStream } from "../runtime/types.ts";
-import type { ServerMessage } from "../transport/protocol.ts";
+import type { ServerMessage } from "../../../contracts/terminal-protocol.ts";
 
 const { Terminal: HeadlessTerminal } = xtermHeadless;
 const { SerializeAddon } = serializeAddon;
@@ -25,7 +25,7 @@ const MIRROR_HIGH_WATERMARK = 1024 * 1024;
 const MIRROR_LOW_WATERMARK = 256 * 1024;
 
 /** What the hub needs from a connected browser; transport-agnostic so it is testable. */
-export interface TerminalClient {
+export interface AttachedBrowser {
   readonly readOnly: boolean;
   sendOutput(data: Uint8Array): void;
   sendMessage(message: ServerMessage): void;
@@ -33,7 +33,7 @@ export interface TerminalClient {
 }
 
 interface Attached {
-  client: TerminalClient;
+  client: AttachedBrowser;
   unacked: number;
   /** Live output held back while the replay is being prepared. */
   pending: Uint8Array[] | null;
@@ -50,7 +50,7 @@ export class TerminalHub {
   private readonly runtime: SandboxRuntime;
   private readonly log: Logger;
   private readonly metrics: ServerMetrics;
-  private readonly clients = new Map<TerminalClient, Attached>();
+  private readonly clients = new Map<AttachedBrowser, Attached>();
   private readonly mirror: InstanceType<typeof HeadlessTerminal>;
   private readonly serializer: InstanceType<typeof SerializeAddon>;
   private shell: ShellStream | undefined;
@@ -165,7 +165,7 @@ export class TerminalHub {
    * Adds a browser. It first receives the mirrored screen and scrollback, then live output.
    * Live output that arrives meanwhile is queued for it, so nothing is lost or duplicated.
    */
-  attach(client: TerminalClient): Promise<boolean> {
+  attach(client: AttachedBrowser): Promise<boolean> {
     // Earlier output belongs to the mirror (and the browsers already attached), not to this
     // client's queue: flushed before the client is added, it reaches the client once, in the replay.
     this.flush();
@@ -186,20 +186,20 @@ export class TerminalHub {
     });
   }
 
-  detach(client: TerminalClient): void {
+  detach(client: AttachedBrowser): void {
     this.clients.delete(client);
     // Nobody is watching: stop reading, so a runaway `yes` costs nothing until someone returns.
     if (this.clients.size === 0) this.pause();
     else this.maybeResume();
   }
 
-  input(client: TerminalClient, data: Uint8Array): void {
+  input(client: AttachedBrowser, data: Uint8Array): void {
     if (client.readOnly || !this.shell) return;
     this.metrics.bytesIn.inc(data.length);
     this.shell.stream.write(data);
   }
 
-  ack(client: TerminalClient, bytes: number): void {
+  ack(client: AttachedBrowser, bytes: number): void {
     const entry = this.clients.get(client);
     if (!entry) return;
     entry.unacked = Math.max(0, entry.unacked - bytes);

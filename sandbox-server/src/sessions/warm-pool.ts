@@ -1,6 +1,6 @@
 import type { Logger } from "../log.ts";
 import type { SandboxInfo, SandboxLimits, SandboxRuntime } from "../runtime/types.ts";
-import { newId } from "./tokens.ts";
+import { newId } from "../common/signing.ts";
 
 /** Pooled sandboxes are labelled with a session id of this form and no owner. */
 const POOL_PREFIX = "pool-";

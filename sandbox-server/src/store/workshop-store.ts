@@ -1,4 +1,5 @@
 import type { DatabaseSync } from "node:sqlite";
+import type { MemberStatus, WorkshopMessage } from "../../../contracts/workshop-api.ts";
 
 /** A classroom workshop: who may join (its code), what it covers, how many seats, until when. */
 export interface WorkshopRecord {
@@ -20,13 +21,6 @@ export interface WorkshopRecord {
   endedReason: string | null;
 }
 
-/**
- * A learner's place in a workshop. `admitted` holds a seat (and a sandbox); `queued` waits for
- * one; `away` lost their sandbox (idle, expired) and gets back in line when they return; `left`
- * is gone for good (their results stay in the gradebook).
- */
-export type MemberStatus = "queued" | "admitted" | "away" | "left";
-
 export interface MemberRecord {
   id: string;
   workshopId: string;
@@ -38,12 +32,6 @@ export interface MemberRecord {
   queuedAt: number;
   admittedAt: number | null;
   leftAt: number | null;
-}
-
-export interface WorkshopMessage {
-  id: number;
-  message: string;
-  at: number;
 }
 
 /** One check's verdict on one task, as the gradebook reads it. */

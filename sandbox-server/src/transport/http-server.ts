@@ -1,23 +1,28 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { z } from "zod";
+import { openSessionSchema, sandboxFileSchema, type SessionAnswer, type SessionLimits } from "../../../contracts/session-api.ts";
+import { json, originAllowed, readCookie, requestUrl, type HttpMount } from "../common/http.ts";
 import { ShipshapeError, toShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import type { SandboxRuntime } from "../runtime/types.ts";
+import type { EngineHealth } from "../sessions/engine-health.ts";
+import type { SandboxFiles } from "../sessions/sandbox-files.ts";
 import type { SessionManager, SessionView } from "../sessions/session-manager.ts";
-import { newId, type Signer } from "../sessions/tokens.ts";
+import { newId, type Signer } from "../common/signing.ts";
 import { RateLimiter } from "./rate-limiter.ts";
 import { serveStatic } from "./static-files.ts";
 import type { TerminalSockets } from "./terminal-socket.ts";
 
 const OWNER_COOKIE = "shipshape_owner";
 const MAX_BODY_BYTES = 128 * 1024;
-const MAX_FILE_BYTES = 64 * 1024;
 
 export interface HttpDeps {
   sessions: SessionManager;
-  runtime: SandboxRuntime;
+  /** Whether the sandbox engine answers (for /healthz, and to refuse a new sandbox at once). */
+  health: EngineHealth;
+  /** Places lesson files in the learner's sandbox. */
+  files: SandboxFiles;
   signer: Signer;
   sockets: TerminalSockets;
   metrics: Metrics;
@@ -31,7 +36,7 @@ export interface HttpDeps {
    * belongs to. May throw (a learner still queued for a workshop seat is told where they are).
    */
   sessionOptions?: (ownerId: string) => { workshopId?: string; expiresAt?: number };
-  limits: { memoryBytes: number; cpus: number; pids: number; diskBytes: number; ttlMs: number; idleTimeoutMs: number };
+  limits: SessionLimits;
   /** Abuse rules (docs/security.md, "Abuse limits"). */
   abuse?: { sessionsPerAddressPerMinute: number; trustedProxies: string[] };
 }
@@ -39,17 +44,6 @@ export interface HttpDeps {
 /** New sandboxes per browser (owner cookie): a burst, then a steady rate. */
 const SESSIONS_PER_BROWSER = { capacity: 10, refillPerMinute: 20 } as const;
 
-const openBodySchema = z.object({ fresh: z.boolean().optional() }).strict();
-const fileBodySchema = z
-  .object({
-    path: z
-      .string()
-      .min(2)
-      .max(1024)
-      .regex(/^\/[^\0]*$/, "must be an absolute path such as /root/app/Dockerfile"),
-    content: z.string().max(MAX_FILE_BYTES, `files are limited to ${MAX_FILE_BYTES / 1024} KiB`),
-  })
-  .strict();
 
 export type Handler = (
   req: IncomingMessage,
@@ -61,16 +55,6 @@ export type Handler = (
 /** Extra API routes, keyed like "POST /api/exercises/:id/check"; `:name` matches one path segment. */
 export type Routes = Record<string, Handler>;
 
-/**
- * A feature that serves part of the origin (or other Host names) on its own terms, such as the
- * port preview. Mounts see the request before the site and the API; they do their own checks.
- */
-export interface HttpMount {
-  matches(req: IncomingMessage, url: URL): boolean;
-  handle(req: IncomingMessage, res: ServerResponse, ownerId: string | undefined): Promise<void>;
-  upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer, ownerId: string | undefined): void;
-}
-
 /** The one HTTP server: site, API and WebSocket upgrades on one origin. */
 export function createHttpServer(deps: HttpDeps): Server {
   const log = deps.log.child({ component: "http" });
@@ -79,33 +63,7 @@ export function createHttpServer(deps: HttpDeps): Server {
   const trustedProxies = deps.abuse?.trustedProxies ?? ["127.0.0.1", "::1"];
   // A browser can drop its cookie to become a new owner; its address stays the same.
   const addressCreations = new RateLimiter({ capacity: perAddress, refillPerMinute: perAddress });
-  let health: { at: number; error: ShipshapeError | undefined } = { at: 0, error: undefined };
-  let engineUp = true;
-
-  const checkHealth = async () => {
-    if (Date.now() - health.at < 2_000) return health.error;
-    try {
-      await deps.runtime.ping();
-      health = { at: Date.now(), error: undefined };
-    } catch (e) {
-      health = { at: Date.now(), error: toShipshapeError(e) };
-    }
-    // Report changes once, in the log and in /metrics, rather than on every request.
-    if (health.error && engineUp) {
-      engineUp = false;
-      log.error("sandbox engine unavailable", { code: health.error.code, reason: health.error.userMessage, detail: health.error.detail });
-    } else if (!health.error && !engineUp) {
-      engineUp = true;
-      log.warn("sandbox engine available again");
-      // Sandboxes that stopped while it was away: end their sessions now, saying why.
-      void deps.sessions.reap();
-    }
-    return health.error;
-  };
-  // Watched in the background too, so an outage is noticed (and logged) with nobody asking.
-  const healthWatch = setInterval(() => void checkHealth(), 5_000);
-  healthWatch.unref();
-  deps.metrics.gauge("shipshape_engine_up", "1 when the sandbox engine answers, 0 when it does not", () => (engineUp ? 1 : 0));
+  const checkHealth = () => deps.health.check();
 
   const routes: Routes = {
     "GET /healthz": async (_req, res) => {
@@ -119,7 +77,7 @@ export function createHttpServer(deps: HttpDeps): Server {
       res.end(text);
     },
     "POST /api/sessions": async (req, res, ownerId) => {
-      const body = openBodySchema.parse(await readJson(req));
+      const body = openSessionSchema.parse(await readJson(req));
       let owner = ownerId;
       if (!owner) {
         owner = newId(16);
@@ -174,20 +132,8 @@ export function createHttpServer(deps: HttpDeps): Server {
       res.writeHead(204).end();
     },
     "POST /api/sessions/current/files": async (req, res, ownerId) => {
-      const body = fileBodySchema.parse(await readJson(req));
-      const view = ownerId ? deps.sessions.current(ownerId) : undefined;
-      if (!view) throw new ShipshapeError("not_found", "You have no sandbox yet.");
-      const sandboxId = await deps.sessions.sandboxOf(view.sessionId, view.ownerId);
-      const b64 = Buffer.from(body.content, "utf8").toString("base64");
-      const r = await deps.runtime.exec(
-        sandboxId,
-        ["sh", "-c", 'mkdir -p -- "$(dirname -- "$1")" && printf %s "$2" | base64 -d > "$1"', "sh", body.path, b64],
-        { timeoutMs: 10_000 },
-      );
-      if (r.exitCode !== 0) {
-        throw new ShipshapeError("bad_request", `Could not write ${body.path}: ${r.stderr.trim() || "the sandbox refused"}.`);
-      }
-      json(res, 200, { ok: true, path: body.path, bytes: Buffer.byteLength(body.content) });
+      const body = sandboxFileSchema.parse(await readJson(req));
+      json(res, 200, await deps.files.write(ownerId, body));
     },
   };
 
@@ -247,7 +193,6 @@ export function createHttpServer(deps: HttpDeps): Server {
     deps.sockets.upgrade(req, socket, head, ownerId);
   });
 
-  server.on("close", () => clearInterval(healthWatch));
   return server;
 }
 
@@ -282,7 +227,7 @@ class Router {
   }
 }
 
-function sessionJson(view: SessionView, deps: HttpDeps) {
+function sessionJson(view: SessionView, deps: HttpDeps): SessionAnswer {
   return {
     sessionId: view.sessionId,
     token: deps.signer.sessionToken(view.sessionId, view.ownerId),
@@ -316,45 +261,6 @@ export function clientAddress(req: IncomingMessage, trustedProxies: readonly str
   return hops[0] ?? peer;
 }
 
-/** Same-origin by default: the Origin's host must be the Host the browser asked for. */
-export function originAllowed(req: IncomingMessage, allowed: string[]): boolean {
-  const origin = req.headers.origin;
-  if (!origin) return false;
-  if (allowed.includes(origin)) return true;
-  try {
-    return new URL(origin).host === req.headers.host;
-  } catch {
-    return false;
-  }
-}
-
-export function readCookie(req: IncomingMessage, name: string): string | undefined {
-  for (const part of (req.headers.cookie ?? "").split(";")) {
-    const eq = part.indexOf("=");
-    if (eq > 0 && part.slice(0, eq).trim() === name) {
-      try {
-        return decodeURIComponent(part.slice(eq + 1).trim());
-      } catch {
-        return undefined; // not percent-encoded properly: as good as no cookie
-      }
-    }
-  }
-  return undefined;
-}
-
-/**
- * The request target as a URL, or undefined when it is not one. Never throws: a target such as
- * `//x%ZZ` would otherwise parse as a host name and fail outside any handler.
- */
-export function requestUrl(req: IncomingMessage): URL | undefined {
-  const raw = req.url ?? "/";
-  try {
-    return raw.startsWith("/") ? new URL(`http://placeholder${raw}`) : new URL(raw, "http://placeholder");
-  } catch {
-    return undefined;
-  }
-}
-
 export function setOwnerCookie(req: IncomingMessage, res: ServerResponse, value: string): void {
   const secure = (req.socket as { encrypted?: boolean }).encrypted || req.headers["x-forwarded-proto"] === "https";
   res.setHeader(
@@ -383,10 +289,4 @@ export async function readJson(req: IncomingMessage): Promise<unknown> {
 
 function tooLarge(): ShipshapeError {
   return new ShipshapeError("payload_too_large", `The request is too large; the limit is ${MAX_BODY_BYTES / 1024} KiB.`);
-}
-
-export function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
-  res.end(text);
 }

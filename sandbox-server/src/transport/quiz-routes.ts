@@ -1,32 +1,26 @@
-import { z } from "zod";
+import { quizAnswerSchema } from "../../../contracts/grading-api.ts";
+import { json } from "../common/http.ts";
 import { ShipshapeError } from "../errors.ts";
-import { QUIZ_TASK_ID, quizResultId, type Quiz } from "../grading/quiz-schema.ts";
-import type { SessionManager } from "../sessions/session-manager.ts";
-import { newId, type Signer } from "../sessions/tokens.ts";
-import type { Store, TaskProgress } from "../store/store.ts";
-import { json, readJson, setOwnerCookie, type Routes } from "./http-server.ts";
+import type { GradingService } from "../grading/grading-service.ts";
+import { newId, type Signer } from "../common/signing.ts";
+import { readJson, setOwnerCookie, type Routes } from "./http-server.ts";
 import { RateLimiter } from "./rate-limiter.ts";
-
-const answerBodySchema = z.object({ choice: z.number().int().min(0).max(100) }).strict();
 
 /** Enough for a learner clicking through every quiz of a lesson twice; a script cannot fill the table. */
 export const QUIZ_ANSWERS = { capacity: 30, refillPerMinute: 30 } as const;
 
 /**
- * Concept questions. The browser sends the option it chose; the server judges it, stores the
- * verdict with the learner's progress (results table, exercise `quiz:<id>`, task `answer`) and
- * answers with the explanation. Which option is right is never in the page.
+ * Concept questions. The browser sends the option it chose; the grading service judges it and
+ * stores the verdict with the learner's progress, and the answer carries the explanation. Which
+ * option is right is never in the page.
  */
-export function quizRoutes(deps: { quizzes: ReadonlyMap<string, Quiz>; sessions: SessionManager; store: Store; signer: Signer }): Routes {
+export function quizRoutes(deps: { grading: GradingService; signer: Signer }): Routes {
   const answers = new RateLimiter(QUIZ_ANSWERS);
   return {
     "POST /api/quizzes/:id/answer": async (req, res, ownerId, params) => {
-      const quiz = deps.quizzes.get(params.id ?? "");
-      if (!quiz) throw new ShipshapeError("not_found", `There is no quiz called "${params.id}".`);
-      const { choice } = answerBodySchema.parse(await readJson(req));
-      if (choice >= quiz.options.length) {
-        throw new ShipshapeError("bad_request", `Choose one of the ${quiz.options.length} options.`);
-      }
+      const { choice } = quizAnswerSchema.parse(await readJson(req));
+      // Refused before a cookie is set or an answer is counted against the rate limit.
+      const quiz = deps.grading.quizFor(params.id ?? "", choice);
       // A reading-only page has opened no sandbox, so this may be the browser's first request.
       let owner = ownerId;
       if (!owner) {
@@ -38,47 +32,7 @@ export function quizRoutes(deps: { quizzes: ReadonlyMap<string, Quiz>; sessions:
           fields: { rule: "quiz_answers", retryAfterSeconds: Math.ceil(answers.waitMs(owner) / 1000) },
         });
       }
-      const correct = choice === quiz.correct;
-      const view = deps.sessions.current(owner);
-      const at = Date.now();
-      deps.store.results.insert({
-        ownerId: owner,
-        sessionId: view?.sessionId ?? "",
-        workshopId: view?.workshopId ?? null,
-        exerciseId: quizResultId(quiz.id),
-        taskId: QUIZ_TASK_ID,
-        passed: correct,
-        message: `Answered "${quiz.options[choice]}": ${correct ? "right" : "not right"}.`,
-        at,
-      });
-      json(res, 200, { quizId: quiz.id, choice, correct, explanation: quiz.explanation, at: new Date(at).toISOString() });
+      json(res, 200, deps.grading.answerQuiz(owner, quiz, choice));
     },
   };
-}
-
-export interface QuizProgress {
-  quizId: string;
-  lesson: string;
-  /** Answered right at least once. */
-  passed: boolean;
-  attempts: number;
-  /** Once passed: the right option and why, so a reload shows the answered question. */
-  choice: number | null;
-  explanation: string | null;
-}
-
-/** The learner's quizzes, from their stored verdicts (for `GET /api/progress`). */
-export function quizProgress(quizzes: ReadonlyMap<string, Quiz>, tasks: readonly TaskProgress[]): QuizProgress[] {
-  return [...quizzes.values()].map((q) => {
-    const row = tasks.find((t) => t.exerciseId === quizResultId(q.id) && t.taskId === QUIZ_TASK_ID);
-    const passed = row?.passed ?? false;
-    return {
-      quizId: q.id,
-      lesson: q.lesson,
-      passed,
-      attempts: row?.attempts ?? 0,
-      choice: passed ? q.correct : null,
-      explanation: passed ? q.explanation : null,
-    };
-  });
 }

@@ -5,15 +5,10 @@ import { toShipshapeError, type ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { secondsSince, type ServerMetrics } from "../metrics.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
-import type { TerminalClient, TerminalHub } from "../sessions/terminal-hub.ts";
-import type { Signer } from "../sessions/tokens.ts";
-import {
-  CloseCode,
-  HELLO_TIMEOUT_MS,
-  MAX_FRAME_BYTES,
-  parseClientMessage,
-  type ServerMessage,
-} from "./protocol.ts";
+import type { AttachedBrowser, TerminalHub } from "../sessions/terminal-hub.ts";
+import type { Signer } from "../common/signing.ts";
+import { CloseCode } from "../../../contracts/close-codes.ts";
+import { HELLO_TIMEOUT_MS, MAX_FRAME_BYTES, parseClientMessage, type ServerMessage } from "../../../contracts/terminal-protocol.ts";
 
 const HEARTBEAT_MS = 15_000;
 /** A browser that stops reading entirely is cut off before its socket buffer grows without bound. */
@@ -118,7 +113,7 @@ export class TerminalSockets {
     const close = (code: number, reason: string) => {
       if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reasonText(reason));
     };
-    const client: TerminalClient = {
+    const client: AttachedBrowser = {
       readOnly: false,
       sendOutput: (data) => {
         if (ws.readyState !== ws.OPEN) return;
@@ -132,7 +127,7 @@ export class TerminalSockets {
     let hub: TerminalHub | undefined;
     let helloSeen = false;
     let sessionId: string | undefined;
-    const helloTimer = setTimeout(() => close(CloseCode.badHello, "No hello message received in time."), HELLO_TIMEOUT_MS);
+    const helloTimer = setTimeout(() => close(CloseCode.protocolViolation, "No hello message received in time."), HELLO_TIMEOUT_MS);
 
     ws.on("message", (data: RawData, isBinary: boolean) => {
       if (isBinary) {
@@ -148,7 +143,7 @@ export class TerminalSockets {
       const m = parsed.message;
       switch (m.type) {
         case "hello": {
-          if (helloSeen) return close(CloseCode.badHello, "hello may be sent only once.");
+          if (helloSeen) return close(CloseCode.protocolViolation, "hello may be sent only once.");
           helloSeen = true;
           clearTimeout(helloTimer);
           sessionId = signer.verifySessionToken(m.token, ownerId);

@@ -1,23 +1,25 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { z } from "zod";
+import {
+  capacitySchema,
+  createWorkshopSchema,
+  joinSchema,
+  messageSchema,
+  prewarmSchema,
+  signInSchema,
+} from "../../../contracts/workshop-api.ts";
+import { json, readCookie } from "../common/http.ts";
 import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { newId, type Signer } from "../sessions/tokens.ts";
+import { newId, type Signer } from "../common/signing.ts";
 import { INSTRUCTOR_COOKIE, type InstructorAuth } from "../workshops/instructor-auth.ts";
 import { normalizeJoinCode } from "../workshops/join-code.ts";
-import { createWorkshopSchema, type WorkshopService } from "../workshops/workshop-service.ts";
-import { json, readCookie, readJson, setOwnerCookie, type Routes } from "./http-server.ts";
+import type { WorkshopService } from "../workshops/workshop-service.ts";
+import { readJson, setOwnerCookie, type Routes } from "./http-server.ts";
 import { RateLimiter } from "./rate-limiter.ts";
 
 /** A dashboard stream whose browser stopped reading is cut off rather than buffered without end. */
 const MAX_STREAM_BUFFER = 1024 * 1024;
 const STREAM_HEARTBEAT_MS = 15_000;
-
-const signInSchema = z.object({ secret: z.string().max(200) }).strict();
-const joinSchema = z.object({ code: z.string().max(40), name: z.string().max(400) }).strict();
-const capacitySchema = z.object({ capacity: z.number().int().min(1).max(10_000) }).strict();
-const prewarmSchema = z.object({ count: z.number().int().min(0).max(10_000) }).strict();
-const messageSchema = z.object({ message: z.string().max(2_000) }).strict();
 
 export interface WorkshopRoutesDeps {
   workshops: WorkshopService;

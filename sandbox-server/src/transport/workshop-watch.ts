@@ -3,11 +3,12 @@ import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import { toShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { TerminalClient } from "../sessions/terminal-hub.ts";
+import type { AttachedBrowser } from "../sessions/terminal-hub.ts";
 import { INSTRUCTOR_COOKIE, type InstructorAuth } from "../workshops/instructor-auth.ts";
 import type { WorkshopService } from "../workshops/workshop-service.ts";
-import { json, originAllowed, readCookie, type HttpMount } from "./http-server.ts";
-import { CloseCode, MAX_FRAME_BYTES } from "./protocol.ts";
+import { json, originAllowed, readCookie, type HttpMount } from "../common/http.ts";
+import { CloseCode } from "../../../contracts/close-codes.ts";
+import { MAX_FRAME_BYTES, type WatchMessage } from "../../../contracts/terminal-protocol.ts";
 
 export const WATCH_PATH = "/ws/watch";
 const HEARTBEAT_MS = 15_000;
@@ -87,7 +88,7 @@ export class WorkshopWatchSockets implements HttpMount {
     const log = this.log.child({ workshopId, memberId, terminal });
     this.alive.add(ws);
     ws.on("pong", () => this.alive.add(ws));
-    const sendJson = (m: unknown) => {
+    const sendJson = (m: WatchMessage) => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
     };
     const close = (code: number, reason: string) => {
@@ -102,7 +103,7 @@ export class WorkshopWatchSockets implements HttpMount {
       return close(err.code === "sandbox_gone" ? CloseCode.sandboxGone : CloseCode.unknownSession, err.userMessage);
     }
     const { hub, learner } = target;
-    const client: TerminalClient = {
+    const client: AttachedBrowser = {
       readOnly: true,
       sendOutput: (data) => {
         if (ws.readyState !== ws.OPEN) return;
@@ -110,7 +111,8 @@ export class WorkshopWatchSockets implements HttpMount {
         ws.send(data, { binary: true });
         hub.ack(client, data.length);
       },
-      sendMessage: (m) => sendJson(m),
+      // The shell's notices; "ready" belongs to the learner's own socket (the hub never broadcasts it).
+      sendMessage: (m) => (m.type === "ready" ? undefined : sendJson(m)),
       close,
     };
     let size = hub.size;

@@ -1,7 +1,7 @@
 import { randomBytes, timingSafeEqual, createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { Signer } from "../sessions/tokens.ts";
+import { Signer } from "../common/signing.ts";
 
 export const INSTRUCTOR_COOKIE = "shipshape_instructor";
 /** An instructor signs in again after this long. */

@@ -2,36 +2,14 @@
  * The instructor's grid, computed from stored verdicts: pure functions of their inputs (and the
  * clock), so the rules for "in progress", "stuck" and "idle" are unit-tested without a server.
  */
+import type { Cell, CellState, ExerciseColumn } from "../../../contracts/workshop-api.ts";
 
-export interface ExerciseColumn {
-  id: string;
-  lesson: string;
-  title: string;
-  tasks: Array<{ id: string; title: string }>;
-}
-
-export interface Verdict {
+/** One task's verdict as the results table keeps it (one row per task per Check). */
+export interface RecordedVerdict {
   exerciseId: string;
   taskId: string;
   passed: boolean;
   at: number;
-}
-
-export type CellState = "not_started" | "in_progress" | "passed";
-
-export interface Cell {
-  state: CellState;
-  /** Tasks passed at least once. */
-  passedTasks: number;
-  tasks: number;
-  /** Check runs (one press of Check), and how many of them did not pass the whole exercise. */
-  checks: number;
-  failedChecks: number;
-  /** Failed checks in a row since the learner last made progress here. */
-  failedSinceProgress: number;
-  stuck: boolean;
-  lastCheckAt: number | null;
-  passedAt: number | null;
 }
 
 export interface ProgressRules {
@@ -47,10 +25,10 @@ export const DEFAULT_RULES: ProgressRules = { idleAfterMs: 5 * 60_000, stuckAfte
  * One learner's cell for one exercise. The grader stores one row per task per check, all with the
  * same time, so rows sharing `at` are one check run.
  */
-export function cellFor(exercise: ExerciseColumn, verdicts: readonly Verdict[], rules: ProgressRules = DEFAULT_RULES): Cell {
+export function cellFor(exercise: ExerciseColumn, verdicts: readonly RecordedVerdict[], rules: ProgressRules = DEFAULT_RULES): Cell {
   const mine = verdicts.filter((v) => v.exerciseId === exercise.id).sort((a, b) => a.at - b.at);
   const known = new Set(exercise.tasks.map((t) => t.id));
-  const runs = new Map<number, Verdict[]>();
+  const runs = new Map<number, RecordedVerdict[]>();
   for (const v of mine) {
     if (!known.has(v.taskId)) continue; // a task renamed since: it no longer counts
     const run = runs.get(v.at) ?? [];
@@ -87,38 +65,4 @@ export function cellFor(exercise: ExerciseColumn, verdicts: readonly Verdict[], 
 
 export function isIdle(lastActiveAt: number | null, now: number, rules: ProgressRules = DEFAULT_RULES): boolean {
   return lastActiveAt !== null && now - lastActiveAt >= rules.idleAfterMs;
-}
-
-/** One gradebook row per learner and task: the verdict they reached, and when. */
-export interface GradeRow {
-  learner: string;
-  exercise: string;
-  task: string;
-  verdict: "passed" | "failed" | "not attempted";
-  /** ISO time of the first pass, or of the last failed check; empty when never checked. */
-  time: string;
-}
-
-export function gradebook(
-  learners: ReadonlyArray<{ name: string; verdicts: readonly Verdict[] }>,
-  exercises: readonly ExerciseColumn[],
-): GradeRow[] {
-  const rows: GradeRow[] = [];
-  for (const learner of learners) {
-    for (const exercise of exercises) {
-      for (const task of exercise.tasks) {
-        const mine = learner.verdicts.filter((v) => v.exerciseId === exercise.id && v.taskId === task.id);
-        const firstPass = mine.filter((v) => v.passed).sort((a, b) => a.at - b.at)[0];
-        const last = mine.sort((a, b) => b.at - a.at)[0];
-        rows.push({
-          learner: learner.name,
-          exercise: exercise.id,
-          task: task.id,
-          verdict: firstPass ? "passed" : last ? "failed" : "not attempted",
-          time: firstPass ? new Date(firstPass.at).toISOString() : last ? new Date(last.at).toISOString() : "",
-        });
-      }
-    }
-  }
-  return rows;
 }

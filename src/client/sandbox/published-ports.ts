@@ -8,7 +8,8 @@
  *   GET /api/sessions/current/ports  polled every 2 s when the socket cannot be used
  * Nothing is fetched while the page is hidden; coming back fetches at once.
  */
-import { on } from "./bus.ts";
+import { CloseCode } from "../../../contracts/close-codes.ts";
+import { on } from "../common/bus.ts";
 
 export interface PreviewPort {
   port: number;
@@ -27,7 +28,6 @@ export type PortsState =
   | { state: "starting" }
   | { state: "ready"; ports: PreviewPort[] };
 
-const NO_SANDBOX_CLOSE = 4004;
 const POLL_MS = 2_000;
 const MAX_RETRY_MS = 10_000;
 
@@ -207,7 +207,7 @@ export class PortFeed {
     socket.onclose = (ev) => {
       if (this.socket !== socket) return;
       this.socket = undefined;
-      if (ev.code === NO_SANDBOX_CLOSE) {
+      if (ev.code === CloseCode.unknownSession) {
         // No sandbox (yet, or any more): look again in a while, or at once when a terminal says ready.
         this.later(() => this.connect(), 5_000);
         return;

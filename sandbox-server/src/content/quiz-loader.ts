@@ -1,5 +1,5 @@
 import { loadYamlFolder, parseYamlFile } from "./content-files.ts";
-import { quizSchema, type Quiz } from "./quiz-schema.ts";
+import { quizSchema, type Quiz } from "../../../contracts/content/quiz-schema.ts";
 
 /**
  * Reads every content/quizzes/*.yaml. An author's mistake stops the server with the file, the
@@ -11,5 +11,5 @@ export function loadQuizzes(dir: string): Map<string, Quiz> {
 }
 
 export function parseQuiz(text: string, file: string): Quiz {
-  return parseYamlFile(text, file, quizSchema, "quiz", "sandbox-server/src/grading/quiz-schema.ts");
+  return parseYamlFile(text, file, quizSchema, "quiz", "contracts/content/quiz-schema.ts");
 }

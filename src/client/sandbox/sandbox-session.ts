@@ -6,15 +6,13 @@
  * `GET /api/sessions/current` to ask whether it still exists, and
  * `POST /api/sessions/current/files` to place a file in the sandbox.
  */
-import { emit } from "./bus.ts";
+import { emit } from "../common/bus.ts";
 import { combineStatuses, type SandboxStatus } from "./sandbox-status.ts";
-import type { ISessionSource, SessionCredentials } from "./terminal-client.ts";
+import type { OpenSession, SandboxFile, SessionAnswer } from "../../../contracts/session-api.ts";
+import type { ISessionSource } from "../terminal/terminal-connection.ts";
 
-export interface SessionInfo extends SessionCredentials {
-  state: string;
-  expiresAt?: string | number;
-  limits?: Record<string, unknown>;
-}
+/** The server's answer to `POST /api/sessions`; its sessionId and token open the terminals. */
+export type SessionInfo = SessionAnswer;
 
 /** An HTTP call to the sandbox server failed; `message` is fit for the learner. */
 export class SandboxRequestError extends Error {
@@ -75,7 +73,7 @@ export class SandboxSession implements ISessionSource {
     return () => this.renewListeners.delete(listener);
   }
 
-  async probe(): Promise<"live" | "gone" | "unknown"> {
+  async checkAlive(): Promise<"live" | "gone" | "unknown"> {
     try {
       const response = await this.fetch("/api/sessions/current", { credentials: "same-origin" });
       if (response.status === 404) return "gone";
@@ -90,7 +88,8 @@ export class SandboxSession implements ISessionSource {
   /** Writes a file into the sandbox (creating parent folders). Throws SandboxRequestError. */
   async writeFile(path: string, content: string): Promise<void> {
     await this.credentials();
-    const response = await this.request("/api/sessions/current/files", { path, content });
+    const file: SandboxFile = { path, content };
+    const response = await this.request("/api/sessions/current/files", file);
     if (!response.ok) throw new SandboxRequestError(await errorMessage(response, `Could not write ${path}`), response.status);
   }
 
@@ -113,7 +112,7 @@ export class SandboxSession implements ISessionSource {
     if (typeof document !== "undefined") emit("shipshape:sandbox", this.status);
   }
 
-  private async create(body: { fresh?: true }): Promise<SessionInfo> {
+  private async create(body: OpenSession): Promise<SessionInfo> {
     this.sessionStatus = { state: "connecting" };
     this.publish();
     let response: Response;

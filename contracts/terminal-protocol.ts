@@ -1,11 +1,17 @@
 import { z } from "zod";
 
-/** The wire contract of docs/protocol.md. Client messages are validated here and nowhere else. */
+/**
+ * The wire contract of docs/protocol.md, spoken by the sandbox server and the browser alike.
+ * Client messages are validated here and nowhere else. Close codes live in close-codes.ts.
+ */
 export const MAX_FRAME_BYTES = 64 * 1024;
 export const HELLO_TIMEOUT_MS = 10_000;
 
 export const COLS = { min: 2, max: 500 } as const;
 export const ROWS = { min: 1, max: 200 } as const;
+
+/** A terminal's name (`<Terminal name>` in a lesson, `terminal` in hello): sockets with one name share one shell. */
+export const terminalNamePattern = /^[a-z0-9-]{1,32}$/;
 
 const clamp = (min: number, max: number) =>
   z.number().finite().transform((n) => Math.min(max, Math.max(min, Math.round(n))));
@@ -13,7 +19,7 @@ const clamp = (min: number, max: number) =>
 export const helloSchema = z.object({
   type: z.literal("hello"),
   token: z.string().min(1).max(512),
-  terminal: z.string().regex(/^[a-z0-9-]{1,32}$/, "terminal names use a-z, 0-9 and '-' (at most 32)").default("main"),
+  terminal: z.string().regex(terminalNamePattern, "terminal names use a-z, 0-9 and '-' (at most 32)").default("main"),
   cols: clamp(COLS.min, COLS.max).default(80),
   rows: clamp(ROWS.min, ROWS.max).default(24),
 });
@@ -45,20 +51,16 @@ export type ServerMessage =
   | { type: "error"; code: string; message: string }
   | { type: "notice"; code: string; message: string };
 
-export const CloseCode = {
-  normal: 1000,
-  goingAway: 1001,
-  policy: 1008,
-  tooBig: 1009,
-  serverError: 1011,
-  badHello: 4000,
-  unauthorized: 4001,
-  unknownSession: 4004,
-  expired: 4010,
-  sandboxGone: 4011,
-  rateLimited: 4029,
-  engineUnavailable: 4503,
-} as const;
+/**
+ * What the instructor's read-only watch socket (`/ws/watch`, docs/workshops.md) sends besides the
+ * terminal's bytes: the learner's terminal size (the viewer draws at it), that watching began, and
+ * the shell's own notices.
+ */
+export type WatchMessage =
+  | { type: "size"; cols: number; rows: number }
+  | { type: "ready"; learner: string; terminal: string }
+  | { type: "pong"; t: number }
+  | Exclude<ServerMessage, { type: "ready" }>;
 
 export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; code: string; message: string };
 

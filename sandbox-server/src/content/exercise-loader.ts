@@ -1,5 +1,5 @@
 import { loadYamlFolder, parseYamlFile } from "./content-files.ts";
-import { exerciseSchema, type Exercise } from "./exercise-schema.ts";
+import { exerciseSchema, type Exercise } from "../../../contracts/content/exercise-schema.ts";
 
 /**
  * Reads every content/exercises/*.yaml. An author's mistake stops the server (and the site
@@ -10,5 +10,5 @@ export function loadExercises(dir: string): Map<string, Exercise> {
 }
 
 export function parseExercise(text: string, file: string): Exercise {
-  return parseYamlFile(text, file, exerciseSchema, "exercise", "sandbox-server/src/grading/exercise-schema.ts");
+  return parseYamlFile(text, file, exerciseSchema, "exercise", "contracts/content/exercise-schema.ts");
 }

@@ -2,8 +2,8 @@
  * Places the lesson's frontmatter `files` in the sandbox once it is ready: once per sandbox and
  * lesson, so a reload does not overwrite what the learner changed since.
  */
-import { on } from "./bus.ts";
-import { sandbox } from "./session.ts";
+import { on } from "../common/bus.ts";
+import { sandbox } from "./sandbox-session.ts";
 
 export interface LessonFilesManifest {
   lesson: string;

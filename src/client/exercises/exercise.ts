@@ -3,19 +3,13 @@
  * hints one at a time, and the learner's stored progress on load. Nothing here decides a pass: the
  * verdicts shown are the server's answer to Check, or the server's record from `GET /api/progress`.
  */
-import { onServerProgress, refreshServerProgress, type ExerciseProgress } from "./server-progress.ts";
+import type { CheckResult } from "../../../contracts/grading-api.ts";
+import type { ExerciseProgress } from "../../../contracts/progress-api.ts";
+import { onServerProgress, refreshServerProgress } from "../progress/graded-progress.ts";
 
-/** `POST /api/exercises/:id/check`'s answer (sandbox-server/src/grading/grader.ts). */
-export interface CheckResult {
-  exerciseId: string;
-  passed: boolean;
-  tasks: Array<{ taskId: string; title: string; passed: boolean; message: string }>;
-  at: string;
-}
+type TaskState = "none" | "pass" | "fail";
 
-type TaskResult = "none" | "pass" | "fail";
-
-const STATE_TEXT: Record<TaskResult, string> = { none: "", pass: "Passed: ", fail: "Not yet: " };
+const STATE_TEXT: Record<TaskState, string> = { none: "", pass: "Passed: ", fail: "Not yet: " };
 
 /** Mounts every `[data-exercise]` on the page once. */
 export function mountExercises(root: ParentNode = document): void {
@@ -80,7 +74,7 @@ class ExerciseView {
     update();
   }
 
-  private setTask(id: string, result: TaskResult, message: string | null): void {
+  private setTask(id: string, result: TaskState, message: string | null): void {
     const task = this.task(id);
     if (!task) return;
     task.dataset.result = result;

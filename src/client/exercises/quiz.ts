@@ -2,15 +2,9 @@
  * The Quiz component's behaviour: the learner picks an option and answers; the server judges it
  * (the right option is not in the page), records it with their progress, and explains.
  */
-import { inlineCodeToHtml } from "../lib/code-text.ts";
-import { onServerProgress, refreshServerProgress } from "./server-progress.ts";
-
-export interface AnswerResult {
-  quizId: string;
-  choice: number;
-  correct: boolean;
-  explanation: string;
-}
+import { inlineCodeToHtml } from "../../lib/code-text.ts";
+import type { QuizAnswer, QuizAnswerResult } from "../../../contracts/grading-api.ts";
+import { onServerProgress, refreshServerProgress } from "../progress/graded-progress.ts";
 
 export function mountQuizzes(root: ParentNode = document): void {
   for (const element of root.querySelectorAll<HTMLElement>("[data-quiz]:not([data-mounted])")) {
@@ -93,21 +87,21 @@ function mountQuiz(root: HTMLElement): void {
   });
 }
 
-export async function postAnswer(quizId: string, choice: number, fetchImpl: typeof fetch = fetch): Promise<AnswerResult | { error: string }> {
+export async function postAnswer(quizId: string, choice: number, fetchImpl: typeof fetch = fetch): Promise<QuizAnswerResult | { error: string }> {
   let response: Response;
   try {
     response = await fetchImpl(`/api/quizzes/${encodeURIComponent(quizId)}/answer`, {
       method: "POST",
       credentials: "same-origin",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ choice }),
+      body: JSON.stringify({ choice } satisfies QuizAnswer),
     });
   } catch {
     return { error: "Cannot reach the server. Check your connection and try again." };
   }
-  const body = (await response.json().catch(() => undefined)) as (Partial<AnswerResult> & { message?: string }) | undefined;
+  const body = (await response.json().catch(() => undefined)) as (Partial<QuizAnswerResult> & { message?: string }) | undefined;
   if (!response.ok || !body || typeof body.correct !== "boolean") {
     return { error: body?.message ?? `Your answer could not be checked (HTTP ${response.status}). Try again in a moment.` };
   }
-  return body as AnswerResult;
+  return body as QuizAnswerResult;
 }

@@ -3,7 +3,8 @@
  * sign-in link with the secret in the URL fragment (never sent to a server); this page uses it
  * once and removes it from the address bar and history.
  */
-import { ApiError, formatClock, instructorApi, type WorkshopSummary } from "./workshop-api.ts";
+import type { WorkshopSummary } from "../../../contracts/workshop-api.ts";
+import { ApiError, formatClock, instructorApi } from "./workshop-api.ts";
 
 export function dashboardHref(id: string): string {
   return `/instructor/workshop/?id=${encodeURIComponent(id)}`;

@@ -6,7 +6,8 @@
  * when a socket drops for a reason that is not final, it reconnects with back-off (0.25 s doubling
  * to 5 s) and the server replays the screen.
  */
-import type { SandboxStatus } from "./sandbox-status.ts";
+import { CloseCode } from "../../../contracts/close-codes.ts";
+import type { SandboxStatus } from "../sandbox/sandbox-status.ts";
 
 /** What the connection needs from a terminal emulator: four members, no xterm types. */
 export interface ITerminalSink {
@@ -23,11 +24,11 @@ export interface SessionCredentials {
   token: string;
 }
 
-/** Where credentials come from: the page's one sandbox session (see session.ts). */
+/** Where credentials come from: the page's one sandbox session (see ../sandbox/sandbox-session.ts). */
 export interface ISessionSource {
   credentials(): Promise<SessionCredentials>;
   /** Is the session still alive? Asked when sockets keep failing before they open. */
-  probe?(): Promise<"live" | "gone" | "unknown">;
+  checkAlive?(): Promise<"live" | "gone" | "unknown">;
 }
 
 export interface ServerMessageInfo {
@@ -83,7 +84,7 @@ export const PONG_TIMEOUT_MS = 10_000;
 export const QUEUE_SETTLE_MS = 150;
 export const QUEUE_MAX_WAIT_MS = 1_500;
 /** Consecutive sockets that never opened before we ask the server whether the session still exists. */
-const FAILED_OPENS_BEFORE_PROBE = 3;
+const FAILED_OPENS_BEFORE_ASKING = 3;
 
 interface CloseCodeRule {
   final: boolean;
@@ -96,21 +97,21 @@ const reasonOr = (fallback: string) => (reason: string) => reason.trim() || fall
 /** docs/protocol.md, "Close codes". Unknown codes (1006: the network dropped) reconnect. */
 export const CLOSE_CODES: Readonly<Record<number, CloseCodeRule>> = {
   // The session was ended (by this learner, perhaps in another tab); the reason is log detail.
-  1000: { final: true, message: () => "This sandbox was ended. Start a new one to continue." },
-  1001: { final: false, message: () => "The server is restarting; reconnecting…" },
-  1008: {
+  [CloseCode.normal]: { final: true, message: () => "This sandbox was ended. Start a new one to continue." },
+  [CloseCode.goingAway]: { final: false, message: () => "The server is restarting; reconnecting…" },
+  [CloseCode.policy]: {
     final: true,
     message: () => "The sandbox server does not accept connections from this address (Origin check).",
   },
-  1009: { final: false, message: () => "Message too large; reconnecting…" },
-  1011: { final: false, message: () => "Something went wrong on the server; reconnecting…" },
-  4000: { final: false },
-  4001: { final: true, message: reasonOr("This terminal belongs to another browser session.") },
-  4004: { final: true, message: reasonOr("This sandbox no longer exists. Start a new one.") },
-  4010: { final: true, message: reasonOr("Your sandbox expired. Start a new one.") },
-  4011: { final: true, message: reasonOr("Your sandbox stopped. Start a new one.") },
-  4029: { final: false, message: reasonOr("Too many terminals open; close one and retry.") },
-  4503: {
+  [CloseCode.tooBig]: { final: false, message: () => "Message too large; reconnecting…" },
+  [CloseCode.serverError]: { final: false, message: () => "Something went wrong on the server; reconnecting…" },
+  [CloseCode.protocolViolation]: { final: false },
+  [CloseCode.unauthorized]: { final: true, message: reasonOr("This terminal belongs to another browser session.") },
+  [CloseCode.unknownSession]: { final: true, message: reasonOr("This sandbox no longer exists. Start a new one.") },
+  [CloseCode.expired]: { final: true, message: reasonOr("Your sandbox expired. Start a new one.") },
+  [CloseCode.sandboxGone]: { final: true, message: reasonOr("Your sandbox stopped. Start a new one.") },
+  [CloseCode.rateLimited]: { final: false, message: reasonOr("Too many terminals open; close one and retry.") },
+  [CloseCode.engineUnavailable]: {
     final: false,
     message: (reason) => `The sandbox service is unavailable${reason ? `: ${reason}` : ""}. Retrying…`,
   },
@@ -210,7 +211,7 @@ export class TerminalConnection {
    */
   restart(): void {
     if (this.disposed) return;
-    this.teardownSocket(1000, "restart");
+    this.teardownSocket(CloseCode.normal, "restart");
     this.openEpoch++;
     this.opening = false;
     this.clock.clearTimeout(this.retryTimer);
@@ -251,7 +252,7 @@ export class TerminalConnection {
     this.disposed = true;
     this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-    this.teardownSocket(1000, "terminal closed");
+    this.teardownSocket(CloseCode.normal, "terminal closed");
   }
 
   private setStatus(status: SandboxStatus): void {
@@ -431,7 +432,7 @@ export class TerminalConnection {
       // dead connection (laptop lid, Wi-Fi switch) until the learner types.
       this.pongTimer = this.clock.setTimeout(() => {
         if (generation !== this.generation) return;
-        this.teardownSocket(4000, "pong timeout");
+        this.teardownSocket(CloseCode.protocolViolation, "pong timeout");
         this.scheduleReconnect("Connection lost; reconnecting…");
       }, PONG_TIMEOUT_MS);
       this.schedulePing();
@@ -449,14 +450,14 @@ export class TerminalConnection {
       this.setStatus({ state: "expired", code, message: rule.message?.(reason) ?? "Your sandbox is gone." });
       return;
     }
-    if (!wasOpened && ++this.failedOpens >= FAILED_OPENS_BEFORE_PROBE && this.options.session.probe) {
+    if (!wasOpened && ++this.failedOpens >= FAILED_OPENS_BEFORE_ASKING && this.options.session.checkAlive) {
       // A refused upgrade (HTTP 403/404) looks like 1006 to the browser; ask over HTTP instead.
       this.failedOpens = 0;
-      const verdict = await this.options.session.probe().catch(() => "unknown" as const);
+      const alive = await this.options.session.checkAlive().catch(() => "unknown" as const);
       if (this.disposed || this.stopped) return;
-      if (verdict === "gone") {
+      if (alive === "gone") {
         this.stopped = true;
-        this.setStatus({ state: "expired", code: 4004, message: CLOSE_CODES[4004]?.message?.("") ?? "" });
+        this.setStatus({ state: "expired", code: CloseCode.unknownSession, message: CLOSE_CODES[CloseCode.unknownSession]?.message?.("") ?? "" });
         return;
       }
     }

@@ -4,36 +4,7 @@
  * the page can report one. Components subscribe with `onServerProgress`; after a Check or an answer
  * they call `refreshServerProgress()` so every part of the page (exercise, lesson status) agrees.
  */
-
-export interface ExerciseTaskProgress {
-  taskId: string;
-  /** Passed at least once. */
-  passed: boolean;
-  attempts: number;
-  lastMessage: string | null;
-}
-
-export interface ExerciseProgress {
-  exerciseId: string;
-  lesson: string;
-  /** Every task passed (each at least once). */
-  passed: boolean;
-  tasks: ExerciseTaskProgress[];
-}
-
-export interface QuizProgress {
-  quizId: string;
-  lesson: string;
-  passed: boolean;
-  attempts: number;
-  choice: number | null;
-  explanation: string | null;
-}
-
-export interface ServerProgress {
-  exercises: ExerciseProgress[];
-  quizzes: QuizProgress[];
-}
+import type { LearnerProgress } from "../../../contracts/progress-api.ts";
 
 export type LessonState = "none" | "started" | "done";
 
@@ -48,7 +19,7 @@ export interface LessonCompletion {
  * A lesson with exercises is done when all of them passed, started when any was checked.
  * A lesson without exercises has no server verdict: `undefined` (the manual "mark as done" applies).
  */
-export function lessonCompletion(progress: ServerProgress, slug: string): LessonCompletion | undefined {
+export function lessonCompletion(progress: LearnerProgress, slug: string): LessonCompletion | undefined {
   const mine = progress.exercises.filter((e) => e.lesson === slug);
   if (mine.length === 0) return undefined;
   const passed = mine.filter((e) => e.passed).length;
@@ -61,20 +32,20 @@ export function describeCompletion(c: LessonCompletion): string {
   return `${c.passed} of ${c.exercises} exercise${c.exercises === 1 ? "" : "s"} passed`;
 }
 
-type Listener = (progress: ServerProgress) => void;
+type Listener = (progress: LearnerProgress) => void;
 const listeners = new Set<Listener>();
-let current: Promise<ServerProgress | undefined> | undefined;
-let latest: ServerProgress | undefined;
+let current: Promise<LearnerProgress | undefined> | undefined;
+let latest: LearnerProgress | undefined;
 
-function isProgress(value: unknown): value is ServerProgress {
-  const v = value as Partial<ServerProgress> | null;
+function isProgress(value: unknown): value is LearnerProgress {
+  const v = value as Partial<LearnerProgress> | null;
   return typeof v === "object" && v !== null && Array.isArray(v.exercises);
 }
 
 /** A dropped connection or a busy server gets a few more tries, a second or so apart. */
 const RETRY_DELAYS_MS = [500, 1_500, 4_000];
 
-async function fetchProgress(): Promise<ServerProgress | undefined> {
+async function fetchProgress(): Promise<LearnerProgress | undefined> {
   for (let attempt = 0; ; attempt++) {
     let retry = false;
     try {
@@ -99,13 +70,13 @@ async function fetchProgress(): Promise<ServerProgress | undefined> {
 }
 
 /** The progress, fetched once per page; `undefined` when the server cannot be asked. */
-export function loadServerProgress(): Promise<ServerProgress | undefined> {
+export function loadServerProgress(): Promise<LearnerProgress | undefined> {
   current ??= fetchProgress();
   return current;
 }
 
 /** Asks the server again (after a Check or an answer) and tells every subscriber. */
-export function refreshServerProgress(): Promise<ServerProgress | undefined> {
+export function refreshServerProgress(): Promise<LearnerProgress | undefined> {
   current = fetchProgress();
   return current;
 }

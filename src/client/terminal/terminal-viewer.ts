@@ -3,6 +3,8 @@
  * docs/workshops.md). xterm draws at the learner's size; nothing typed here is sent anywhere:
  * the terminal takes no input and the server drops what a viewer sends.
  */
+import { CloseCode } from "../../../contracts/close-codes.ts";
+import type { WatchMessage } from "../../../contracts/terminal-protocol.ts";
 
 export interface ViewerHandle {
   close(): void;
@@ -42,14 +44,14 @@ export async function openViewer(options: ViewerOptions): Promise<ViewerHandle> 
       term.write(new Uint8Array(event.data as ArrayBuffer));
       return;
     }
-    let m: { type?: string; cols?: number; rows?: number; message?: string; learner?: string };
+    let m: WatchMessage;
     try {
-      m = JSON.parse(event.data) as typeof m;
+      m = JSON.parse(event.data) as WatchMessage;
     } catch {
       return;
     }
     if (m.type === "size" && m.cols && m.rows) term.resize(m.cols, m.rows);
-    else if (m.type === "ready") options.onStatus(`Watching live. ${m.learner ?? "The learner"} does not see you; you cannot type here.`);
+    else if (m.type === "ready") options.onStatus(`Watching live. ${m.learner || "The learner"} does not see you; you cannot type here.`);
     else if (m.type === "notice" && m.message) options.onStatus(m.message);
   };
   ws.onclose = (event) => {
@@ -60,7 +62,7 @@ export async function openViewer(options: ViewerOptions): Promise<ViewerHandle> 
   return {
     close: () => {
       closedByUs = true;
-      ws.close(1000, "viewer closed");
+      ws.close(CloseCode.normal, "viewer closed");
       term.dispose();
     },
   };

@@ -1,9 +1,10 @@
 /**
  * Lesson progress in this browser's localStorage: which lessons were opened, and which the learner
  * marked as done by hand (lessons without graded exercises). Keys are lesson slugs. Passes of
- * graded exercises are never kept here: they come from the server (server-progress.ts).
+ * graded exercises are never kept here: they come from the server (graded-progress.ts).
  */
-import { describeCompletion, lessonCompletion, loadServerProgress, type ServerProgress } from "./server-progress.ts";
+import type { LearnerProgress } from "../../../contracts/progress-api.ts";
+import { describeCompletion, lessonCompletion, loadServerProgress } from "./graded-progress.ts";
 
 export const PROGRESS_STORAGE_KEY = "shipshape:progress:v1";
 
@@ -54,7 +55,7 @@ export function setCompleted(slug: string, completed: boolean): void {
  */
 export function showOutlineProgress(root: ParentNode = document): void {
   const items = [...root.querySelectorAll<HTMLElement>("[data-course-outline] [data-lesson-slug]")];
-  const paint = (server: ServerProgress | undefined) => {
+  const paint = (server: LearnerProgress | undefined) => {
     const local = readProgress();
     for (const item of items) {
       const slug = item.dataset.lessonSlug ?? "";

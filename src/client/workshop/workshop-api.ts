@@ -1,95 +1,9 @@
 /**
  * The browser side of the workshop API (docs/workshops.md): instructor sign-in, workshops and
- * their dashboard, and the learner's join flow. Types mirror the server's answers; nothing here
- * touches the DOM, so the pages' scripts stay small.
+ * their dashboard, and the learner's join flow. The shapes are the server's own
+ * (contracts/workshop-api.ts); nothing here touches the DOM, so the pages' scripts stay small.
  */
-
-export type MemberStatus = "queued" | "admitted" | "away" | "left";
-export type CellState = "not_started" | "in_progress" | "passed";
-
-export interface WorkshopSummary {
-  id: string;
-  code: string;
-  joinPath: string;
-  title: string;
-  lessons: Array<{ slug: string; title: string }>;
-  capacity: number;
-  durationMinutes: number;
-  createdAt: number;
-  startedAt: number | null;
-  endsAt: number | null;
-  endedAt: number | null;
-  endedReason: string | null;
-  warm: { target: number; ready: number; starting: number };
-  counts: Record<MemberStatus, number>;
-}
-
-export interface Cell {
-  state: CellState;
-  passedTasks: number;
-  tasks: number;
-  checks: number;
-  failedChecks: number;
-  failedSinceProgress: number;
-  stuck: boolean;
-  lastCheckAt: number | null;
-  passedAt: number | null;
-}
-
-export interface LearnerRow {
-  memberId: string;
-  name: string;
-  status: MemberStatus;
-  position: number | null;
-  joinedAt: number;
-  lastActiveAt: number | null;
-  idle: boolean;
-  stuck: boolean;
-  terminals: string[];
-  cells: Record<string, Cell>;
-}
-
-export interface ExerciseColumn {
-  id: string;
-  lesson: string;
-  title: string;
-  tasks: Array<{ id: string; title: string }>;
-}
-
-export interface WorkshopMessage {
-  id: number;
-  message: string;
-  at: number;
-}
-
-export interface DashboardSnapshot {
-  workshop: WorkshopSummary;
-  exercises: ExerciseColumn[];
-  learners: LearnerRow[];
-  messages: WorkshopMessage[];
-  rules: { idleAfterMinutes: number; stuckAfterFailedChecks: number };
-  at: number;
-}
-
-export interface CatalogLesson {
-  slug: string;
-  title: string;
-  order: number;
-  exercises: Array<{ id: string; title: string }>;
-}
-
-export interface LearnerView {
-  workshop: { title: string; lessons: Array<{ slug: string; title: string; href: string }>; endsAt: number | null; ended: boolean };
-  you: {
-    name: string;
-    status: MemberStatus;
-    position: number | null;
-    queueLength: number;
-    estimateSeconds: number | null;
-    waitReason: "server_full" | null;
-  };
-  messages: WorkshopMessage[];
-}
+import type { CatalogEntry, CreateWorkshop, DashboardSnapshot, LearnerView, WorkshopSummary } from "../../../contracts/workshop-api.ts";
 
 /** A failed call; `message` is the server's sentence for a person. */
 export class ApiError extends Error {
@@ -131,9 +45,9 @@ export const instructorApi = {
   signedIn: () => request<{ signedIn: boolean }>("GET", "/api/instructor/session").then((r) => r.signedIn),
   signIn: (secret: string) => request<{ signedIn: boolean }>("POST", "/api/instructor/session", { secret }),
   signOut: () => request<void>("DELETE", "/api/instructor/session"),
-  lessons: () => request<{ lessons: CatalogLesson[] }>("GET", "/api/instructor/lessons").then((r) => r.lessons),
+  lessons: () => request<{ lessons: CatalogEntry[] }>("GET", "/api/instructor/lessons").then((r) => r.lessons),
   list: () => request<{ workshops: WorkshopSummary[] }>("GET", "/api/workshops").then((r) => r.workshops),
-  create: (input: { title: string; lessons: string[]; capacity: number; durationMinutes: number; warm: number }) =>
+  create: (input: CreateWorkshop) =>
     request<WorkshopSummary>("POST", "/api/workshops", input),
   dashboard: (id: string) => request<DashboardSnapshot>("GET", `/api/workshops/${encodeURIComponent(id)}`),
   setCapacity: (id: string, capacity: number) => request<WorkshopSummary>("PATCH", `/api/workshops/${encodeURIComponent(id)}`, { capacity }),

@@ -3,11 +3,11 @@
  * imported only when a terminal scrolls into view (or a Run button targets it), so a lesson's
  * prose renders without waiting for ~300 KB of terminal code.
  */
-import { emit, on } from "./bus.ts";
-import { describeStatus, type SandboxStatus } from "./sandbox-status.ts";
-import { sandbox, startNewSandbox } from "./session.ts";
-import { TerminalConnection } from "./terminal-client.ts";
-import { currentTheme } from "./theme.ts";
+import { emit, on } from "../common/bus.ts";
+import { describeStatus, type SandboxStatus } from "../sandbox/sandbox-status.ts";
+import { sandbox, startNewSandbox } from "../sandbox/sandbox-session.ts";
+import { TerminalConnection } from "./terminal-connection.ts";
+import { currentTheme } from "../common/theme.ts";
 
 const RENEWING = "Starting a new sandbox…";
 

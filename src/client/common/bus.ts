@@ -2,7 +2,7 @@
  * The page-level event bus: CustomEvents on `document`. Components talk through it so that a Run
  * button or a status badge never imports xterm (which loads lazily, with the terminal).
  */
-import type { SandboxStatus } from "./sandbox-status.ts";
+import type { SandboxStatus } from "../sandbox/sandbox-status.ts";
 
 export interface RunRequest {
   /** Terminal name, as in `<Terminal name>` and the lesson's `terminals`. */

@@ -3,7 +3,8 @@
  * the queue when the class is full, and the instructor's messages. It asks the server every two
  * seconds, so the queue moves on the page without a reload.
  */
-import { ApiError, describeWait, formatClock, learnerApi, type LearnerView } from "./workshop-api.ts";
+import type { LearnerView } from "../../../contracts/workshop-api.ts";
+import { ApiError, describeWait, formatClock, learnerApi } from "./workshop-api.ts";
 
 const POLL_MS = 2_000;
 

@@ -4,8 +4,9 @@
  * within a second of a change). Rows and cells are updated in place, so keyboard focus on a
  * Watch button survives updates; new passes and learners who get stuck are announced politely.
  */
-import { ApiError, formatClock, instructorApi, type Cell, type DashboardSnapshot, type LearnerRow } from "./workshop-api.ts";
-import { openViewer, type ViewerHandle } from "./terminal-viewer.ts";
+import type { Cell, DashboardSnapshot, LearnerRow } from "../../../contracts/workshop-api.ts";
+import { ApiError, formatClock, instructorApi } from "./workshop-api.ts";
+import { openViewer, type ViewerHandle } from "../terminal/terminal-viewer.ts";
 
 const $ = <T extends HTMLElement>(selector: string) => document.querySelector<T>(selector)!;
 

@@ -1,0 +1,63 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+
+/**
+ * Small HTTP helpers that every part serving HTTP needs: the main server (transport/), the
+ * port preview (preview/) and the workshop watch socket. They know nothing about sessions,
+ * sandboxes or routes, so a domain folder can use them without importing the transport.
+ */
+
+/**
+ * A feature that serves part of the origin (or other Host names) on its own terms, such as the
+ * port preview. Mounts see the request before the site and the API; they do their own checks.
+ */
+export interface HttpMount {
+  matches(req: IncomingMessage, url: URL): boolean;
+  handle(req: IncomingMessage, res: ServerResponse, ownerId: string | undefined): Promise<void>;
+  upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer, ownerId: string | undefined): void;
+}
+
+/** Same-origin by default: the Origin's host must be the Host the browser asked for. */
+export function originAllowed(req: IncomingMessage, allowed: string[]): boolean {
+  const origin = req.headers.origin;
+  if (!origin) return false;
+  if (allowed.includes(origin)) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+export function readCookie(req: IncomingMessage, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return undefined; // not percent-encoded properly: as good as no cookie
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The request target as a URL, or undefined when it is not one. Never throws: a target such as
+ * `//x%ZZ` would otherwise parse as a host name and fail outside any handler.
+ */
+export function requestUrl(req: IncomingMessage): URL | undefined {
+  const raw = req.url ?? "/";
+  try {
+    return raw.startsWith("/") ? new URL(`http://placeholder${raw}`) : new URL(raw, "http://placeholder");
+  } catch {
+    return undefined;
+  }
+}
+
+export function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
+  res.end(text);
+}
