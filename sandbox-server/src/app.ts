@@ -13,6 +13,7 @@ import { SandboxFiles } from "./sessions/sandbox-files.ts";
 import { SessionManager } from "./sessions/session-manager.ts";
 import { Signer } from "./common/signing.ts";
 import { Store } from "./store/store.ts";
+import { ContentWatcher } from "./content/content-watcher.ts";
 import { loadExercises } from "./content/exercise-loader.ts";
 import { loadQuizzes } from "./content/quiz-loader.ts";
 import { Grader } from "./grading/grader.ts";
@@ -77,8 +78,17 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
       limits,
     },
   });
-  const exercises = loadExercises(path.join(config.SHIPSHAPE_CONTENT_DIR, "exercises"));
-  const quizzes = loadQuizzes(path.join(config.SHIPSHAPE_CONTENT_DIR, "quizzes"));
+  const exercisesDir = path.join(config.SHIPSHAPE_CONTENT_DIR, "exercises");
+  const quizzesDir = path.join(config.SHIPSHAPE_CONTENT_DIR, "quizzes");
+  const exercises = loadExercises(exercisesDir);
+  const quizzes = loadQuizzes(quizzesDir);
+  // Authors (npm run dev): edits to exercises and quizzes apply without a restart.
+  const contentWatchers = config.SHIPSHAPE_WATCH_CONTENT
+    ? [
+        new ContentWatcher({ dir: exercisesDir, target: exercises, load: loadExercises, log }),
+        new ContentWatcher({ dir: quizzesDir, target: quizzes, load: loadQuizzes, log }),
+      ]
+    : [];
   const grader = new Grader({ runtime, store, log, maxProbes: config.SHIPSHAPE_CHECKS_AT_ONCE, metrics: serverMetrics });
   const grading = new GradingService({ exercises, quizzes, grader, sessions, store });
   const sockets = new TerminalSockets({
@@ -157,6 +167,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     workshops,
     instructorSignIn: { url: `http://${host}:${port}/instructor/`, ...adminSecret },
     close: async () => {
+      for (const w of contentWatchers) w.close();
       sockets.close();
       preview.close();
       watch.close();

@@ -129,6 +129,11 @@ export const envSchema = z.object({
   SHIPSHAPE_PREVIEW_SOCKET_IDLE: duration("10m").describe("a preview WebSocket with no traffic either way for this long is closed"),
   SHIPSHAPE_PREVIEW_SHARE_TTL: duration("1h").describe("longest life of a preview share link (never beyond the sandbox's own)"),
   SHIPSHAPE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  SHIPSHAPE_WATCH_CONTENT: z
+    .enum(["0", "1"])
+    .default("0")
+    .transform((v) => v === "1")
+    .describe("1: reload exercises and quizzes when their files change (npm run dev sets it); a file with a mistake keeps the last good version"),
 });
 
 export type Config = z.infer<typeof envSchema> & {
