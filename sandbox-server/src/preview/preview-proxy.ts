@@ -11,6 +11,7 @@ import type { SandboxRuntime } from "../runtime/types.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
 import type { Signer } from "../sessions/tokens.ts";
 import { originAllowed, type HttpMount } from "../transport/http-server.ts";
+import type { OriginPolicy } from "../transport/public-origin.ts";
 import { authorizePreview, defaultPreviewRules, type PreviewAccessRule } from "./preview-access.ts";
 import {
   cookieValues,
@@ -57,6 +58,8 @@ export interface PreviewOptions {
   runtime: SandboxRuntime;
   signer: Signer;
   log: Logger;
+  /** Which pages may change things (share links, the ports socket): the public URL's origin. */
+  origins: OriginPolicy;
   /** Who may open a preview; extend for instructors (see preview-access.ts). */
   rules?: readonly PreviewAccessRule[];
 }
@@ -120,7 +123,7 @@ export class PreviewProxy implements HttpMount {
   private readonly log: Logger;
   private readonly domain: PreviewDomain | undefined;
   private readonly shareTtlMs: number;
-  private readonly allowedOrigins: string[];
+  private readonly origins: OriginPolicy;
   private readonly rules: readonly PreviewAccessRule[];
   private readonly tokens: PreviewTokens;
   private readonly watchers: PortWatchers;
@@ -137,7 +140,7 @@ export class PreviewProxy implements HttpMount {
     this.log = options.log.child({ component: "preview" });
     this.domain = config.SHIPSHAPE_PREVIEW_DOMAIN ? parsePreviewDomain(config.SHIPSHAPE_PREVIEW_DOMAIN, config.SHIPSHAPE_PREVIEW_SCHEME) : undefined;
     this.shareTtlMs = config.SHIPSHAPE_PREVIEW_SHARE_TTL;
-    this.allowedOrigins = config.SHIPSHAPE_ALLOWED_ORIGINS;
+    this.origins = options.origins;
     this.rules = options.rules ?? defaultPreviewRules;
     this.tokens = new PreviewTokens(options.signer);
     this.watchers = new PortWatchers({
@@ -394,7 +397,7 @@ export class PreviewProxy implements HttpMount {
     }
     const share = new RegExp(`^${PORTS_API}/([^/]+)/share$`).exec(pathname);
     if (share && req.method === "POST") {
-      if (!originAllowed(req, this.allowedOrigins)) throw new ShipshapeError("forbidden", "This request came from another site and was refused.");
+      if (!originAllowed(req, this.origins)) throw new ShipshapeError("forbidden", "This request came from another site and was refused.");
       const body = shareBodySchema.parse(await readSmallJson(req));
       if (!view) throw new ShipshapeError("not_found", "You have no sandbox yet.");
       const port = parsePort(share[1] ?? "");
@@ -416,7 +419,7 @@ export class PreviewProxy implements HttpMount {
 
   /** `/ws/ports`: the port list, pushed whenever it changes. Documented in docs/preview.md. */
   private portsSocket(req: IncomingMessage, socket: Duplex, head: Buffer, ownerId: string | undefined): void {
-    if (!originAllowed(req, this.allowedOrigins)) throw new PreviewFailure(403, "forbidden", "Forbidden origin", "ports socket from a foreign origin");
+    if (!originAllowed(req, this.origins)) throw new PreviewFailure(403, "forbidden", "Forbidden origin", "ports socket from a foreign origin");
     // No owner cookie yet (the page's first visit, before POST /api/sessions): not a refusal,
     // just no sandbox; the socket says so and the page looks again once its terminal is ready.
     this.sockets.handleUpgrade(req, socket, head, (ws) => {
