@@ -235,10 +235,10 @@ describe("secrets stay out of stdout, logs and public endpoints", () => {
       const file = path.join(env.SHIPSHAPE_DATA_DIR!, "admin-secret");
       const secret = readFileSync(file, "utf8").trim();
       expect(secret.length).toBeGreaterThanOrEqual(16);
-      expect(output).toContain(`with the secret just generated into ${file}`);
-      expect(output).toContain(`cat ${file}`);
       expect(output).not.toContain(secret);
       expect(output).not.toContain(encodeURIComponent(secret));
+      expect(output).toContain(`with the secret just generated into ${file}`);
+      expect(output).toContain(`cat ${file}`);
     } finally {
       child.kill("SIGTERM");
       await exited;
