@@ -77,11 +77,13 @@ export class PublicOrigin implements OriginPolicy {
    * under the attacker's own name, which is never one of these.
    */
   hostAllowed(hostHeader: string | undefined): boolean {
+    // Asked first and of the raw header: the preview proxy answers for every name on its domain,
+    // malformed ones included, so that none of them ever reaches the site.
+    if (hostHeader && this.otherHost(hostHeader)) return true;
     const host = parseHost(hostHeader, this.defaultPort);
     if (!host) return false;
     if (host.hostname === this.url.hostname && host.port === this.port) return true;
-    if (this.loopbackAlias(host.hostname, host.port)) return true;
-    return this.otherHost(hostHeader ?? "");
+    return this.loopbackAlias(host.hostname, host.port);
   }
 
   /** Origin must be the public origin (scheme included), an allowed extra one, or a loopback alias. */
