@@ -48,7 +48,15 @@ async function main(): Promise<void> {
   });
   log.info("shipshape is ready", { url: app.publicUrl, listening: app.url, tier: config.securityTier, image: config.sandboxImage });
   process.stdout.write(`\n  shipshape is running at ${app.publicUrl}  (playground: ${app.publicUrl}/playground/)\n`);
-  process.stdout.write(instructorSignInText(app.instructorSignIn) + "\n\n");
+  process.stdout.write(instructorSignInText(app.instructorSignIn) + "\n");
+  if (config.publicUrl === undefined && !["127.0.0.1", "::1", "localhost"].includes(config.HOST)) {
+    // The Host check (DNS rebinding) refuses every other name: say so before a class on the LAN finds out.
+    process.stdout.write(
+      `  Learners on other machines: start with SHIPSHAPE_PUBLIC_URL set to the address they open, ` +
+        `e.g. SHIPSHAPE_PUBLIC_URL=http://192.168.1.20:${app.port} ./shipshape start\n`,
+    );
+  }
+  process.stdout.write("\n");
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -169,7 +169,7 @@ describe("identities are not free", () => {
     expect(refused.status).toBe(429);
     expect(refused.json).toMatchObject({ error: "rate_limited", rule: "sandboxes_per_address" });
     expect(refused.json.message).toMatch(
-      /^Your network address already has 2 sandboxes running, the most one address may hold at once\. End one you no longer use .* SHIPSHAPE_SANDBOXES_PER_ADDRESS\.$/,
+      /^Your network address already has 2 sandboxes running, the most one address may hold at once\. Close the pages of sandboxes you no longer use: each is removed after 30 minutes without use\. .* SHIPSHAPE_SANDBOXES_PER_ADDRESS\.$/,
     );
     expect(setCookie(refused)).toBeUndefined();
     // The browser that holds one may still replace it ("start a new sandbox").

@@ -172,7 +172,7 @@ export function createHttpServer(deps: HttpDeps): Server {
           throw new ShipshapeError(
             "rate_limited",
             `Your network address already has ${heldPerAddress} sandboxes running, the most one address may hold at once. ` +
-              `End one you no longer use ("End sandbox" on its page), or wait until one is removed after ` +
+              `Close the pages of sandboxes you no longer use: each is removed after ` +
               `${Math.round(deps.limits.idleTimeoutMs / 60_000)} minutes without use. ` +
               `A class behind one address joins as a workshop, or asks the operator to raise SHIPSHAPE_SANDBOXES_PER_ADDRESS.`,
             `rule sandboxes_per_address`,
@@ -193,7 +193,7 @@ export function createHttpServer(deps: HttpDeps): Server {
         sessionCreations.take(owner);
       }
       const view = deps.sessions.open(owner, { ...extra, fresh });
-      if (!extra.workshopId) addressHolders.add(address, owner);
+      if (createsSandbox && !extra.workshopId) addressHolders.add(address, owner);
       if (!ownerId) setOwnerCookie(res, cookies, deps.signer.sign(owner));
       json(res, 200, sessionJson(view, deps));
     },
@@ -290,7 +290,9 @@ export function createHttpServer(deps: HttpDeps): Server {
     const url = requestUrl(req);
     if (!url) return refuse(400, "Bad Request");
     const hostRefusal = wrongHost(req, url);
-    if (hostRefusal) return refuse(421, `Misdirected Request: ${hostRefusal}`);
+    if (hostRefusal) {
+      return void socket.end(`HTTP/1.1 421 Misdirected Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${hostRefusal}\n`);
+    }
     const mount = deps.mounts?.find((m) => m.matches(req, url));
     if (mount?.upgrade) return mount.upgrade(req, socket, head, deps.signer.verify(readCookie(req, cookies.owner)));
     if (url.pathname !== "/ws/terminal") return refuse(404, "Not Found");
