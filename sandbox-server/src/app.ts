@@ -170,7 +170,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     });
   }
 
-  // Results, ended sessions and ended workshops older than SHIPSHAPE_RETENTION go (docs/operations.md).
+  // Results, ended sessions and ended workshops older than SHIPSHAPE_RETENTION go (README, docs/security.md).
   const prune = () => {
     try {
       const pruned = pruneOlderThan(store.db, Date.now() - config.SHIPSHAPE_RETENTION);
