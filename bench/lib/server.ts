@@ -65,6 +65,11 @@ export async function startServer(env: Record<string, string> = {}, nodeArgs: st
       SHIPSHAPE_CONTENT_DIR: dataDir,
       SHIPSHAPE_SANDBOX_IMAGE: sandboxImage(),
       SHIPSHAPE_LOG_LEVEL: "warn",
+      // Every simulated learner connects from this machine's loopback address, and a class of 50
+      // is measured on purpose beyond the memory-safe default cap (docs/security.md, "HTTP and
+      // identity"): these stand for the operator who raised both for a class.
+      SHIPSHAPE_SANDBOXES_PER_ADDRESS: "100000",
+      SHIPSHAPE_MAX_SANDBOXES: "300",
       ...(existsSync(siteDir) ? { SHIPSHAPE_SITE_DIR: siteDir } : {}),
       ...env,
     },

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statfsSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { totalmem } from "node:os";
 import path from "node:path";
-import { publicUrlOf, type Config } from "./config.ts";
+import { defaultMaxSandboxes, type Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { createServerMetrics, Metrics } from "./metrics.ts";
 import { DockerRuntime } from "./runtime/docker-runtime.ts";
@@ -16,11 +17,15 @@ import { Store } from "./store/store.ts";
 import { ContentWatcher } from "./content/content-watcher.ts";
 import { loadExercises } from "./content/exercise-loader.ts";
 import { loadQuizzes } from "./content/quiz-loader.ts";
+import { InstructorSessionStore } from "./store/instructor-session-store.ts";
+import { pruneOlderThan } from "./store/retention.ts";
 import { Grader } from "./grading/grader.ts";
 import { GradingService } from "./grading/grading-service.ts";
 import { gradingRoutes } from "./transport/grading-routes.ts";
 import { quizRoutes } from "./transport/quiz-routes.ts";
-import { createHttpServer } from "./transport/http-server.ts";
+import { clientAddress, createHttpServer } from "./transport/http-server.ts";
+import { PublicOrigin } from "./common/public-origin.ts";
+import { addressKey } from "./transport/rate-limiter.ts";
 import { TerminalSockets } from "./transport/terminal-socket.ts";
 import { WorkshopStore } from "./store/workshop-store.ts";
 import { workshopRoutes } from "./transport/workshop-routes.ts";
@@ -30,7 +35,10 @@ import { loadLessonCatalog } from "./content/lesson-catalog.ts";
 import { WorkshopService } from "./workshops/workshop-service.ts";
 
 export interface App {
+  /** Where this process listens (tests and benches talk to it there). */
   url: string;
+  /** The address learners open (SHIPSHAPE_PUBLIC_URL, or http://localhost:<port>). */
+  publicUrl: string;
   port: number;
   sessions: SessionManager;
   runtime: SandboxRuntime;
@@ -57,6 +65,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
       runtime: config.SHIPSHAPE_SANDBOX_RUNTIME,
       log,
     });
+  const maxSandboxes = resolveMaxSandboxes(config, log);
   const limits = {
     memoryBytes: config.SHIPSHAPE_SANDBOX_MEMORY,
     cpus: config.SHIPSHAPE_SANDBOX_CPUS,
@@ -73,7 +82,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
       idleTimeoutMs: config.SHIPSHAPE_IDLE_TIMEOUT,
       reapIntervalMs: config.SHIPSHAPE_REAP_INTERVAL,
       limitCheckIntervalMs: config.SHIPSHAPE_LIMIT_CHECK_INTERVAL,
-      maxSandboxes: config.SHIPSHAPE_MAX_SANDBOXES,
+      maxSandboxes,
       warmPoolSize: config.SHIPSHAPE_WARM_POOL,
       limits,
     },
@@ -99,7 +108,17 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     maxSocketsPerOwner: config.SHIPSHAPE_TERMINALS_PER_BROWSER,
   });
   const adminSecret = loadAdminSecret(config.SHIPSHAPE_ADMIN_SECRET, config.SHIPSHAPE_DATA_DIR);
-  const instructorAuth = new InstructorAuth(adminSecret.secret);
+  const instructorSessions = new InstructorSessionStore(store.db);
+  const instructorAuth = new InstructorAuth(adminSecret.secret, Date.now, instructorSessions);
+  // The preview proxy decides its host names once the port is bound (preview.start below).
+  let servesPreviewHost: (host: string | undefined) => boolean = () => false;
+  const origin = new PublicOrigin({
+    configured: config.publicUrl,
+    extraOrigins: config.SHIPSHAPE_ALLOWED_ORIGINS,
+    // Host names the preview proxy serves besides the public one (p<port>-<id>.<preview domain>).
+    otherHost: (host) => servesPreviewHost(host),
+  });
+  const clientKey = (req: Parameters<typeof clientAddress>[0]) => addressKey(clientAddress(req, config.SHIPSHAPE_TRUSTED_PROXIES));
   // Before sessions.start(): workshops register their reserves, so reserved sandboxes are adopted after a restart.
   const workshops = new WorkshopService({
     store: new WorkshopStore(store.db),
@@ -107,10 +126,10 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     exercises,
     lessons: loadLessonCatalog(path.join(config.SHIPSHAPE_CONTENT_DIR, "lessons")),
     log,
-    maxSandboxes: config.SHIPSHAPE_MAX_SANDBOXES,
+    maxSandboxes,
   });
-  const workshopApi = workshopRoutes({ workshops, auth: instructorAuth, signer, log });
-  const watch = new WorkshopWatchSockets({ workshops, auth: instructorAuth, allowedOrigins: config.SHIPSHAPE_ALLOWED_ORIGINS, log });
+  const workshopApi = workshopRoutes({ workshops, auth: instructorAuth, signer, log, cookies: origin.cookies, clientKey });
+  const watch = new WorkshopWatchSockets({ workshops, auth: instructorAuth, origins: origin, cookies: origin.cookies, log });
   // Labelled with the tier, so a host running both tiers (or comparing hosts) sees each apart.
   const tier = { tier: config.securityTier };
   metrics.gauge("shipshape_sandboxes_live", "Sandboxes alive, by security tier", () => sessions.counts.live, tier);
@@ -122,7 +141,8 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   await sessions.start().catch((e: unknown) => log.warn("could not reattach sessions at start", { error: String(e) }));
   workshops.start();
 
-  const preview = new PreviewProxy({ config, sessions, runtime, signer, log, metrics: serverMetrics });
+  const preview = new PreviewProxy({ config, sessions, runtime, signer, log, metrics: serverMetrics, origins: origin });
+  servesPreviewHost = (host) => preview.servesHost(host);
   const health = new EngineHealth({ runtime, sessions, metrics, log });
   const server = createHttpServer({
     mounts: [preview, watch],
@@ -134,16 +154,18 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     metrics,
     log,
     siteDir: config.SHIPSHAPE_SITE_DIR,
-    allowedOrigins: config.SHIPSHAPE_ALLOWED_ORIGINS,
+    origin,
+    metricsTokens: [adminSecret.secret, ...(config.SHIPSHAPE_METRICS_TOKEN ? [config.SHIPSHAPE_METRICS_TOKEN] : [])],
     routes: {
       ...gradingRoutes({ grading }),
-      ...quizRoutes({ grading, signer }),
+      ...quizRoutes({ grading, signer, cookies: origin.cookies, clientKey }),
       ...workshopApi.routes,
     },
     sessionOptions: (ownerId) => workshops.sessionOptionsFor(ownerId),
     limits: { ...limits, ttlMs: config.SHIPSHAPE_SESSION_TTL, idleTimeoutMs: config.SHIPSHAPE_IDLE_TIMEOUT },
     abuse: {
       sessionsPerAddressPerMinute: config.SHIPSHAPE_SESSIONS_PER_ADDRESS_PER_MINUTE,
+      sandboxesPerAddress: config.SHIPSHAPE_SANDBOXES_PER_ADDRESS,
       trustedProxies: config.SHIPSHAPE_TRUSTED_PROXIES,
     },
   });
@@ -155,19 +177,42 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     });
   });
   const port = (server.address() as AddressInfo).port;
+  origin.listening(port);
   // Previews answer 503 until here: their form depends on the public URL, which may name the port just bound.
-  preview.start(publicUrlOf(config, port));
+  preview.start(origin.origin);
   const host = config.HOST === "0.0.0.0" || config.HOST === "::" ? "localhost" : config.HOST;
+  log.info("serving", { publicUrl: origin.origin, listening: `${config.HOST}:${port}`, secureCookies: origin.cookies.secure });
+  if (!origin.cookies.secure) {
+    log.warn("the public URL is plain http on a name other than localhost: cookies travel unencrypted and are not __Host- bound", {
+      publicUrl: origin.origin,
+    });
+  }
+
+  // Results, ended sessions and ended workshops older than SHIPSHAPE_RETENTION go (README, docs/security.md).
+  const prune = () => {
+    try {
+      const pruned = pruneOlderThan(store.db, Date.now() - config.SHIPSHAPE_RETENTION);
+      instructorSessions.prune(Date.now());
+      if (pruned.results + pruned.sessions + pruned.workshops > 0) log.info("pruned old records", { ...pruned, retention: config.SHIPSHAPE_RETENTION });
+    } catch (e) {
+      log.error("pruning old records failed", { error: String(e) });
+    }
+  };
+  prune();
+  const pruner = setInterval(prune, RETENTION_PRUNE_INTERVAL_MS);
+  pruner.unref();
   return {
     url: `http://${host}:${port}`,
+    publicUrl: origin.origin,
     port,
     sessions,
     runtime,
     store,
     workshops,
-    instructorSignIn: { url: `http://${host}:${port}/instructor/`, ...adminSecret },
+    instructorSignIn: { url: `${origin.origin}/instructor/`, ...adminSecret },
     close: async () => {
       for (const w of contentWatchers) w.close();
+      clearInterval(pruner);
       sockets.close();
       preview.close();
       watch.close();
@@ -181,6 +226,47 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
       store.close();
     },
   };
+}
+
+/** Pruning is cheap (indexed deletes); hourly keeps the tables near the retention line. */
+const RETENTION_PRUNE_INTERVAL_MS = 3600_000;
+
+/**
+ * SHIPSHAPE_MAX_SANDBOXES, or when it is unset what this machine's memory and disk can hold
+ * (defaultMaxSandboxes), logged so the operator sees the number and where it came from.
+ */
+function resolveMaxSandboxes(config: Config, log: Logger): number {
+  if (config.SHIPSHAPE_MAX_SANDBOXES !== undefined) {
+    log.info("sandbox cap", { maxSandboxes: config.SHIPSHAPE_MAX_SANDBOXES, from: "SHIPSHAPE_MAX_SANDBOXES" });
+    return config.SHIPSHAPE_MAX_SANDBOXES;
+  }
+  // Sandboxes write into the engine's data root; without access to it, the data dir's disk stands in.
+  let freeDiskBytes: number | undefined;
+  let diskPath: string | undefined;
+  for (const candidate of ["/var/lib/docker", config.SHIPSHAPE_DATA_DIR]) {
+    try {
+      const fs = statfsSync(candidate);
+      freeDiskBytes = fs.bavail * fs.bsize;
+      diskPath = candidate;
+      break;
+    } catch {
+      // not there or not readable: try the next one
+    }
+  }
+  const cap = defaultMaxSandboxes({
+    totalMemoryBytes: totalmem(),
+    sandboxMemoryBytes: config.SHIPSHAPE_SANDBOX_MEMORY,
+    freeDiskBytes,
+    sandboxDiskBytes: config.SHIPSHAPE_SANDBOX_DISK,
+  });
+  log.info("sandbox cap", {
+    maxSandboxes: cap.max,
+    from: "memory and disk (set SHIPSHAPE_MAX_SANDBOXES to choose)",
+    byMemory: cap.byMemory,
+    byDisk: cap.byDisk ?? null,
+    diskPath: diskPath ?? null,
+  });
+  return cap.max;
 }
 
 /** The signing key survives restarts, so learners' cookies and tokens stay valid. */

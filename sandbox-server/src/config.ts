@@ -49,11 +49,33 @@ export const envSchema = z.object({
   SHIPSHAPE_DATA_DIR: z.string().default(".data").describe("where the database and the signing secret live"),
   SHIPSHAPE_SITE_DIR: z.string().default("dist").describe("the built Astro site to serve"),
   SHIPSHAPE_CONTENT_DIR: z.string().default("content").describe("lessons and exercises (exercises are graded from content/exercises)"),
+  SHIPSHAPE_PUBLIC_URL: z
+    .preprocess((v) => (typeof v === "string" ? v.trim() || undefined : v), z.string().optional())
+    .transform((v, ctx) => {
+      if (v === undefined) return undefined;
+      const problem = publicUrlProblem(v);
+      if (problem) {
+        ctx.addIssue({ code: "custom", message: problem });
+        return z.NEVER;
+      }
+      return new URL(v).origin;
+    })
+    .describe(
+      "the address learners open, such as https://course.example.org; requests for any other host are refused (DNS rebinding). " +
+        "Default: http://localhost:<PORT>, where the loopback addresses of the port are accepted too",
+    ),
   SHIPSHAPE_ALLOWED_ORIGINS: z
     .string()
     .default("")
     .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))
-    .describe("extra origins allowed to open sessions, comma separated; the site's own origin is always allowed"),
+    .superRefine((list, ctx) => {
+      for (const origin of list) {
+        const problem = publicUrlProblem(origin);
+        if (problem) ctx.addIssue({ code: "custom", message: `${origin}: ${problem}` });
+      }
+    })
+    .transform((list) => list.map((origin) => new URL(origin).origin))
+    .describe("extra origins allowed to open sessions, comma separated; the public URL's origin is always allowed"),
   SHIPSHAPE_SECRET: z.string().min(32).optional().describe("HMAC key for session tokens; generated into the data dir when unset"),
   SHIPSHAPE_ADMIN_SECRET: z
     .string()
@@ -80,7 +102,16 @@ export const envSchema = z.object({
   SHIPSHAPE_CHECKS_AT_ONCE: int(2 * availableParallelism(), 1, 1000).describe(
     "checks graded at once (default: twice the CPU cores); more Check presses wait in line, served in order",
   ),
-  SHIPSHAPE_MAX_SANDBOXES: int(300, 1, 100_000).describe("sandboxes alive at once on this server"),
+  SHIPSHAPE_MAX_SANDBOXES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100_000)
+    .optional()
+    .describe("sandboxes alive at once on this server; default: what memory and disk hold (see defaultMaxSandboxes), at most 300"),
+  SHIPSHAPE_SANDBOXES_PER_ADDRESS: int(10, 1, 100_000).describe(
+    "sandboxes one client address (one /64 for IPv6) may hold at once; workshop seats are exempt",
+  ),
   SHIPSHAPE_SESSIONS_PER_ADDRESS_PER_MINUTE: int(100, 1, 100_000).describe(
     "new sandboxes one client address may start per minute (also the burst); a class behind one NAT shares it",
   ),
@@ -90,22 +121,6 @@ export const envSchema = z.object({
     .default("127.0.0.1,::1")
     .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))
     .describe("reverse proxies whose X-Forwarded-For names the real client address, comma separated"),
-  SHIPSHAPE_PUBLIC_URL: z
-    .preprocess(
-      (v) => (typeof v === "string" ? v.trim() || undefined : v),
-      z
-        .string()
-        .transform((v, ctx) => {
-          const url = URL.canParse(v) ? new URL(v) : undefined;
-          if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password || url.search || url.hash || url.pathname !== "/") {
-            ctx.addIssue({ code: "custom", message: "write the course's address as a browser sees it, such as https://docker.example.org or http://192.168.1.20:4321 (no path)" });
-            return z.NEVER;
-          }
-          return url.origin;
-        })
-        .optional(),
-    )
-    .describe("the course's address as browsers see it; unset: http://localhost:<PORT>"),
   SHIPSHAPE_PREVIEW_DOMAIN: z
     .preprocess(
       (v) => (typeof v === "string" ? v.trim().toLowerCase() || undefined : v),
@@ -128,6 +143,12 @@ export const envSchema = z.object({
   ),
   SHIPSHAPE_PREVIEW_SOCKET_IDLE: duration("10m").describe("a preview WebSocket with no traffic either way for this long is closed"),
   SHIPSHAPE_PREVIEW_SHARE_TTL: duration("1h").describe("longest life of a preview share link (never beyond the sandbox's own)"),
+  SHIPSHAPE_METRICS_TOKEN: z
+    .string()
+    .min(16, "use at least 16 characters")
+    .optional()
+    .describe("/metrics answers only to Authorization: Bearer <this token> (or the admin secret)"),
+  SHIPSHAPE_RETENTION: duration("180d").describe("check and quiz results, and ended sessions, older than this are deleted"),
   SHIPSHAPE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   SHIPSHAPE_WATCH_CONTENT: z
     .enum(["0", "1"])
@@ -138,16 +159,16 @@ export const envSchema = z.object({
 
 export type Config = z.infer<typeof envSchema> & {
   sandboxImage: string;
+  /**
+   * The origin learners open (SHIPSHAPE_PUBLIC_URL), or undefined for the embedded default,
+   * http://localhost:<the port the server listens on> (known only once it listens, with PORT=0).
+   */
+  publicUrl: string | undefined;
   /** "isolated" when a user-namespaced runtime is configured, else the trusted-classroom DinD profile. */
   securityTier: "isolated" | "classroom";
 };
 
 export class ConfigError extends Error {}
-
-/** The course's origin as browsers see it: SHIPSHAPE_PUBLIC_URL, or this machine on the port the server listens on. */
-export function publicUrlOf(config: Pick<Config, "SHIPSHAPE_PUBLIC_URL">, listeningPort: number): string {
-  return config.SHIPSHAPE_PUBLIC_URL ?? `http://localhost:${listeningPort}`;
-}
 
 /** Validates the environment at boot; a bad value names the variable and the fix. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -164,5 +185,46 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const sandboxImage =
     c.SHIPSHAPE_SANDBOX_IMAGE ??
     (existsSync(imageFile) ? readFileSync(imageFile, "utf8").trim() : "shipshape/sandbox:latest");
-  return { ...c, sandboxImage, securityTier: c.SHIPSHAPE_SANDBOX_RUNTIME ? "isolated" : "classroom" };
+  return {
+    ...c,
+    sandboxImage,
+    publicUrl: c.SHIPSHAPE_PUBLIC_URL,
+    securityTier: c.SHIPSHAPE_SANDBOX_RUNTIME ? "isolated" : "classroom",
+  };
+}
+
+/** Why a public URL or allowed origin is not one, in words; undefined when it is fine. */
+function publicUrlProblem(text: string): string | undefined {
+  const example = "write the address learners open, such as https://course.example.org or http://192.168.1.20:4321";
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return `"${text}" is not an address; ${example}`;
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") return `"${text}" must start with https:// or http://; ${example}`;
+  if (url.username || url.password) return `"${text}" must not contain a user name or password`;
+  if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash) {
+    return `"${text}" must be a scheme and host only (the course is served from /), such as ${url.origin}`;
+  }
+  return undefined;
+}
+
+/**
+ * The global sandbox cap when SHIPSHAPE_MAX_SANDBOXES is unset: what this machine can hold if every
+ * sandbox used its whole memory and disk limit, with a fifth kept back for the host, and never more
+ * than 300. Each learner gets a limit, not a reservation, so this is conservative on purpose: the
+ * operator who knows the class raises it.
+ */
+export function defaultMaxSandboxes(machine: {
+  totalMemoryBytes: number;
+  sandboxMemoryBytes: number;
+  /** Free space where sandboxes write (the engine's data root); undefined when it cannot be read. */
+  freeDiskBytes: number | undefined;
+  sandboxDiskBytes: number;
+}): { max: number; byMemory: number; byDisk: number | undefined } {
+  const byMemory = Math.floor((0.8 * machine.totalMemoryBytes) / machine.sandboxMemoryBytes);
+  const byDisk = machine.freeDiskBytes === undefined ? undefined : Math.floor((0.8 * machine.freeDiskBytes) / machine.sandboxDiskBytes);
+  const max = Math.max(1, Math.min(300, byMemory, byDisk ?? Infinity));
+  return { max, byMemory, byDisk };
 }

@@ -23,7 +23,7 @@ export function createLogger(
   const min = order[level];
   const emit = (lvl: LogLevel, msg: string, fields?: LogFields) => {
     if (order[lvl] < min) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...base, ...fields }));
+    write(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...base, ...fields }, redactingReplacer));
   };
   return {
     debug: (m, f) => emit("debug", m, f),
@@ -35,3 +35,24 @@ export function createLogger(
 }
 
 export const silentLogger: Logger = createLogger("error", {}, () => {});
+
+/**
+ * Query and fragment parameters that carry a credential: preview open and share tokens
+ * (`?token=`), the instructor sign-in link (`#secret=`), and their kin.
+ */
+const SECRET_PARAMETER = /([?&#;](?:token|share|secret|key|password|code_verifier|access_token)=)[^&#\s"'<>]*/gi;
+
+/**
+ * A URL or any text with its credential parameters blanked: `/x?token=abc&next=/` becomes
+ * `/x?token=[redacted]&next=/`.
+ *
+ * WARNING: every string a log line carries passes through this, because a logged request URL is
+ * readable by whoever reads the logs, and a share link in it opens the learner's preview.
+ */
+export function redactSecrets(text: string): string {
+  return text.replace(SECRET_PARAMETER, "$1[redacted]");
+}
+
+function redactingReplacer(_key: string, value: unknown): unknown {
+  return typeof value === "string" ? redactSecrets(value) : value;
+}

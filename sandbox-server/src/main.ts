@@ -46,9 +46,17 @@ async function main(): Promise<void> {
       stack: reason instanceof Error ? reason.stack : undefined,
     });
   });
-  log.info("shipshape is ready", { url: app.url, tier: config.securityTier, image: config.sandboxImage });
-  process.stdout.write(`\n  shipshape is running at ${app.url}  (playground: ${app.url}/playground/)\n`);
-  process.stdout.write(instructorSignInText(app.instructorSignIn) + "\n\n");
+  log.info("shipshape is ready", { url: app.publicUrl, listening: app.url, tier: config.securityTier, image: config.sandboxImage });
+  process.stdout.write(`\n  shipshape is running at ${app.publicUrl}  (playground: ${app.publicUrl}/playground/)\n`);
+  process.stdout.write(instructorSignInText(app.instructorSignIn) + "\n");
+  if (config.publicUrl === undefined && !["127.0.0.1", "::1", "localhost"].includes(config.HOST)) {
+    // The Host check (DNS rebinding) refuses every other name: say so before a class on the LAN finds out.
+    process.stdout.write(
+      `  Learners on other machines: start with SHIPSHAPE_PUBLIC_URL set to the address they open, ` +
+        `e.g. SHIPSHAPE_PUBLIC_URL=http://192.168.1.20:${app.port} ./shipshape start\n`,
+    );
+  }
+  process.stdout.write("\n");
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -67,15 +75,17 @@ async function main(): Promise<void> {
 void main();
 
 /**
- * How instructors sign in. A generated secret is shown this once, on the terminal (never in the
- * structured log); later starts only say where it is kept.
+ * How instructors sign in: where, and where the secret is kept; never the secret itself.
+ *
+ * WARNING: stdout ends up in journald, container logs and CI output, readable by more people than
+ * the 0600 file; whoever holds the secret can watch every learner's terminal.
  */
 function instructorSignInText(signIn: { url: string; secret: string; source: "env" | "file" | "generated"; file: string }): string {
   switch (signIn.source) {
     case "generated":
       return (
-        `  Instructors sign in at ${signIn.url}#secret=${encodeURIComponent(signIn.secret)}\n` +
-        `  (instructor secret: ${signIn.secret}; shown only now, kept in ${signIn.file})`
+        `  Instructors sign in at ${signIn.url} with the secret just generated into ${signIn.file}\n` +
+        `  (show it with: cat ${signIn.file})`
       );
     case "file":
       return `  Instructors sign in at ${signIn.url} with the secret kept in ${signIn.file}`;

@@ -51,8 +51,7 @@ describe("metrics", () => {
   });
 });
 
-/** Whatever /metrics asks of its scraper on this server (nothing, or a bearer token). */
+/** /metrics answers to the admin secret (or SHIPSHAPE_METRICS_TOKEN) as a bearer token. */
 function metricsAuth(app: App): Record<string, string> {
-  const token = (app as { metricsToken?: string }).metricsToken;
-  return token ? { authorization: `Bearer ${token}` } : {};
+  return { authorization: `Bearer ${app.instructorSignIn.secret}` };
 }

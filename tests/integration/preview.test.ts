@@ -267,7 +267,7 @@ describe("port preview on the site's origin (/preview/<session>/<port>/)", () =>
     expect(page.headers["content-type"]).toBe("text/html; charset=utf-8");
     expect(page.body).toContain("<p>Nothing is listening on port 3000 in your sandbox yet. Start your app, then reload.</p>");
     // The host owner sees them on /metrics.
-    const metrics = await fetch(`${app.url}/metrics`).then((r) => r.text());
+    const metrics = await fetch(`${app.url}/metrics`, { headers: { authorization: `Bearer ${app.instructorSignIn.secret}` } }).then((r) => r.text());
     expect(metrics).toMatch(/^shipshape_preview_errors_total\{reason="nothing_listening"\} 2$/m);
   });
 
@@ -315,6 +315,11 @@ describe("port preview on the site's origin (/preview/<session>/<port>/)", () =>
       ];
       for (const headers of tricks) {
         const res = await get(a, `/preview/${sid}/8080/`, headers);
+        // A Host that is not the server's is refused before the proxy (DNS rebinding, docs/security.md).
+        if (headers.host) {
+          expect(res.status).toBe(421);
+          continue;
+        }
         expect(res.status).toBe(200);
         expect(res.body).toContain("<title>Welcome to nginx!</title>");
       }

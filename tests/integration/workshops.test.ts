@@ -139,14 +139,14 @@ describe("classroom workshops API", () => {
     expect(wrong.status).toBe(401);
     expect(wrong.headers.get("set-cookie")).toBeNull();
     const right = await call(app, "POST", "/api/instructor/session", { body: { secret: ADMIN_SECRET } });
-    expect(right.headers.get("set-cookie")).toMatch(/^shipshape_instructor=[^;]+; Path=\/; HttpOnly; SameSite=Strict; Max-Age=43200/);
+    expect(right.headers.get("set-cookie")).toMatch(/^__Host-shipshape_instructor=[^;]+; Path=\/; HttpOnly; SameSite=Strict; Max-Age=43200; Secure$/);
     expect((await call(app, "GET", "/api/instructor/session", { cookie: cookieOf(right)! })).body).toEqual({ signedIn: true });
     expect((await call(app, "GET", "/api/instructor/session")).body).toEqual({ signedIn: false });
   });
 
   it("requires the instructor cookie for every instructor route; a forged one does not do", async () => {
     const w = await createWorkshop();
-    const forged = `shipshape_instructor=${encodeURIComponent("instructor:99999999999999.AAAA")}`;
+    const forged = `__Host-shipshape_instructor=${encodeURIComponent("instructor:99999999999999:forgedsignin0000.AAAA")}`;
     const routes: Array<[string, string, unknown?]> = [
       ["GET", "/api/workshops"],
       ["POST", "/api/workshops", { title: "x", lessons: ["first-containers"], capacity: 1, durationMinutes: 30 }],

@@ -182,6 +182,8 @@ describe("faults", () => {
 });
 
 const engineUnavailable = PrivateEngine.unavailable();
+/** /metrics answers only with a token (docs/security.md, "HTTP and identity"). */
+const METRICS_TOKEN = "faults-metrics-token-4a7e0c";
 
 describe.skipIf(engineUnavailable !== undefined)("the Docker engine restarts under the server", () => {
   const engine = new PrivateEngine();
@@ -191,7 +193,12 @@ describe.skipIf(engineUnavailable !== undefined)("the Docker engine restarts und
     await engine.start();
     engine.ensureImage(sandboxImage());
     engine.ensureNetwork();
-    server = await spawnServer({ DOCKER_HOST: engine.host, SHIPSHAPE_SANDBOX_NETWORK: engine.network, SHIPSHAPE_REAP_INTERVAL: "5s" });
+    server = await spawnServer({
+      DOCKER_HOST: engine.host,
+      SHIPSHAPE_SANDBOX_NETWORK: engine.network,
+      SHIPSHAPE_REAP_INTERVAL: "5s",
+      SHIPSHAPE_METRICS_TOKEN: METRICS_TOKEN,
+    });
   }, 240_000);
 
   afterAll(async () => {
@@ -226,7 +233,8 @@ describe.skipIf(engineUnavailable !== undefined)("the Docker engine restarts und
     // The operator sees it: the log and /metrics.
     await pollUntil(() => server.output(), (o) => o.includes("sandbox engine unavailable"), 10_000);
     expect(server.output()).toContain("sandbox engine unavailable");
-    expect(await fetch(`${server.url}/metrics`).then((r) => r.text())).toMatch(/^shipshape_engine_up 0$/m);
+    const metrics = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    expect(await metrics.text()).toMatch(/^shipshape_engine_up 0$/m);
     console.log(`engine down: noticed by /healthz within ${Date.now() - stoppedAt} ms; terminal closed ${closed.code} "${closed.reason}"`);
 
     await engine.start();

@@ -173,9 +173,9 @@ async function fuzzSocket(i: number): Promise<WsOutcome> {
 /** Raw bytes at the upgrade endpoint: broken HTTP, broken WebSocket handshakes. */
 async function rawUpgrade(): Promise<string> {
   const requests = [
-    `GET /ws/terminal HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 12\r\nSec-WebSocket-Key: nope\r\nOrigin: ${server.url}\r\nCookie: ${session.cookie}\r\n\r\n`,
-    `GET /ws/terminal HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`,
-    `GET /ws/${"a".repeat(int(1, 9000))} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`,
+    `GET /ws/terminal HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 12\r\nSec-WebSocket-Key: nope\r\nOrigin: ${server.url}\r\nCookie: ${session.cookie}\r\n\r\n`,
+    `GET /ws/terminal HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`,
+    `GET /ws/${"a".repeat(int(1, 9000))} HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`,
     bytes(int(1, 4000)).toString("latin1"),
     "GET / HTTP/1.1\r\n" + "X: y\r\n".repeat(int(100, 3000)) + "\r\n",
   ];

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, publicUrlOf } from "../../sandbox-server/src/config.ts";
+import { ConfigError, loadConfig } from "../../sandbox-server/src/config.ts";
+import { PublicOrigin } from "../../sandbox-server/src/common/public-origin.ts";
 import { upstreamRequestHeaders } from "../../sandbox-server/src/preview/preview-headers.ts";
 import {
   choosePreviewForm,
@@ -92,14 +93,16 @@ describe("SHIPSHAPE_PUBLIC_URL and the preview WebSocket limits", () => {
   it("defaults the public URL to this machine on the listening port", () => {
     const c = loadConfig({ SHIPSHAPE_DATA_DIR: "/nonexistent" });
     expect(c.SHIPSHAPE_PUBLIC_URL).toBeUndefined();
-    expect(publicUrlOf(c, 4321)).toBe("http://localhost:4321");
-    expect(publicUrlOf(loadConfig({ SHIPSHAPE_PUBLIC_URL: "https://Docker.Example.org/" }), 4321)).toBe("https://docker.example.org");
+    const origin = new PublicOrigin({ configured: c.publicUrl, extraOrigins: [], otherHost: () => false });
+    origin.listening(4321);
+    expect(origin.origin).toBe("http://localhost:4321");
+    expect(loadConfig({ SHIPSHAPE_PUBLIC_URL: "https://Docker.Example.org/" }).publicUrl).toBe("https://docker.example.org");
   });
 
   it("names the variable when the public URL is not an http(s) origin", () => {
     for (const bad of ["docker.example.org", "ftp://x.example", "https://x.example/course", "https://x.example/?a=1", "https://u:p@x.example"]) {
       expect(() => loadConfig({ SHIPSHAPE_PUBLIC_URL: bad })).toThrow(ConfigError);
-      expect(() => loadConfig({ SHIPSHAPE_PUBLIC_URL: bad })).toThrow(/SHIPSHAPE_PUBLIC_URL: write the course's address as a browser sees it/);
+      expect(() => loadConfig({ SHIPSHAPE_PUBLIC_URL: bad })).toThrow(/SHIPSHAPE_PUBLIC_URL: .*write the address learners open/);
     }
   });
 

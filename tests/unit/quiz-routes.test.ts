@@ -6,8 +6,8 @@ import { ShipshapeError } from "../../sandbox-server/src/errors.ts";
 import type { SessionManager } from "../../sandbox-server/src/sessions/session-manager.ts";
 import { Signer } from "../../sandbox-server/src/common/signing.ts";
 import { Store } from "../../sandbox-server/src/store/store.ts";
-import { GradingService, quizProgress } from "../../sandbox-server/src/grading/grading-service.ts";
-import { QUIZ_ANSWERS, quizRoutes } from "../../sandbox-server/src/transport/quiz-routes.ts";
+import { GradingService, QUIZ_ATTEMPTS_PER_QUIZ, quizProgress } from "../../sandbox-server/src/grading/grading-service.ts";
+import { QUIZ_ANSWERS, QUIZ_ANSWERS_PER_ADDRESS, quizRoutes } from "../../sandbox-server/src/transport/quiz-routes.ts";
 
 const quiz: Quiz = {
   id: "cmd-vs-entrypoint",
@@ -18,14 +18,19 @@ const quiz: Quiz = {
   explanation: "Arguments replace CMD, never the ENTRYPOINT.",
 };
 
-function setup(session?: { sessionId: string; workshopId: string | null }) {
+function setup(session?: { sessionId: string; workshopId: string | null }, quizList: Quiz[] = [quiz]) {
   const store = new Store(":memory:");
   const signer = new Signer("x".repeat(40));
   const sessions = { current: () => (session ? { ...session, ownerId: "owner-1" } : undefined) } as unknown as SessionManager;
   // No exercise is checked here: a grader that is called fails the test.
   const grader = { grade: () => Promise.reject(new Error("no check expected")) };
-  const grading = new GradingService({ exercises: new Map(), quizzes: new Map([[quiz.id, quiz]]), grader, sessions, store });
-  const routes = quizRoutes({ grading, signer });
+  const grading = new GradingService({ exercises: new Map(), quizzes: new Map(quizList.map((q) => [q.id, q])), grader, sessions, store });
+  const routes = quizRoutes({
+    grading,
+    signer,
+    cookies: { owner: "shipshape_owner", instructor: "shipshape_instructor", secure: false },
+    clientKey: () => "198.51.100.7",
+  });
   // null: a browser without an owner cookie.
   const answer = async (body: unknown, ownerId: string | null = "owner-1", id = quiz.id) => {
     const text = JSON.stringify(body);
@@ -42,7 +47,11 @@ function setup(session?: { sessionId: string; workshopId: string | null }) {
       },
       end: (chunk: string) => void (sent.body = JSON.parse(chunk)),
     } as unknown as ServerResponse;
-    await routes["POST /api/quizzes/:id/answer"]!(req, res, ownerId ?? undefined, { id });
+    try {
+      await routes["POST /api/quizzes/:id/answer"]!(req, res, ownerId ?? undefined, { id });
+    } catch (e) {
+      throw Object.assign(e as Error, { sent });
+    }
     return sent;
   };
   return { store, signer, answer };
@@ -84,10 +93,42 @@ describe("POST /api/quizzes/:id/answer", () => {
     expect(store.results.progressOf("owner-1")).toEqual([]);
   });
 
-  it("limits how fast one browser may answer, so a script cannot fill the results table", async () => {
+  it(`takes at most ${QUIZ_ATTEMPTS_PER_QUIZ} answers to one quiz from one learner, and says so`, async () => {
+    const { answer, store } = setup();
+    for (let i = 0; i < QUIZ_ATTEMPTS_PER_QUIZ; i++) await answer({ choice: i % 2 });
+    const refused = await answer({ choice: 2 }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({
+      code: "limit_reached",
+      fields: { rule: "quiz_attempts" },
+      userMessage: expect.stringContaining(`You have answered this question ${QUIZ_ATTEMPTS_PER_QUIZ} times, the most one learner may`),
+    });
+    expect(store.results.progressOf("owner-1")).toMatchObject([{ passed: false, attempts: QUIZ_ATTEMPTS_PER_QUIZ }]);
+    // Another learner is not affected.
+    await expect(answer({ choice: 2 }, "owner-2")).resolves.toMatchObject({ status: 200 });
+  });
+
+  it("limits answers per client address, so dropping the cookie does not help, and gives a refused browser no identity", async () => {
     const { answer } = setup();
-    for (let i = 0; i < QUIZ_ANSWERS.capacity; i++) await answer({ choice: 0 });
-    const refused = await answer({ choice: 0 }).catch((e: unknown) => e);
+    let refused: (Error & { sent?: { headers: Record<string, string> } }) | undefined;
+    let answered = 0;
+    for (let i = 0; i < 400 && !refused; i++) {
+      refused = await answer({ choice: 0 }, null).then(
+        () => void answered++,
+        (e: Error) => e,
+      );
+    }
+    // The bucket refills (5 a second) while the loop runs, so a slow machine gets a few more.
+    expect(answered).toBeGreaterThanOrEqual(QUIZ_ANSWERS_PER_ADDRESS.capacity);
+    expect(refused).toMatchObject({ code: "rate_limited", fields: { rule: "quiz_answers" } });
+    expect(refused?.sent?.headers["set-cookie"]).toBeUndefined();
+  });
+
+  it("limits how fast one browser may answer, so a script cannot fill the results table", async () => {
+    // Spread over several quizzes, so the per-quiz attempt limit is not what stops it.
+    const quizzes = Array.from({ length: 4 }, (_, i) => ({ ...quiz, id: `quiz-${i}` }));
+    const { answer } = setup(undefined, quizzes);
+    for (let i = 0; i < QUIZ_ANSWERS.capacity; i++) await answer({ choice: 0 }, "owner-1", quizzes[i % 4]!.id);
+    const refused = await answer({ choice: 0 }, "owner-1", "quiz-3").catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(ShipshapeError);
     expect(refused).toMatchObject({ code: "rate_limited", fields: { rule: "quiz_answers" } });
   });

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
+import type { OriginPolicy } from "./public-origin.ts";
 
 /**
  * Small HTTP helpers that every part serving HTTP needs: the main server (transport/), the
@@ -17,16 +18,13 @@ export interface HttpMount {
   upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer, ownerId: string | undefined): void;
 }
 
-/** Same-origin by default: the Origin's host must be the Host the browser asked for. */
-export function originAllowed(req: IncomingMessage, allowed: string[]): boolean {
-  const origin = req.headers.origin;
-  if (!origin) return false;
-  if (allowed.includes(origin)) return true;
-  try {
-    return new URL(origin).host === req.headers.host;
-  } catch {
-    return false;
-  }
+/**
+ * Whether the page that sent this request may change things: its Origin must be the public URL's
+ * (scheme included) or an allowed one. Never compared with the request's own Host, which a
+ * DNS-rebinding page controls.
+ */
+export function originAllowed(req: IncomingMessage, policy: OriginPolicy): boolean {
+  return policy.originAllowed(req.headers.origin);
 }
 
 export function readCookie(req: IncomingMessage, name: string): string | undefined {

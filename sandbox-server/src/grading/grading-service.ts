@@ -22,6 +22,9 @@ export interface GradingServiceDeps {
  * never named by the browser), a quiz answer is judged against the YAML's right option, and the
  * progress is read back from what was stored. The HTTP routes only parse and answer.
  */
+/** Answers one learner may give to one quiz. */
+export const QUIZ_ATTEMPTS_PER_QUIZ = 10;
+
 export class GradingService {
   private readonly deps: GradingServiceDeps;
   private readonly now: () => number;
@@ -47,6 +50,25 @@ export class GradingService {
     if (!quiz) throw new ShipshapeError("not_found", `There is no quiz called "${quizId}".`);
     if (choice >= quiz.options.length) throw new ShipshapeError("bad_request", `Choose one of the ${quiz.options.length} options.`);
     return quiz;
+  }
+
+  /**
+   * Refuses a learner who has answered this quiz QUIZ_ATTEMPTS_PER_QUIZ times already: a quiz has
+   * at most six options, so trying each still fits; guessing past that is not learning, and each
+   * answer is a row in the gradebook.
+   */
+  checkQuizAttempts(ownerId: string | undefined, quiz: Quiz): void {
+    if (!ownerId) return;
+    const attempts = this.deps.store.results.countOf(ownerId, quizResultId(quiz.id), QUIZ_TASK_ID);
+    if (attempts >= QUIZ_ATTEMPTS_PER_QUIZ) {
+      throw new ShipshapeError(
+        "limit_reached",
+        `You have answered this question ${attempts} times, the most one learner may (${QUIZ_ATTEMPTS_PER_QUIZ}). ` +
+          `Your answers so far are kept; read the lesson again and go on to the next part.`,
+        `quiz ${quiz.id}: ${attempts} attempts`,
+        { fields: { rule: "quiz_attempts" } },
+      );
+    }
   }
 
   /**

@@ -4,7 +4,7 @@
  * may open it") without touching the proxy:
  *
  *   const instructorRule: PreviewAccessRule = (subject, viewer) =>
- *     subject.workshopId && instructorAuth.verify(cookieValues(viewer.cookies, INSTRUCTOR_COOKIE)[0])
+ *     subject.workshopId && instructorAuth.verify(cookieValues(viewer.cookies, origin.cookies.instructor)[0])
  *       ? { allow: true, role: "instructor" }
  *       : undefined;
  *   createPreview({ ..., rules: [...defaultPreviewRules, instructorRule] })

@@ -12,6 +12,7 @@ import type { SandboxRuntime } from "../runtime/types.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
 import type { Signer } from "../common/signing.ts";
 import { originAllowed, type HttpMount } from "../common/http.ts";
+import type { OriginPolicy } from "../common/public-origin.ts";
 import { authorizePreview, defaultPreviewRules, type PreviewAccessRule } from "./preview-access.ts";
 import {
   cookieValues,
@@ -69,6 +70,8 @@ export interface PreviewOptions {
   log: Logger;
   /** Counts previews that could not reach the learner's app, by reason. */
   metrics?: Pick<ServerMetrics, "previewErrors">;
+  /** Which pages may change things (share links, the ports socket): the public URL's origin. */
+  origins: OriginPolicy;
   /** Who may open a preview; extend for instructors (see preview-access.ts). */
   rules?: readonly PreviewAccessRule[];
 }
@@ -148,7 +151,7 @@ export class PreviewProxy implements HttpMount {
   private readonly socketIdleMs: number;
   /** Upgraded (or upgrading) preview WebSockets per sandbox owner. */
   private readonly openSockets = new Map<string, number>();
-  private readonly allowedOrigins: string[];
+  private readonly origins: OriginPolicy;
   private readonly rules: readonly PreviewAccessRule[];
   private readonly tokens: PreviewTokens;
   private readonly watchers: PortWatchers;
@@ -169,7 +172,7 @@ export class PreviewProxy implements HttpMount {
     this.shareTtlMs = config.SHIPSHAPE_PREVIEW_SHARE_TTL;
     this.socketsPerOwner = config.SHIPSHAPE_PREVIEW_SOCKETS_PER_OWNER;
     this.socketIdleMs = config.SHIPSHAPE_PREVIEW_SOCKET_IDLE;
-    this.allowedOrigins = config.SHIPSHAPE_ALLOWED_ORIGINS;
+    this.origins = options.origins;
     this.rules = options.rules ?? defaultPreviewRules;
     this.tokens = new PreviewTokens(options.signer);
     this.watchers = new PortWatchers({
@@ -214,6 +217,11 @@ export class PreviewProxy implements HttpMount {
   /** The preview domain, when previews are served on their own hosts. */
   private get domain(): PreviewDomain | undefined {
     return this.form?.form === "host" ? this.form.domain : undefined;
+  }
+
+  /** Whether a Host header names one of this proxy's preview hosts (the public-origin check lets them through). */
+  servesHost(host: string | undefined): boolean {
+    return this.domain !== undefined && isPreviewHost(host, this.domain);
   }
 
   matches(req: IncomingMessage, url: URL): boolean {
@@ -264,7 +272,7 @@ export class PreviewProxy implements HttpMount {
     if (pathname === PORTS_SOCKET) return this.portsSocket(req, socket, head, ownerId);
     // WARNING: a path-form socket carries the course's cookies, so only the course's own pages may
     // open one: another site must not drive a learner's app as that learner.
-    if (!originAllowed(req, this.allowedOrigins)) {
+    if (!originAllowed(req, this.origins)) {
       throw new PreviewFailure(403, "forbidden_origin", messages.foreignOrigin, `preview WebSocket from a foreign origin (${(req.headers.origin ?? "none").slice(0, 100)})`);
     }
     const route = await this.pathRoute(req, ownerId);
@@ -460,7 +468,7 @@ export class PreviewProxy implements HttpMount {
     }
     const share = new RegExp(`^${PORTS_API}/([^/]+)/share$`).exec(pathname);
     if (share && req.method === "POST") {
-      if (!originAllowed(req, this.allowedOrigins)) throw new ShipshapeError("forbidden", "This request came from another site and was refused.");
+      if (!originAllowed(req, this.origins)) throw new ShipshapeError("forbidden", "This request came from another site and was refused.");
       const body = shareBodySchema.parse(await readSmallJson(req));
       if (!view) throw new ShipshapeError("not_found", "You have no sandbox yet.");
       const port = parsePort(share[1] ?? "");
@@ -482,7 +490,7 @@ export class PreviewProxy implements HttpMount {
 
   /** `/ws/ports`: the port list, pushed whenever it changes. Documented in docs/preview.md. */
   private portsSocket(req: IncomingMessage, socket: Duplex, head: Buffer, ownerId: string | undefined): void {
-    if (!originAllowed(req, this.allowedOrigins)) throw new PreviewFailure(403, "forbidden", "Forbidden origin", "ports socket from a foreign origin");
+    if (!originAllowed(req, this.origins)) throw new PreviewFailure(403, "forbidden", "Forbidden origin", "ports socket from a foreign origin");
     // No owner cookie yet (the page's first visit, before POST /api/sessions): not a refusal,
     // just no sandbox; the socket says so and the page looks again once its terminal is ready.
     this.sockets.handleUpgrade(req, socket, head, (ws) => {

@@ -121,6 +121,13 @@ export class Store {
         )
         .run(r.ownerId, r.sessionId, r.workshopId, r.exerciseId, r.taskId, r.passed ? 1 : 0, r.message, r.at);
     },
+    /** How many verdicts one owner has on one task (quiz attempts). */
+    countOf: (ownerId: string, exerciseId: string, taskId: string): number =>
+      Number(
+        this.db
+          .prepare("SELECT COUNT(*) AS n FROM results WHERE owner_id = ? AND exercise_id = ? AND task_id = ?")
+          .get(ownerId, exerciseId, taskId)?.n ?? 0,
+      ),
     /** Per task, whether it was ever passed and its latest verdict. */
     progressOf: (ownerId: string): TaskProgress[] =>
       this.db

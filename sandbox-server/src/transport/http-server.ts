@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { z } from "zod";
@@ -10,11 +11,11 @@ import type { EngineHealth } from "../sessions/engine-health.ts";
 import type { SandboxFiles } from "../sessions/sandbox-files.ts";
 import type { SessionManager, SessionView } from "../sessions/session-manager.ts";
 import { newId, type Signer } from "../common/signing.ts";
-import { RateLimiter } from "./rate-limiter.ts";
+import { cookieHeader, type CookieNames, type PublicOrigin } from "../common/public-origin.ts";
+import { addressKey, ConcurrencyLimit, RateLimiter } from "./rate-limiter.ts";
 import { serveStatic } from "./static-files.ts";
 import type { TerminalSockets } from "./terminal-socket.ts";
 
-const OWNER_COOKIE = "shipshape_owner";
 const MAX_BODY_BYTES = 128 * 1024;
 
 export interface HttpDeps {
@@ -28,7 +29,10 @@ export interface HttpDeps {
   metrics: Metrics;
   log: Logger;
   siteDir: string;
-  allowedOrigins: string[];
+  /** The public URL: which Host names are served, which Origins may change things, cookie names. */
+  origin: PublicOrigin;
+  /** Bearer tokens that may read /metrics (SHIPSHAPE_METRICS_TOKEN, the admin secret). */
+  metricsTokens: string[];
   mounts?: HttpMount[];
   routes?: Routes;
   /**
@@ -38,12 +42,17 @@ export interface HttpDeps {
   sessionOptions?: (ownerId: string) => { workshopId?: string; expiresAt?: number };
   limits: SessionLimits;
   /** Abuse rules (docs/security.md, "Abuse limits"). */
-  abuse?: { sessionsPerAddressPerMinute: number; trustedProxies: string[] };
+  abuse?: { sessionsPerAddressPerMinute: number; sandboxesPerAddress?: number; trustedProxies: string[] };
 }
+
+/**
+ * Answered whatever the Host: health probes and metrics scrapers address the server by whatever
+ * name reaches it (a container name, 127.0.0.1), and none of these rides on a cookie.
+ */
+const HOST_CHECK_EXEMPT = new Set(["/livez", "/readyz", "/healthz", "/metrics"]);
 
 /** New sandboxes per browser (owner cookie): a burst, then a steady rate. */
 const SESSIONS_PER_BROWSER = { capacity: 10, refillPerMinute: 20 } as const;
-
 
 export type Handler = (
   req: IncomingMessage,
@@ -58,11 +67,17 @@ export type Routes = Record<string, Handler>;
 /** The one HTTP server: site, API and WebSocket upgrades on one origin. */
 export function createHttpServer(deps: HttpDeps): Server {
   const log = deps.log.child({ component: "http" });
+  const cookies = deps.origin.cookies;
   const sessionCreations = new RateLimiter(SESSIONS_PER_BROWSER);
   const perAddress = deps.abuse?.sessionsPerAddressPerMinute ?? 100;
+  const heldPerAddress = deps.abuse?.sandboxesPerAddress ?? 10;
   const trustedProxies = deps.abuse?.trustedProxies ?? ["127.0.0.1", "::1"];
   // A browser can drop its cookie to become a new owner; its address stays the same.
   const addressCreations = new RateLimiter({ capacity: perAddress, refillPerMinute: perAddress });
+  // Owners (browsers) holding a live sandbox, per address: the rate alone lets one address pile up
+  // a sandbox a minute until the server is full.
+  const addressHolders = new ConcurrencyLimit((owner) => deps.sessions.current(owner) !== undefined);
+  const metricsDigests = deps.metricsTokens.map(digest);
   const checkHealth = () => deps.health.check();
 
   const routes: Routes = {
@@ -71,28 +86,33 @@ export function createHttpServer(deps: HttpDeps): Server {
       if (error) return json(res, 503, { ok: false, reason: error.userMessage, detail: error.detail });
       json(res, 200, { ok: true, ...deps.sessions.counts });
     },
-    "GET /metrics": async (_req, res) => {
+    "GET /metrics": async (req, res) => {
+      // WARNING: the figures say how many learners are on and when the engine is down; not for everyone.
+      const given = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
+      if (!given || !metricsDigests.some((d) => timingSafeEqual(d, digest(given)))) {
+        res.writeHead(401, { "content-type": "text/plain; charset=utf-8", "www-authenticate": 'Bearer realm="shipshape metrics"' });
+        res.end("Metrics need Authorization: Bearer <SHIPSHAPE_METRICS_TOKEN> (or the instructor admin secret).\n");
+        return;
+      }
       const text = await deps.metrics.render();
       res.writeHead(200, { "content-type": deps.metrics.contentType });
       res.end(text);
     },
     "POST /api/sessions": async (req, res, ownerId) => {
       const body = openSessionSchema.parse(await readJson(req));
-      let owner = ownerId;
-      if (!owner) {
-        owner = newId(16);
-        setOwnerCookie(req, res, deps.signer.sign(owner));
-      }
-      const extra = deps.sessionOptions?.(owner) ?? {};
-      const current = deps.sessions.current(owner);
+      // A browser without a cookie is a new owner, but it gets its identity only once every limit
+      // has let it through: a refused client leaves with nothing to come back as.
+      const owner = ownerId ?? newId(16);
+      const extra = (ownerId && deps.sessionOptions?.(ownerId)) || {};
+      const current = ownerId ? deps.sessions.current(ownerId) : undefined;
       // A session that belongs to another workshop (or to none) than this browser's is replaced.
       const fresh = body.fresh === true || (current !== undefined && current.workshopId !== (extra.workshopId ?? null));
       const createsSandbox = fresh || !current;
+      const address = addressKey(clientAddress(req, trustedProxies));
       if (createsSandbox) {
         // Fail fast and say why, rather than hand out a session whose sandbox cannot start.
         const down = await checkHealth();
         if (down) throw down;
-        const address = clientAddress(req, trustedProxies);
         // A workshop seat is bounded by the workshop's own size: its class may share one NAT address.
         const addressWait = extra.workshopId ? 0 : addressCreations.waitMs(address);
         if (addressWait > 0) {
@@ -102,6 +122,19 @@ export function createHttpServer(deps: HttpDeps): Server {
             addressWait,
             `Too many new sandboxes from your network address (at most ${perAddress} a minute). Wait a minute and try again. ` +
               `If your whole class shares one address, ask the operator to raise SHIPSHAPE_SESSIONS_PER_ADDRESS_PER_MINUTE.`,
+          );
+        }
+        // This browser's own sandbox is replaced, so it does not count against its address.
+        if (!extra.workshopId && addressHolders.count(address, owner) >= heldPerAddress) {
+          log.warn("abuse rule hit", { rule: "sandboxes_per_address", address });
+          throw new ShipshapeError(
+            "rate_limited",
+            `Your network address already has ${heldPerAddress} sandboxes running, the most one address may hold at once. ` +
+              `Close the pages of sandboxes you no longer use: each is removed after ` +
+              `${Math.round(deps.limits.idleTimeoutMs / 60_000)} minutes without use. ` +
+              `A class behind one address joins as a workshop, or asks the operator to raise SHIPSHAPE_SANDBOXES_PER_ADDRESS.`,
+            `rule sandboxes_per_address`,
+            { fields: { rule: "sandboxes_per_address", retryAfterSeconds: 60 } },
           );
         }
         const ownerWait = sessionCreations.waitMs(owner);
@@ -118,6 +151,8 @@ export function createHttpServer(deps: HttpDeps): Server {
         sessionCreations.take(owner);
       }
       const view = deps.sessions.open(owner, { ...extra, fresh });
+      if (createsSandbox && !extra.workshopId) addressHolders.add(address, owner);
+      if (!ownerId) setOwnerCookie(res, cookies, deps.signer.sign(owner));
       json(res, 200, sessionJson(view, deps));
     },
     "GET /api/sessions/current": (_req, res, ownerId) => {
@@ -139,14 +174,30 @@ export function createHttpServer(deps: HttpDeps): Server {
 
   const router = new Router({ ...routes, ...deps.routes });
 
+  /** The answer to a request for a host this server is not (DNS rebinding), in words; undefined when it is. */
+  const wrongHost = (req: IncomingMessage, url: URL): string | undefined => {
+    if (HOST_CHECK_EXEMPT.has(url.pathname) || deps.origin.hostAllowed(req.headers.host)) return undefined;
+    log.warn("request for another host refused", { host: (req.headers.host ?? "").slice(0, 100) });
+    return (
+      `This server is ${deps.origin.origin}, and does not answer for the host "${(req.headers.host ?? "").slice(0, 100)}". ` +
+      `Open ${deps.origin.origin}/ instead. (Operators: SHIPSHAPE_PUBLIC_URL is the address learners use.)`
+    );
+  };
+
   const server = createServer(async (req, res) => {
     const url = requestUrl(req);
     if (!url) return json(res, 400, { error: "bad_request", message: "The request's address is not a valid path." });
+    const hostRefusal = wrongHost(req, url);
+    if (hostRefusal) {
+      if (url.pathname.startsWith("/api/")) return json(res, 421, { error: "wrong_host", message: hostRefusal });
+      res.writeHead(421, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
+      return void res.end(hostRefusal + "\n");
+    }
     const key = `${req.method} ${url.pathname.replace(/\/+$/, "") || "/"}`;
     const { handler: route, params } = router.find(key);
     try {
       const mount = deps.mounts?.find((m) => m.matches(req, url));
-      if (mount) return await mount.handle(req, res, deps.signer.verify(readCookie(req, OWNER_COOKIE)));
+      if (mount) return await mount.handle(req, res, deps.signer.verify(readCookie(req, cookies.owner)));
       if (!route) {
         if (url.pathname.startsWith("/api/")) throw new ShipshapeError("not_found", "No such API endpoint.");
         if (req.method !== "GET" && req.method !== "HEAD") {
@@ -156,10 +207,13 @@ export function createHttpServer(deps: HttpDeps): Server {
         await serveStatic(req, res, deps.siteDir, url.pathname);
         return;
       }
-      if (req.method !== "GET" && !originAllowed(req, deps.allowedOrigins)) {
-        throw new ShipshapeError("forbidden", "This request came from another site and was refused.");
+      if (req.method !== "GET" && !originAllowed(req, deps.origin)) {
+        throw new ShipshapeError(
+          "forbidden",
+          `This request came from another site (${originText(req)}) and was refused: only pages of ${deps.origin.origin} may do this.`,
+        );
       }
-      const ownerId = deps.signer.verify(readCookie(req, OWNER_COOKIE));
+      const ownerId = deps.signer.verify(readCookie(req, cookies.owner));
       await route(req, res, ownerId, params);
     } catch (e) {
       const err =
@@ -181,14 +235,18 @@ export function createHttpServer(deps: HttpDeps): Server {
     socket.on("error", () => {});
     const url = requestUrl(req);
     if (!url) return refuse(400, "Bad Request");
+    const hostRefusal = wrongHost(req, url);
+    if (hostRefusal) {
+      return void socket.end(`HTTP/1.1 421 Misdirected Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${hostRefusal}\n`);
+    }
     const mount = deps.mounts?.find((m) => m.matches(req, url));
-    if (mount?.upgrade) return mount.upgrade(req, socket, head, deps.signer.verify(readCookie(req, OWNER_COOKIE)));
+    if (mount?.upgrade) return mount.upgrade(req, socket, head, deps.signer.verify(readCookie(req, cookies.owner)));
     if (url.pathname !== "/ws/terminal") return refuse(404, "Not Found");
-    if (!originAllowed(req, deps.allowedOrigins)) {
+    if (!originAllowed(req, deps.origin)) {
       log.warn("websocket refused: foreign origin", { origin: req.headers.origin ?? null });
       return refuse(403, "Forbidden origin");
     }
-    const ownerId = deps.signer.verify(readCookie(req, OWNER_COOKIE));
+    const ownerId = deps.signer.verify(readCookie(req, cookies.owner));
     if (!ownerId) return refuse(403, "No session: open the page first");
     deps.sockets.upgrade(req, socket, head, ownerId);
   });
@@ -261,12 +319,17 @@ export function clientAddress(req: IncomingMessage, trustedProxies: readonly str
   return hops[0] ?? peer;
 }
 
-export function setOwnerCookie(req: IncomingMessage, res: ServerResponse, value: string): void {
-  const secure = (req.socket as { encrypted?: boolean }).encrypted || req.headers["x-forwarded-proto"] === "https";
-  res.setHeader(
-    "set-cookie",
-    `${OWNER_COOKIE}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000${secure ? "; Secure" : ""}`,
-  );
+function originText(req: IncomingMessage): string {
+  return req.headers.origin ? `Origin ${req.headers.origin.slice(0, 100)}` : "no Origin header";
+}
+
+function digest(text: string): Buffer {
+  return createHash("sha256").update(text, "utf8").digest();
+}
+
+/** The owner cookie: which browser this is. Named and flagged by the public URL, never by the request. */
+export function setOwnerCookie(res: ServerResponse, cookies: CookieNames, value: string): void {
+  res.setHeader("set-cookie", cookieHeader(cookies.owner, value, { secure: cookies.secure, sameSite: "Lax", maxAgeSeconds: 31536000 }));
 }
 
 export async function readJson(req: IncomingMessage): Promise<unknown> {
@@ -290,3 +353,4 @@ export async function readJson(req: IncomingMessage): Promise<unknown> {
 function tooLarge(): ShipshapeError {
   return new ShipshapeError("payload_too_large", `The request is too large; the limit is ${MAX_BODY_BYTES / 1024} KiB.`);
 }
+

@@ -11,10 +11,11 @@ import { json, readCookie } from "../common/http.ts";
 import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { newId, type Signer } from "../common/signing.ts";
-import { INSTRUCTOR_COOKIE, type InstructorAuth } from "../workshops/instructor-auth.ts";
+import type { InstructorAuth } from "../workshops/instructor-auth.ts";
 import { normalizeJoinCode } from "../workshops/join-code.ts";
 import type { WorkshopService } from "../workshops/workshop-service.ts";
 import { readJson, setOwnerCookie, type Routes } from "./http-server.ts";
+import { cookieHeader, type CookieNames } from "../common/public-origin.ts";
 import { RateLimiter } from "./rate-limiter.ts";
 
 /** A dashboard stream whose browser stopped reading is cut off rather than buffered without end. */
@@ -26,6 +27,13 @@ export interface WorkshopRoutesDeps {
   auth: InstructorAuth;
   signer: Signer;
   log: Logger;
+  /** Cookie names and flags, from the public URL. */
+  cookies: CookieNames;
+  /**
+   * The key per-address limits count under: the client address the trusted proxy reports (its /64
+   * for IPv6), never the raw peer, or behind a proxy one guesser locks everyone out.
+   */
+  clientKey: (req: IncomingMessage) => string;
 }
 
 /**
@@ -34,7 +42,7 @@ export interface WorkshopRoutesDeps {
  * sessions do. POST/PATCH/DELETE are refused from foreign origins by the HTTP server.
  */
 export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; close(): void } {
-  const { workshops, auth, signer } = deps;
+  const { workshops, auth, signer, cookies } = deps;
   const log = deps.log.child({ component: "workshop-routes" });
   const signIns = new RateLimiter({ capacity: 10, refillPerMinute: 10 });
   // Only wrong codes cost a token: a whole class behind one address must be able to join at once.
@@ -42,11 +50,14 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
   const streams = new Set<ServerResponse>();
 
   const requireInstructor = (req: IncomingMessage) => {
-    if (!auth.verify(readCookie(req, INSTRUCTOR_COOKIE))) {
+    if (!auth.verify(readCookie(req, cookies.instructor))) {
       throw new ShipshapeError("unauthorized", "Sign in as an instructor first (at /instructor/).");
     }
   };
-  const address = (req: IncomingMessage) => req.socket.remoteAddress ?? "unknown";
+  const address = deps.clientKey;
+  const setInstructorCookie = (res: ServerResponse, value: string, maxAgeSeconds: number) =>
+    // Strict: the instructor's cookie never rides along on a request another site starts.
+    res.setHeader("set-cookie", cookieHeader(cookies.instructor, value, { secure: cookies.secure, sameSite: "Strict", maxAgeSeconds }));
 
   const routes: Routes = {
     // ---- instructor sign-in ----
@@ -60,14 +71,16 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
         throw new ShipshapeError("unauthorized", "That is not the instructor secret. It is in the server's data directory (admin-secret) or SHIPSHAPE_ADMIN_SECRET.");
       }
       const { value, maxAgeSeconds } = auth.issue();
-      setCookie(req, res, INSTRUCTOR_COOKIE, value, maxAgeSeconds);
+      setInstructorCookie(res, value, maxAgeSeconds);
       json(res, 200, { signedIn: true });
     },
     "GET /api/instructor/session": (req, res) => {
-      json(res, 200, { signedIn: auth.verify(readCookie(req, INSTRUCTOR_COOKIE)) });
+      json(res, 200, { signedIn: auth.verify(readCookie(req, cookies.instructor)) });
     },
     "DELETE /api/instructor/session": (req, res) => {
-      setCookie(req, res, INSTRUCTOR_COOKIE, "", 0);
+      // Revoked on the server (a copy of the cookie stops working too), then cleared in the browser.
+      auth.revoke(readCookie(req, cookies.instructor));
+      setInstructorCookie(res, "", 0);
       res.writeHead(204).end();
     },
     "GET /api/instructor/lessons": (req, res) => {
@@ -138,9 +151,15 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
       };
       const unsubscribe = workshops.subscribe(id, (snapshot) => send(`event: dashboard\ndata: ${JSON.stringify(snapshot)}\n\n`));
       const heartbeat = setInterval(() => send(": still here\n\n"), STREAM_HEARTBEAT_MS);
+      // The stream lives no longer than the sign-in that opened it (signed out, or expired).
+      const unwatch = auth.watch(readCookie(req, cookies.instructor), () => {
+        send(`event: signed-out\ndata: ${JSON.stringify({ message: "Your instructor sign-in ended. Sign in again at /instructor/." })}\n\n`);
+        res.end();
+      });
       res.on("close", () => {
         clearInterval(heartbeat);
         unsubscribe();
+        unwatch();
         streams.delete(res);
       });
     },
@@ -151,13 +170,12 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
       if (!normalizeJoinCode(body.code) && !badCodes.take(address(req))) {
         throw new ShipshapeError("rate_limited", "Too many wrong codes from your address. Wait a minute and try again.");
       }
-      let owner = ownerId;
-      if (!owner) {
-        owner = newId(16);
-        setOwnerCookie(req, res, signer.sign(owner));
-      }
+      // A new browser's identity is handed out only when the join succeeds (after every limit).
+      const owner = ownerId ?? newId(16);
       try {
-        json(res, 200, await workshops.join(owner, body.code, body.name));
+        const joined = await workshops.join(owner, body.code, body.name);
+        if (!ownerId) setOwnerCookie(res, cookies, signer.sign(owner));
+        json(res, 200, joined);
       } catch (e) {
         if (e instanceof ShipshapeError && e.code === "not_found" && !badCodes.take(address(req))) {
           throw new ShipshapeError("rate_limited", "Too many wrong codes from your address. Wait a minute and try again.");
@@ -188,13 +206,4 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
       streams.clear();
     },
   };
-}
-
-function setCookie(req: IncomingMessage, res: ServerResponse, name: string, value: string, maxAgeSeconds: number): void {
-  const secure = (req.socket as { encrypted?: boolean }).encrypted || req.headers["x-forwarded-proto"] === "https";
-  // Strict: the instructor's cookie never rides along on a request another site starts.
-  res.setHeader(
-    "set-cookie",
-    `${name}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${secure ? "; Secure" : ""}`,
-  );
 }

@@ -4,13 +4,23 @@ import { WebSocketServer, type WebSocket } from "ws";
 import { toShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { AttachedBrowser } from "../sessions/terminal-hub.ts";
-import { INSTRUCTOR_COOKIE, type InstructorAuth } from "../workshops/instructor-auth.ts";
+import type { InstructorAuth } from "../workshops/instructor-auth.ts";
 import type { WorkshopService } from "../workshops/workshop-service.ts";
 import { json, originAllowed, readCookie, type HttpMount } from "../common/http.ts";
 import { CloseCode } from "../../../contracts/close-codes.ts";
 import { MAX_FRAME_BYTES, type WatchMessage } from "../../../contracts/terminal-protocol.ts";
+import type { CookieNames, OriginPolicy } from "../common/public-origin.ts";
 
 export const WATCH_PATH = "/ws/watch";
+
+interface WatchDeps {
+  workshops: WorkshopService;
+  auth: InstructorAuth;
+  /** Which pages may open a viewer: the public URL's (scheme included). */
+  origins: OriginPolicy;
+  cookies: CookieNames;
+  log: Logger;
+}
 const HEARTBEAT_MS = 15_000;
 const SIZE_CHECK_MS = 1_000;
 /** A viewer that falls this far behind is dropped (it reconnects and gets a fresh replay). */
@@ -38,10 +48,10 @@ export class WorkshopWatchSockets implements HttpMount {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
   private readonly alive = new WeakSet<WebSocket>();
   private readonly heartbeat: NodeJS.Timeout;
-  private readonly deps: { workshops: WorkshopService; auth: InstructorAuth; allowedOrigins: string[]; log: Logger };
+  private readonly deps: WatchDeps;
   private readonly log: Logger;
 
-  constructor(deps: { workshops: WorkshopService; auth: InstructorAuth; allowedOrigins: string[]; log: Logger }) {
+  constructor(deps: WatchDeps) {
     this.deps = deps;
     this.log = deps.log.child({ component: "workshop-watch" });
     this.heartbeat = setInterval(() => {
@@ -69,11 +79,12 @@ export class WorkshopWatchSockets implements HttpMount {
     const refuse = (status: number, text: string): void => {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${text}\n`);
     };
-    if (!originAllowed(req, this.deps.allowedOrigins)) {
+    if (!originAllowed(req, this.deps.origins)) {
       this.log.warn("watch refused: foreign origin", { origin: req.headers.origin ?? null });
       return refuse(403, "Forbidden origin");
     }
-    if (!this.deps.auth.verify(readCookie(req, INSTRUCTOR_COOKIE))) return refuse(403, "Instructors only: sign in first");
+    const cookie = readCookie(req, this.deps.cookies.instructor);
+    if (!this.deps.auth.verify(cookie)) return refuse(403, "Instructors only: sign in first");
     const url = new URL(req.url ?? "/", "http://placeholder");
     const workshopId = url.searchParams.get("workshop") ?? "";
     const memberId = url.searchParams.get("learner") ?? "";
@@ -81,10 +92,10 @@ export class WorkshopWatchSockets implements HttpMount {
     if (!idPattern.test(workshopId) || !idPattern.test(memberId) || !terminalPattern.test(terminal)) {
       return refuse(400, "Bad request: workshop, learner and terminal are required");
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, workshopId, memberId, terminal));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, workshopId, memberId, terminal, cookie));
   }
 
-  private onConnection(ws: WebSocket, workshopId: string, memberId: string, terminal: string): void {
+  private onConnection(ws: WebSocket, workshopId: string, memberId: string, terminal: string, cookie: string | undefined): void {
     const log = this.log.child({ workshopId, memberId, terminal });
     this.alive.add(ws);
     ws.on("pong", () => this.alive.add(ws));
@@ -94,6 +105,10 @@ export class WorkshopWatchSockets implements HttpMount {
     const close = (code: number, reason: string) => {
       if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason.slice(0, 120));
     };
+
+    // The view lives no longer than the sign-in that opened it (signed out, or expired).
+    const unwatch = this.deps.auth.watch(cookie, () => close(CloseCode.unauthorized, "Your instructor sign-in ended. Sign in again."));
+    ws.on("close", unwatch);
 
     let target;
     try {

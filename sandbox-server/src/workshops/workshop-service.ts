@@ -107,7 +107,8 @@ export class WorkshopService {
     const unknown = lessons.filter((l) => !this.views.knowsLesson(l));
     if (unknown.length) throw new ShipshapeError("bad_request", `There is no lesson called ${unknown.map((l) => `"${l}"`).join(", ")}.`);
     if (input.capacity > this.maxSandboxes) {
-      throw new ShipshapeError("bad_request", `This server runs at most ${this.maxSandboxes} sandboxes, so a workshop has at most ${this.maxSandboxes} seats.`);
+      throw new ShipshapeError("bad_request", `This server runs at most ${this.maxSandboxes} sandboxes, so a workshop has at most ${this.maxSandboxes} seats. ` +
+          `The operator can raise SHIPSHAPE_MAX_SANDBOXES (its default follows the machine's memory and disk).`);
     }
     let code = newJoinCode();
     for (let i = 0; this.store.workshops.codeTaken(code); i++) {
@@ -141,7 +142,7 @@ export class WorkshopService {
   /** More seats let the queue in at once; fewer take no seat away from anyone who has one. */
   setCapacity(id: string, capacity: number): WorkshopSummary {
     const w = this.views.requireLive(id);
-    if (capacity > this.maxSandboxes) throw new ShipshapeError("bad_request", `This server runs at most ${this.maxSandboxes} sandboxes.`);
+    if (capacity > this.maxSandboxes) throw new ShipshapeError("bad_request", `This server runs at most ${this.maxSandboxes} sandboxes; the operator can raise SHIPSHAPE_MAX_SANDBOXES.`);
     this.store.workshops.update(id, { capacity, warmTarget: Math.min(w.warmTarget, capacity) });
     this.admission.admitWaiting(id);
     this.admission.keepReserve(id);
