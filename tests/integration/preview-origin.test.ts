@@ -232,7 +232,7 @@ describe("previews on their own origin, with nothing configured", () => {
     const course = new URL(app.url);
     expect(`p8000-${a.session.sessionId}.localhost`).not.toBe(course.hostname);
     // The owner cookie is host-only, so a browser never sends it to a p<port>-<session>.localhost host...
-    expect(a.ownerSetCookie).toMatch(/^shipshape_owner=/);
+    expect(a.ownerSetCookie).toMatch(/^__Host-shipshape_owner=/); // __Host-: host-only by rule, no Domain allowed
     expect(a.ownerSetCookie).not.toMatch(/;\s*domain=/i);
     // ...and even when a client sends it there, it is no grant and never reaches the app.
     const withCourseCookie = await request(app.url, "/headers", { host: host(a, 8000), cookie: a.session.cookie });
