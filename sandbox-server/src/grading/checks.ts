@@ -255,7 +255,9 @@ export class CheckRunner {
     }
     for (const [key, value] of Object.entries(c.env ?? {})) {
       const actual = envValue(ct.Config.Env, key);
-      if (actual !== value) problems.push(`The container ${name} should have ${key}=${value}${actual === undefined ? "" : `, not ${key}=${actual}`}.`);
+      const ok = typeof value === "string" ? actual === value : actual !== undefined && matches(actual, value);
+      const wanted = typeof value === "string" ? value : describeMatch(value);
+      if (!ok) problems.push(`The container ${name} should have ${key}=${wanted}${actual === undefined ? "" : `, not ${key}=${actual}`}.`);
     }
     if (c.autoRemove && !ct.HostConfig.AutoRemove) problems.push(`The container ${name} was not started with --rm.`);
     if (c.restartPolicy !== undefined) {

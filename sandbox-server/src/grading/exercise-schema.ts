@@ -101,7 +101,10 @@ export const containerCheckSchema = z
       )
       .optional()
       .describe("mounts the container must have"),
-    env: z.record(z.string(), z.string()).optional().describe("environment variables the container must have"),
+    env: z
+      .record(z.string(), z.union([z.string(), textMatch]))
+      .optional()
+      .describe("environment variables the container must have: a string is matched exactly, or give `{ equals: DEBUG, ignoreCase: true }`"),
     logs: textMatch.optional().describe("what the container's logs must show"),
     autoRemove: z.boolean().optional().describe("true: the container must have been started with --rm"),
     networks: z
@@ -245,6 +248,12 @@ export const taskSchema = z
     title: z.string().min(3).describe("what the learner must achieve, in one line (Markdown code spans allowed)"),
     check: checkSchema.describe("how the server judges it"),
     failMessage: z.string().optional().describe("what the learner reads when the check fails, instead of the generated sentence"),
+    guard: z
+      .boolean()
+      .optional()
+      .describe(
+        "true: this task guards against a shortcut by checking that something the lesson gave is still there (the secrets were ignored, not deleted); it passes on a fresh sandbox, so lesson CI does not require it to fail there",
+      ),
     hints: z.array(z.string()).default([]).describe("revealed one at a time, gentlest first"),
   })
   .strict();
@@ -276,7 +285,10 @@ export const exerciseSchema = z
     lesson: z.string().describe("slug of the lesson that shows it"),
     title: z.string().min(3),
     description: z.string().optional().describe("the goal in a sentence or two (Markdown)"),
-    tasks: z.array(taskSchema).min(1),
+    tasks: z
+      .array(taskSchema)
+      .min(1)
+      .refine((tasks) => tasks.some((t) => !t.guard), "at least one task must not be a guard: an exercise must ask for something new"),
     solution: z
       .string()
       .min(1)
