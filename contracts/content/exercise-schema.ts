@@ -30,6 +30,7 @@ const textMatch = z
     includes: z.string().optional().describe("passes when the text contains this"),
     matches: z.string().optional().describe("passes when the text matches this regular expression"),
     equals: z.string().optional().describe("passes when the text, trimmed, equals this"),
+    ignoreCase: z.boolean().optional().describe("true: upper and lower case count as the same (for values a program reads in any case, such as `warning`)"),
   })
   .strict()
   .refine((m) => m.includes !== undefined || m.matches !== undefined || m.equals !== undefined, "give includes, matches or equals");
@@ -40,7 +41,15 @@ export const imageCheckSchema = z
     image: imageRef,
     hasEntrypoint: z.boolean().optional().describe("true: the image must set ENTRYPOINT (exec or shell form)"),
     hasCmd: z.boolean().optional().describe("true: the image must set CMD"),
-    env: z.record(z.string(), z.string()).optional().describe("ENV values the image must set"),
+    env: z
+      .record(z.string(), z.union([z.string(), textMatch]))
+      .optional()
+      .describe("ENV values the image must set: a string is matched exactly; `{ equals: WARNING, ignoreCase: true }` accepts any value the program treats the same"),
+    sameAs: imageRef
+      .optional()
+      .describe("the image must be this very image (the same ID), as `docker tag` makes; an image built FROM it is not"),
+    nonRoot: z.boolean().optional().describe("true: the image must set a USER that is not root (neither `root` nor `0`)"),
+    hasHealthcheck: z.boolean().optional().describe("true: the image must define a HEALTHCHECK (with a test, not NONE)"),
     exposes: z.array(port).optional().describe("ports the image must EXPOSE"),
     workdir: z.string().optional().describe("the WORKDIR the image must set"),
     historyIncludes: z.array(z.string()).optional().describe("text that must appear in `docker image history` (the instructions that made the layers)"),
@@ -92,7 +101,10 @@ export const containerCheckSchema = z
       )
       .optional()
       .describe("mounts the container must have"),
-    env: z.record(z.string(), z.string()).optional().describe("environment variables the container must have"),
+    env: z
+      .record(z.string(), z.union([z.string(), textMatch]))
+      .optional()
+      .describe("environment variables the container must have: a string is matched exactly, or give `{ equals: DEBUG, ignoreCase: true }`"),
     logs: textMatch.optional().describe("what the container's logs must show"),
     autoRemove: z.boolean().optional().describe("true: the container must have been started with --rm"),
     networks: z
@@ -117,6 +129,14 @@ export const containerCheckSchema = z
       .boolean()
       .optional()
       .describe("true: the container must have been started from an image pinned by digest (name@sha256:…)"),
+    restartPolicy: z
+      .enum(["no", "always", "unless-stopped", "on-failure"])
+      .optional()
+      .describe("the restart policy the container must have (docker run --restart, Compose `restart:`)"),
+    health: z
+      .enum(["healthy", "unhealthy", "starting"])
+      .optional()
+      .describe("the health its HEALTHCHECK must report (docker inspect .State.Health.Status)"),
     composeProject: z
       .string()
       .regex(/^[a-z0-9][a-z0-9_-]{0,127}$/)
@@ -195,6 +215,19 @@ export const absentCheckSchema = z
   })
   .strict();
 
+export const removedCheckSchema = z
+  .object({
+    kind: z
+      .literal("removed")
+      .describe(
+        "the engine's recent events show containers that were removed (docker rm, prune, --rm): evidence that a clean-up happened, which an empty list alone is not. The engine remembers its last 256 events",
+      ),
+    image: imageRef.optional().describe("only containers of this image count"),
+    name: containerName.optional(),
+    atLeast: z.number().int().min(1).default(1).describe("how many such removals must be on record"),
+  })
+  .strict();
+
 export const checkSchema = z.discriminatedUnion("kind", [
   imageCheckSchema,
   runCheckSchema,
@@ -203,6 +236,7 @@ export const checkSchema = z.discriminatedUnion("kind", [
   fileCheckSchema,
   httpCheckSchema,
   absentCheckSchema,
+  removedCheckSchema,
   networkCheckSchema,
   composeCheckSchema,
 ]);
@@ -214,10 +248,36 @@ export const taskSchema = z
     title: z.string().min(3).describe("what the learner must achieve, in one line (Markdown code spans allowed)"),
     check: checkSchema.describe("how the server judges it"),
     failMessage: z.string().optional().describe("what the learner reads when the check fails, instead of the generated sentence"),
+    guard: z
+      .boolean()
+      .optional()
+      .describe(
+        "true: this task guards against a shortcut by checking that something the lesson gave is still there (the secrets were ignored, not deleted); it passes on a fresh sandbox, so lesson CI does not require it to fail there",
+      ),
     hints: z.array(z.string()).default([]).describe("revealed one at a time, gentlest first"),
   })
   .strict();
 export type Task = z.infer<typeof taskSchema>;
+
+const taskId = z.string().regex(/^[a-z0-9-]{1,48}$/);
+
+export const wrongAttemptSchema = z
+  .object({
+    name: z
+      .string()
+      .min(3)
+      .describe("the shortcut in a learner's words, e.g. `a hand-written page instead of the generated one`; lesson CI names it when it passes wrongly"),
+    script: z
+      .string()
+      .min(1)
+      .describe("bash run by lesson CI in a fresh sandbox (after `setup` and the lesson's files): the attempt a learner would really make"),
+    fails: z
+      .array(taskId)
+      .optional()
+      .describe("tasks that must fail after the attempt (the ones it is meant to catch); left out, at least one task must fail"),
+  })
+  .strict();
+export type WrongAttempt = z.infer<typeof wrongAttemptSchema>;
 
 export const exerciseSchema = z
   .object({
@@ -225,12 +285,22 @@ export const exerciseSchema = z
     lesson: z.string().describe("slug of the lesson that shows it"),
     title: z.string().min(3),
     description: z.string().optional().describe("the goal in a sentence or two (Markdown)"),
-    tasks: z.array(taskSchema).min(1),
+    tasks: z
+      .array(taskSchema)
+      .min(1)
+      .refine((tasks) => tasks.some((t) => !t.guard), "at least one task must not be a guard: an exercise must ask for something new"),
     solution: z
       .string()
       .min(1)
       .describe("reference solution: a bash script run in a fresh sandbox by lesson CI; never sent to browsers"),
-    setup: z.string().optional().describe("bash run in the sandbox before lesson CI's fresh-sandbox check (rarely needed)"),
+    setup: z
+      .string()
+      .optional()
+      .describe("bash run in the sandbox before lesson CI's fresh-sandbox check, each wrong attempt and the solution: the state the lesson has led up to (rarely needed)"),
+    wrongAttempts: z
+      .array(wrongAttemptSchema)
+      .min(1)
+      .describe("at least one shortcut a learner would try that must not pass: lesson CI proves fresh sandbox fails, each wrong attempt fails, solution passes"),
   })
   .strict()
   .superRefine((e, ctx) => {
@@ -238,6 +308,11 @@ export const exerciseSchema = z
     e.tasks.forEach((t, i) => {
       if (seen.has(t.id)) ctx.addIssue({ code: "custom", path: ["tasks", i, "id"], message: `task id "${t.id}" is used twice` });
       seen.add(t.id);
+    });
+    e.wrongAttempts.forEach((w, i) => {
+      for (const id of w.fails ?? []) {
+        if (!seen.has(id)) ctx.addIssue({ code: "custom", path: ["wrongAttempts", i, "fails"], message: `no task "${id}"; tasks are ${[...seen].join(", ")}` });
+      }
     });
   });
 export type Exercise = z.infer<typeof exerciseSchema>;

@@ -18,6 +18,9 @@ const exercise = (title: string) =>
     "    title: The first task",
     "    check: { kind: container, image: nginx, state: running }",
     "solution: docker run -d nginx",
+    "wrongAttempts:",
+    "  - name: run it in the foreground",
+    "    script: docker run --rm nginx true",
     "",
   ].join("\n");
 

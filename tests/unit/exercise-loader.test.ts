@@ -21,6 +21,8 @@ const valid = [
   "      image: hello-world",
   "      state: exited",
   "solution: docker run -d nginx",
+  "wrongAttempts:",
+  "  - { name: nginx stopped at once, script: docker run nginx true, fails: [first] }",
   "",
 ];
 

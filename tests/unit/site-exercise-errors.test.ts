@@ -15,6 +15,8 @@ tasks:
     title: A container from hello-world ran
     check: { kind: container, image: hello-world, state: exited }
 solution: docker run hello-world
+wrongAttempts:
+  - { name: run with --rm, script: docker run --rm hello-world }
 `;
 
 /**

@@ -7,7 +7,7 @@ export interface Verdict {
   message: string;
 }
 
-type Match = { includes?: string | undefined; matches?: string | undefined; equals?: string | undefined };
+type Match = { includes?: string | undefined; matches?: string | undefined; equals?: string | undefined; ignoreCase?: boolean | undefined };
 
 const pass = (message: string): Verdict => ({ passed: true, message });
 const fail = (message: string): Verdict => ({ passed: false, message });
@@ -38,6 +38,8 @@ export class CheckRunner {
         return this.container(check);
       case "no-containers":
         return this.noContainers(check);
+      case "removed":
+        return this.removed(check);
       case "volume":
         return this.volume(check);
       case "file":
@@ -71,7 +73,24 @@ export class CheckRunner {
     for (const [key, value] of Object.entries(c.env ?? {})) {
       const actual = envValue(cfg.Env, key);
       if (actual === undefined) return fail(`The image \`${c.image}\` does not set the environment variable ${key}.`);
-      if (actual !== value) return fail(`The image \`${c.image}\` sets ${key}=${actual}, but it should be ${key}=${value}.`);
+      const wanted = typeof value === "string" ? value : describeMatch(value);
+      if (typeof value === "string" ? actual !== value : !matches(actual, value)) {
+        return fail(`The image \`${c.image}\` sets ${key}=${actual}, but it should be ${key}=${wanted}.`);
+      }
+    }
+    if (c.sameAs) {
+      const other = await this.inspectImage(c.sameAs);
+      if (!other) return fail(`There is no image called \`${c.sameAs}\` yet.`);
+      if (other.Id !== img.Id) {
+        return fail(`\`${c.image}\` is a different image from \`${c.sameAs}\` (another IMAGE ID); give \`${c.sameAs}\` the new name with docker tag.`);
+      }
+    }
+    if (c.nonRoot && ["", "root", "0", "0:0", "root:root"].includes((cfg.User ?? "").trim())) {
+      return fail(`The image \`${c.image}\` runs as root; add a USER line with an ordinary user.`);
+    }
+    if (c.hasHealthcheck) {
+      const test = cfg.Healthcheck?.Test ?? [];
+      if (test.length === 0 || test[0] === "NONE") return fail(`The image \`${c.image}\` has no HEALTHCHECK.`);
     }
     for (const p of c.exposes ?? []) {
       const exposed = Object.keys(cfg.ExposedPorts ?? {}).map((k) => Number.parseInt(k, 10));
@@ -144,7 +163,10 @@ export class CheckRunner {
     if (!(await this.inspectImage(c.image))) return fail(`There is no image called \`${c.image}\` yet.`);
     const env = Object.entries(c.env ?? {}).flatMap(([k, v]) => ["-e", `${k}=${v}`]);
     const shown = ["docker run", ...env.filter((_, i) => i % 2 === 1).map((e) => `-e ${e}`), c.image, ...c.args].join(" ");
-    const r = await this.docker(["run", "--rm", "--network", "none", "--pull", "never", ...env, c.image, ...c.args], 30_000);
+    const r = await this.docker(
+      ["run", "--rm", "--network", "none", "--pull", "never", "--label", "org.shipshape.grading=run", ...env, c.image, ...c.args],
+      30_000,
+    );
     if (r.timedOut) return fail(`\`${shown}\` did not finish within 30 seconds.`);
     if (c.exitCode !== undefined && r.exitCode !== c.exitCode) {
       return fail(`\`${shown}\` exited with code ${r.exitCode}, expected ${c.exitCode}.${tail(r.stderr)}`);
@@ -233,9 +255,26 @@ export class CheckRunner {
     }
     for (const [key, value] of Object.entries(c.env ?? {})) {
       const actual = envValue(ct.Config.Env, key);
-      if (actual !== value) problems.push(`The container ${name} should have ${key}=${value}${actual === undefined ? "" : `, not ${key}=${actual}`}.`);
+      const ok = typeof value === "string" ? actual === value : actual !== undefined && matches(actual, value);
+      const wanted = typeof value === "string" ? value : describeMatch(value);
+      if (!ok) problems.push(`The container ${name} should have ${key}=${wanted}${actual === undefined ? "" : `, not ${key}=${actual}`}.`);
     }
     if (c.autoRemove && !ct.HostConfig.AutoRemove) problems.push(`The container ${name} was not started with --rm.`);
+    if (c.restartPolicy !== undefined) {
+      const policy = ct.HostConfig.RestartPolicy?.Name || "no";
+      if (policy !== c.restartPolicy) problems.push(`The container ${name} has the restart policy \`${policy}\`, not \`${c.restartPolicy}\` (--restart ${c.restartPolicy}).`);
+    }
+    if (c.health !== undefined) {
+      const health = ct.State.Health?.Status;
+      if (health === undefined) problems.push(`The container ${name} has no health check, so it reports no health.`);
+      else if (health !== c.health) {
+        problems.push(
+          health === "starting"
+            ? `The health check of ${name} has not answered yet (starting); wait for its first interval and check again.`
+            : `The container ${name} is ${health}, not ${c.health}; docker inspect shows the last checks' output under .State.Health.`,
+        );
+      }
+    }
     for (const net of c.networks ?? []) {
       const on = Object.keys(ct.NetworkSettings?.Networks ?? {});
       if (!on.includes(net)) problems.push(`The container ${name} is not on the network \`${net}\` (it is on ${on.length ? on.map((n) => `\`${n}\``).join(", ") : "none"}).`);
@@ -276,6 +315,32 @@ export class CheckRunner {
     if (found.length === 0) return pass("Nothing is left over.");
     const names = found.map((ct) => `\`${ct.Name.replace(/^\//, "")}\``).slice(0, 5).join(", ");
     return fail(`${found.length === 1 ? "This container is" : "These containers are"} still there: ${names}.`);
+  }
+
+  /**
+   * The engine keeps its recent events (the last 256) in memory; asking for everything up to now
+   * returns them and ends. Containers that grading itself created and removed carry the label
+   * org.shipshape.grading and are not counted.
+   */
+  private async removed(c: Extract<Check, { kind: "removed" }>): Promise<Verdict> {
+    const filters = ["--filter", "type=container", "--filter", "event=destroy"];
+    if (c.image) filters.push("--filter", `image=${c.image}`);
+    if (c.name) filters.push("--filter", `container=${c.name}`);
+    const until = String(Math.floor(Date.now() / 1000) + 1);
+    const r = await this.docker(["events", "--since", "1", "--until", until, ...filters, "--format", "{{json .Actor.Attributes}}"]);
+    if (r.exitCode !== 0) throw new Error(`docker events: ${r.stderr}`);
+    const removed = r.stdout
+      .split("\n")
+      .filter((l) => l.trim().startsWith("{"))
+      .map((l) => JSON.parse(l) as Record<string, string>)
+      .filter((a) => a["org.shipshape.grading"] === undefined);
+    const what = `${c.image ? ` from \`${c.image}\`` : ""}${c.name ? ` named \`${c.name}\`` : ""}`;
+    if (removed.length >= c.atLeast) return pass(`${removed.length} container${removed.length === 1 ? "" : "s"}${what} removed.`);
+    return fail(
+      removed.length === 0
+        ? `No container${what} has been removed yet, so there was nothing to tidy. Make some first, then remove them.`
+        : `Only ${removed.length} container${removed.length === 1 ? "" : "s"}${what} removed; at least ${c.atLeast} should be.`,
+    );
   }
 
   private async network(c: Extract<Check, { kind: "network" }>): Promise<Verdict> {
@@ -381,9 +446,10 @@ export class CheckRunner {
 }
 
 export function matches(text: string, m: Match): boolean {
-  if (m.equals !== undefined && text.trim() !== m.equals.trim()) return false;
-  if (m.includes !== undefined && !text.includes(m.includes)) return false;
-  if (m.matches !== undefined && !new RegExp(m.matches, "m").test(text)) return false;
+  const fold = (t: string) => (m.ignoreCase ? t.toLowerCase() : t);
+  if (m.equals !== undefined && fold(text.trim()) !== fold(m.equals.trim())) return false;
+  if (m.includes !== undefined && !fold(text).includes(fold(m.includes))) return false;
+  if (m.matches !== undefined && !new RegExp(m.matches, m.ignoreCase ? "mi" : "m").test(text)) return false;
   return true;
 }
 
@@ -468,6 +534,8 @@ interface ImageJson {
     Env?: string[] | null;
     ExposedPorts?: Record<string, unknown> | null;
     WorkingDir?: string;
+    User?: string;
+    Healthcheck?: { Test?: string[] | null } | null;
   };
   RootFS?: { Layers?: string[] };
 }
@@ -477,10 +545,11 @@ interface ContainerJson {
   Name: string;
   Image: string;
   Config: { Image: string; Env?: string[] | null; Labels?: Record<string, string> | null };
-  State: { Status: string; Running: boolean; ExitCode: number; OOMKilled?: boolean };
+  State: { Status: string; Running: boolean; ExitCode: number; OOMKilled?: boolean; Health?: { Status: string } };
   HostConfig: {
     PortBindings?: Record<string, Array<{ HostIp: string; HostPort: string }>> | null;
     AutoRemove?: boolean;
+    RestartPolicy?: { Name?: string };
     Memory?: number;
     NanoCpus?: number;
     CpuQuota?: number;

@@ -25,8 +25,9 @@ static const char message[] =
     " 4. The Docker daemon streamed that output to the Docker client, which sent it\n"
     "    to your terminal.\n"
     "\n"
-    "To try something more ambitious, you can run an Ubuntu container with:\n"
-    " $ docker run -it ubuntu bash\n"
+    /* Docker Hub's text suggests ubuntu, which the offline mirror does not have; Debian it has. */
+    "To try something more ambitious, you can run a Debian container with:\n"
+    " $ docker run -it debian:bookworm-slim bash\n"
     "\n"
     "Share images, automate workflows, and more with a free Docker ID:\n"
     " https://hub.docker.com/\n"
