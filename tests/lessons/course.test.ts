@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { loadExercises } from "../../sandbox-server/src/content/exercise-loader.ts";
 import { Grader } from "../../sandbox-server/src/grading/grader.ts";
 import { silentLogger } from "../../sandbox-server/src/log.ts";
-import { loadLessonsForCi, placeLessonFiles, runScript } from "../support/lessons.ts";
+import { lessonSelected, loadLessonsForCi, placeLessonFiles, runScript } from "../support/lessons.ts";
 import { repoRoot } from "../support/server.ts";
 import { freshSandbox, testRuntime } from "../support/sandbox.ts";
 
@@ -15,7 +15,7 @@ import { freshSandbox, testRuntime } from "../support/sandbox.ts";
  * here ("Conflict. The container name is already in use", "port is already allocated").
  */
 const exercises = loadExercises(path.join(repoRoot, "content", "exercises"));
-const lessons = loadLessonsForCi().filter((l) => !l.draft);
+const lessons = loadLessonsForCi().filter((l) => !l.draft && lessonSelected(l.slug));
 const runtime = testRuntime();
 const grader = new Grader({ runtime, log: silentLogger });
 

@@ -4,7 +4,7 @@ import { loadExercises } from "../../sandbox-server/src/content/exercise-loader.
 import type { Exercise } from "../../contracts/content/exercise-schema.ts";
 import { Grader } from "../../sandbox-server/src/grading/grader.ts";
 import { silentLogger } from "../../sandbox-server/src/log.ts";
-import { placeLessonFiles, readLesson, runScript } from "../support/lessons.ts";
+import { lessonSelected, placeLessonFiles, readLesson, runScript } from "../support/lessons.ts";
 import { repoRoot } from "../support/server.ts";
 import { freshSandbox, testRuntime } from "../support/sandbox.ts";
 
@@ -17,7 +17,7 @@ import { freshSandbox, testRuntime } from "../support/sandbox.ts";
  *  3. the reference solution passes every check.
  * Exercises run in parallel (at most three at once); an exercise's sandboxes one after another.
  */
-const exercises = [...loadExercises(path.join(repoRoot, "content", "exercises")).values()];
+const exercises = [...loadExercises(path.join(repoRoot, "content", "exercises")).values()].filter((e) => lessonSelected(e.lesson));
 const runtime = testRuntime();
 const grader = new Grader({ runtime, log: silentLogger });
 

@@ -70,3 +70,9 @@ export async function placeLessonFiles(runtime: DockerRuntime, sandboxId: string
 export async function runScript(runtime: DockerRuntime, sandboxId: string, script: string) {
   return runtime.exec(sandboxId, ["bash", "-euo", "pipefail", "-c", script], { timeoutMs: 300_000, env: ["HOME=/root"] });
 }
+
+/** The lessons `npm run lesson-ci -- <slug>...` named (SHIPSHAPE_LESSONS), or every lesson. */
+export function lessonSelected(slug: string): boolean {
+  const named = process.env.SHIPSHAPE_LESSONS;
+  return !named || named.split(",").includes(slug);
+}
