@@ -8,7 +8,8 @@
  * the end nothing of the server's namespace may be left.
  */
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -103,13 +104,17 @@ async function call(method: string, route: string, body?: unknown, cookie?: stri
 }
 
 const plain = (t: TestTerminal) => t.output.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "");
-const withPrompt = (t: TestTerminal, timeoutMs: number) => t.until(() => /sandbox:[^\n]*[#$] $/.test(plain(t)), timeoutMs, "a prompt");
+const withPrompt = (t: TestTerminal, timeoutMs: number, who: string) =>
+  t.until(() => /sandbox:[^\n]*[#$] $/.test(plain(t)), timeoutMs, `${who}'s prompt`);
 
-/** The text of /learner-marker in a shell, or "none" when the file does not exist. */
+/**
+ * The name in /learner-marker, or "none" when the file does not exist. Printed as [name]: the
+ * typed command (echoed, maybe redrawn) contains "[%s]", never a bracketed name.
+ */
 async function markerIn(t: TestTerminal): Promise<string> {
   const out = plain(t).length;
-  await t.run("cat /learner-marker 2>/dev/null || echo marker=none");
-  return /marker=([a-z0-9-]+)/.exec(plain(t).slice(out).replace(/echo marker=none/g, ""))?.[1] ?? "unreadable";
+  await t.run(`printf '[%s]\\n' "$(cat /learner-marker 2>/dev/null || echo none)"`);
+  return /\[([a-z0-9-]+)\]/.exec(plain(t).slice(out))?.[1] ?? "unreadable";
 }
 
 /**
@@ -120,12 +125,12 @@ async function arrive(name: string, session: Session): Promise<Learner> {
   const t = new TestTerminal(session);
   try {
     await t.ready(120_000);
-    await withPrompt(t, 30_000);
+    await withPrompt(t, 30_000, `newcomer ${name}`);
     const sandboxId = sandboxOf(session.sessionId);
     expect(sandboxId, `${name} has a sandbox`).toBeTruthy();
     expect(everBound.has(sandboxId!), `${name} was handed a sandbox another learner had (${sandboxId})`).toBe(false);
     expect(await markerIn(t), `${name}'s new sandbox already holds a learner's file`).toBe("none");
-    await t.run(`echo marker=${name} > /learner-marker`);
+    await t.run(`echo ${name} > /learner-marker`);
     everBound.add(sandboxId!);
     const learner = { name, session, sandboxId: sandboxId! };
     learners.push(learner);
@@ -141,7 +146,7 @@ async function comeBack(learner: Learner): Promise<void> {
   const t = new TestTerminal(learner.session);
   try {
     await t.ready(60_000);
-    await withPrompt(t, 30_000);
+    await withPrompt(t, 30_000, `returning ${learner.name}`);
     expect(await markerIn(t), `${learner.name} found another learner's file in their sandbox`).toBe(learner.name);
   } finally {
     t.close();
@@ -192,17 +197,19 @@ describe("restart chaos: learners keep their own sandboxes across restarts", () 
   let workshop: { id: string; code: string };
 
   beforeAll(async () => {
+    // A workshop needs a lesson; the security suite's own content folder is empty on purpose.
+    const content = mkdtempSync(path.join(tmpdir(), "shipshape-chaos-content-"));
+    mkdirSync(path.join(content, "exercises"));
+    mkdirSync(path.join(content, "lessons"));
+    writeFileSync(path.join(content, "lessons", "chaos.mdx"), "---\ntitle: Chaos\norder: 1\n---\n\nA lesson.\n");
     server = await spawnServer({
+      SHIPSHAPE_CONTENT_DIR: content,
       SHIPSHAPE_WARM_POOL: String(POOL),
       SHIPSHAPE_ADMIN_SECRET: ADMIN_SECRET,
       SHIPSHAPE_LOG_LEVEL: "info",
       SHIPSHAPE_REAP_INTERVAL: "5s",
     });
     namespace = server.env.SHIPSHAPE_NAMESPACE!;
-    // A workshop needs a lesson; the security suite's content folder is empty on purpose.
-    writeFileSync(path.join(server.env.SHIPSHAPE_CONTENT_DIR!, "lessons", "chaos.mdx"), "---\ntitle: Chaos\norder: 1\n---\n\nA lesson.\n");
-    await server.terminate();
-    await server.start();
     instructor = (await call("POST", "/api/instructor/session", { secret: ADMIN_SECRET })).cookie!;
     expect(instructor).toBeTruthy();
   }, 120_000);
