@@ -90,7 +90,7 @@ describe("restart hand-over of a claimed pool sandbox", () => {
     expect(await aTerminal.run("cat /owner-marker")).toContain("owner-is-a");
     aTerminal.close();
     expect(sharedSandboxes(second)).toEqual([]);
-  });
+  }, 240_000); // four sandbox starts: 20 to 30 s each on a saturated machine
 
   it("never adopts a claimed pool sandbox into the pool of a server with a fresh data directory", async () => {
     const env = testEnv({ SHIPSHAPE_WARM_POOL: "1" });
@@ -110,5 +110,5 @@ describe("restart hand-over of a claimed pool sandbox", () => {
     expect(sandboxIdOf(second, b)).not.toBe(a.sandboxId);
     expect(await bTerminal.run("cat /owner-marker 2>&1")).toMatch(/No such file/);
     bTerminal.close();
-  });
+  }, 240_000);
 });
