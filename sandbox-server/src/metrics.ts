@@ -56,6 +56,8 @@ export function createServerMetrics(m: Metrics) {
     sandboxesCreated: m.counter("shipshape_sandboxes_created_total", "Sandboxes started"),
     sandboxesFailed: m.counter("shipshape_sandboxes_failed_total", "Sandboxes that failed to start"),
     sandboxesReaped: m.counter("shipshape_sandboxes_reaped_total", "Sandboxes removed by the reaper (expired, idle or orphaned)"),
+    // Must stay 0: each one is an attempt to give a sandbox some session already holds to another.
+    sandboxHandOversRefused: m.counter("shipshape_sandbox_handovers_refused_total", "Sandboxes not handed out because a session already held them"),
     bytesIn: m.counter("shipshape_terminal_bytes_in_total", "Bytes typed into terminals"),
     bytesOut: m.counter("shipshape_terminal_bytes_out_total", "Bytes of terminal output sent to browsers"),
     rejectedMessages: m.counter("shipshape_rejected_messages_total", "Malformed or unknown messages rejected"),

@@ -20,6 +20,8 @@ export interface ServerProcess {
   crash(): Promise<void>;
   /** Starts it again on the same port and data directory. */
   start(): Promise<void>;
+  /** SIGTERM, as `./shipshape start` is stopped: the server shuts down cleanly and keeps its data directory. */
+  terminate(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -80,6 +82,15 @@ export async function spawnServer(overrides: Record<string, string> = {}): Promi
       const done = exited(child);
       child.kill("SIGKILL");
       await done;
+    },
+    terminate: async () => {
+      if (!child) return;
+      const c = child;
+      const done = exited(c);
+      c.kill("SIGTERM");
+      const force = setTimeout(() => c.kill("SIGKILL"), 15_000);
+      await done;
+      clearTimeout(force);
     },
     stop: async () => {
       if (!child) return;

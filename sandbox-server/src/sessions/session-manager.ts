@@ -96,6 +96,7 @@ export class SessionManager {
       limits: this.policy.limits,
       log: this.log,
       capacityLeft: () => this.capacityLeft(),
+      members: this.store.pool,
     });
   }
 
@@ -126,6 +127,7 @@ export class SessionManager {
         limits: this.policy.limits,
         log: this.log,
         capacityLeft: () => this.capacityLeft(),
+        members: this.store.pool,
       });
       this.reserves.set(workshopId, reserve);
     }
@@ -157,23 +159,39 @@ export class SessionManager {
     return ending.length;
   }
 
-  /** Reattaches sessions whose sandboxes survived a restart, reaps the rest, and starts the reaper. */
+  /**
+   * Reattaches sessions whose sandboxes survived a restart, adopts the pool members the store
+   * lists, reaps the rest, and starts the reaper. Labels decide nothing here: a claimed pool
+   * sandbox still carries its "pool" labels, and adopting it by them handed a learner's sandbox
+   * to the next stranger (issue 13).
+   */
   async start(): Promise<void> {
     this.unsubscribeEvents = this.runtime.onSandboxEvent((sandboxId, event) => this.onSandboxEvent(sandboxId, event));
-    for (const record of this.store.sessions.live()) {
+    const reattachedTo = new Map<string, string>();
+    for (const record of this.store.sessions.live().sort((a, b) => a.createdAt - b.createdAt)) {
+      const holder = record.sandboxId ? reattachedTo.get(record.sandboxId) : undefined;
+      if (holder) {
+        // Only a database written before the fix can hold such a pair: the older session keeps
+        // the sandbox, the later one (the stranger it was handed to) is ended, never destroying it.
+        this.log.error("two sessions are bound to one sandbox; ending the later one", {
+          sessionId: record.id,
+          keptSessionId: holder,
+          sandboxId: record.sandboxId,
+        });
+        this.store.sessions.end(record.id, "sandbox bound to another session");
+        continue;
+      }
       const info = record.sandboxId ? await this.runtime.inspect(record.sandboxId).catch(() => null) : null;
       if (info?.running && record.expiresAt > Date.now()) {
         this.live.set(record.id, { ...this.liveFrom(record, Promise.resolve(info.id), { state: "ready" }), reattached: true });
+        reattachedTo.set(info.id, record.id);
         this.log.info("reattached session", { sessionId: record.id, sandboxId: info.id });
       } else {
         this.store.sessions.end(record.id, info ? "expired" : "sandbox gone during restart");
         if (info) await this.runtime.destroy(info.id).catch(() => {});
       }
     }
-    for (const info of await this.runtime.list().catch(() => [])) {
-      const reserve = info.workshopId ? this.reserves.get(info.workshopId) : this.pool;
-      if (reserve?.adopt(info)) this.log.info("adopted warm sandbox", { sandboxId: info.id, workshopId: info.workshopId });
-    }
+    await this.adoptPoolMembers();
     await this.reap();
     this.started = true;
     this.pool.fill();
@@ -182,6 +200,54 @@ export class SessionManager {
     this.reaper.unref();
     this.limitChecker = setInterval(() => void this.checkLimits(), this.policy.limitCheckIntervalMs ?? 10_000);
     this.limitChecker.unref();
+  }
+
+  /**
+   * Adopts the sandboxes the store lists as unclaimed pool members (and no session, live or
+   * ended, ever held); drops every other record. What is not adopted is reaped as an orphan.
+   */
+  private async adoptPoolMembers(): Promise<void> {
+    const listed = new Map((await this.runtime.list().catch(() => [])).map((s) => [s.id, s]));
+    for (const member of this.store.pool.members()) {
+      const holders = this.store.sessions.boundTo(member.sandboxId);
+      const info = listed.get(member.sandboxId);
+      const reserve = member.workshopId ? this.reserves.get(member.workshopId) : this.pool;
+      if (holders.length > 0) {
+        this.log.error("the store lists a sandbox as pooled that a session holds; not adopting it", {
+          sandboxId: member.sandboxId,
+          sessionIds: holders.map((h) => h.id),
+        });
+      } else if (info && reserve?.adopt(info)) {
+        this.log.info("adopted warm sandbox", { sandboxId: info.id, workshopId: info.workshopId });
+        continue;
+      }
+      this.store.pool.remove(member.sandboxId);
+    }
+  }
+
+  /**
+   * Takes a ready sandbox from `pool` for a new session and records both in one transaction. A
+   * sandbox the store says is not a free member of that pool (bound to a session, live or ended)
+   * is never handed out: that would give one learner's sandbox to another.
+   */
+  private claimFromPool(pool: WarmPool, record: SessionRecord): string | undefined {
+    for (let sandboxId = pool.take(); sandboxId; sandboxId = pool.take()) {
+      const holder = [...this.live.values()].find((l) => l.record.sandboxId === sandboxId);
+      const refusal = holder ? "bound to another session" : this.store.sessions.insertClaimingPooled({ ...record, sandboxId });
+      if (!refusal) return sandboxId;
+      // Should be impossible; if it happens, it is the bug that hands a learner's sandbox over.
+      this.log.error("refused to hand out a pooled sandbox: it is not free", {
+        sandboxId,
+        reason: refusal,
+        sessionId: record.id,
+        holderSessionId: holder?.record.id,
+      });
+      this.metrics.sandboxHandOversRefused.inc();
+      // Whatever the pool's record said, it is no free member: never list it again. Unbound, the
+      // reaper removes it; bound to a live session, it stays that session's.
+      this.store.pool.remove(sandboxId);
+    }
+    return undefined;
   }
 
   /**
@@ -221,13 +287,14 @@ export class SessionManager {
       state: "starting",
       endedReason: null,
     };
-    const pooled = pool?.take();
+    const pooled = pool ? this.claimFromPool(pool, { ...record, state: "ready" }) : undefined;
     if (pooled) {
       // Claimed synchronously, so the answer already says "ready" and the shell can start now.
       record.sandboxId = pooled;
       record.state = "ready";
+    } else {
+      this.store.sessions.insert(record);
     }
-    this.store.sessions.insert(record);
     const live = this.liveFrom(record, Promise.resolve(""), pooled ? { state: "ready" } : { state: "starting", step: "Queued", progress: 0 });
     live.ready = pooled ? this.claim(live, pooled) : this.startSandbox(live);
     live.ready.catch(() => {}); // observed through status; avoid unhandled rejections
@@ -274,10 +341,16 @@ export class SessionManager {
         await this.runtime.destroy(info.id).catch(() => {});
         throw new ShipshapeError("session_expired", "This sandbox was ended.");
       }
+      const refusal = this.store.sessions.setSandbox(live.record.id, info.id, "ready");
+      if (refusal) {
+        // A new container's id cannot be anyone's yet; if the store says otherwise, hand nothing out.
+        this.log.error("refused to bind a new sandbox: the store says it is not free", { sandboxId: info.id, reason: refusal });
+        this.metrics.sandboxHandOversRefused.inc();
+        throw new ShipshapeError("internal", "Your sandbox could not be started. Try again.", `sandbox ${info.id} ${refusal}`);
+      }
       live.record.sandboxId = info.id;
       live.record.state = "ready";
       live.status = { state: "ready" };
-      this.store.sessions.setSandbox(live.record.id, info.id, "ready");
       this.metrics.sandboxesCreated.inc();
       this.metrics.sandboxStart.observe({ kind: "cold" }, secondsSince(asked));
       log.info("sandbox ready", { sandboxId: info.id, ms: Date.now() - started });

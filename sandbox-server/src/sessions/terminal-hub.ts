@@ -14,6 +14,9 @@ export const HIGH_WATERMARK = 256 * 1024;
 export const LOW_WATERMARK = 64 * 1024;
 /** Lines of scrollback replayed to a reconnecting browser. */
 const SCROLLBACK = 1000;
+/** An old shell is asked to redraw after a restart at most this many times, each given this long to draw. */
+const REDRAW_ATTEMPTS = 4;
+const REDRAW_WAIT_MS = 750;
 /** Output arriving in one burst is sent as one frame, up to this size. */
 const MAX_BATCH = 64 * 1024;
 /**
@@ -136,12 +139,37 @@ export class TerminalHub {
    * never ends up in a program's input.
    */
   private async nudgeRedraw(shell: ShellStream): Promise<void> {
+    // Readline redraws only when the size it reads differs from the last one it knew, and reads it
+    // when it gets to the signal: two resizes in a row can both be over by then, and nothing is
+    // drawn (every time on a busy machine, after a crash left older dtach clients attached). So
+    // one change at a time, each given a moment to draw, again until the shell has drawn (bounded).
     try {
-      await shell.resize(this.cols, this.rows > 2 ? this.rows - 1 : this.rows + 1);
-      await shell.resize(this.cols, this.rows); // the size now, even if a browser resized meanwhile
+      for (let attempt = 0; attempt < REDRAW_ATTEMPTS && this.shell === shell && !this.disposed; attempt++) {
+        const drawnSmaller = this.nextOutput(shell, REDRAW_WAIT_MS);
+        await shell.resize(this.cols, this.rows > 2 ? this.rows - 1 : this.rows + 1);
+        const smaller = await drawnSmaller;
+        const drawnBack = this.nextOutput(shell, REDRAW_WAIT_MS);
+        await shell.resize(this.cols, this.rows); // the size now, even if a browser resized meanwhile
+        if ((await drawnBack) || smaller) return;
+      }
+      this.log.debug("an old shell did not redraw after a restart");
     } catch (e) {
       this.log.debug("redraw resize failed", { error: String(e) });
     }
+  }
+
+  /** True when the shell writes something within `ms`. */
+  private nextOutput(shell: ShellStream, ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const done = (drawn: boolean) => {
+        clearTimeout(timer);
+        shell.stream.off("data", onData);
+        resolve(drawn);
+      };
+      const onData = () => done(true);
+      const timer = setTimeout(() => done(false), ms);
+      shell.stream.on("data", onData);
+    });
   }
 
   private onShellEnded(shell: ShellStream): void {

@@ -1,6 +1,17 @@
 import type { Logger } from "../log.ts";
 import type { SandboxInfo, SandboxLimits, SandboxRuntime } from "../runtime/types.ts";
+import type { PoolMemberRecord } from "../store/store.ts";
 import { newId } from "../common/signing.ts";
+
+/**
+ * Where pool membership is recorded (the store's `pool` table). Labels cannot say it: a claimed
+ * pool sandbox keeps its "pool" labels for life (container labels are immutable), so after a
+ * restart only this record tells a free pool member from a learner's sandbox.
+ */
+export interface PoolMembership {
+  add(member: PoolMemberRecord): void;
+  remove(sandboxId: string): void;
+}
 
 /** Pooled sandboxes are labelled with a session id of this form and no owner. */
 const POOL_PREFIX = "pool-";
@@ -13,7 +24,9 @@ const POOL_SANDBOX_LIFETIME_MS = 24 * 3600_000;
  * Sandboxes started ahead of demand, with their inner engine already answering, so a learner's
  * first prompt costs one exec instead of a container start. `take` is synchronous: two learners
  * can never be handed the same sandbox. A pool with a `workshopId` is that workshop's reserve:
- * its sandboxes carry the workshop's label and only its learners take them.
+ * its sandboxes carry the workshop's label and only its learners take them. Every ready sandbox
+ * is recorded in `members`; the claim removes it there (with the session's binding, in one
+ * transaction: see SessionManager.open).
  */
 export class WarmPool {
   private readonly runtime: SandboxRuntime;
@@ -22,6 +35,7 @@ export class WarmPool {
   private readonly limits: SandboxLimits;
   private readonly log: Logger;
   private readonly capacityLeft: () => number;
+  private readonly members: PoolMembership;
   private readonly ready: string[] = [];
   /** Session labels of pooled sandboxes still starting, so the reaper leaves them alone. */
   private readonly pending = new Set<string>();
@@ -35,6 +49,7 @@ export class WarmPool {
     limits: SandboxLimits;
     log: Logger;
     capacityLeft: () => number;
+    members: PoolMembership;
     workshopId?: string;
   }) {
     this.runtime = options.runtime;
@@ -44,6 +59,7 @@ export class WarmPool {
     this.limits = options.limits;
     this.log = options.log.child({ component: "warm-pool", ...(options.workshopId ? { workshopId: options.workshopId } : {}) });
     this.capacityLeft = options.capacityLeft;
+    this.members = options.members;
   }
 
   /** Ready sandboxes plus the ones being started. */
@@ -63,7 +79,10 @@ export class WarmPool {
     return this.ready.includes(info.id) || this.pending.has(info.sessionId);
   }
 
-  /** Takes back pooled sandboxes that outlived a server restart. */
+  /**
+   * Takes back a pooled sandbox that outlived a server restart. Only for sandboxes the store
+   * lists as unclaimed members of this pool (SessionManager.start checks); the labels must agree.
+   */
   adopt(info: SandboxInfo): boolean {
     if (!WarmPool.isPooled(info) || info.workshopId !== this.workshopId) return false;
     if (!info.running || this.ready.length >= this.target() || info.expiresAt <= Date.now()) return false;
@@ -103,6 +122,15 @@ export class WarmPool {
           (info) => {
             done();
             if (this.stopped) return void this.runtime.destroy(info.id).catch(() => {});
+            try {
+              this.members.add({ sandboxId: info.id, workshopId: this.workshopId ?? null, addedAt: Date.now(), expiresAt: info.expiresAt });
+            } catch (e) {
+              // Unrecorded, it could never be claimed (the claim checks the record): remove it.
+              this.log.error("could not record a warm sandbox; removing it", { sandboxId: info.id, error: String(e) });
+              void this.runtime.destroy(info.id).catch(() => {});
+              setTimeout(() => this.fill(), 5_000).unref();
+              return;
+            }
             this.ready.push(info.id);
             this.log.debug("warm sandbox ready", { sandboxId: info.id, ms: Date.now() - started });
             this.fill();
@@ -121,6 +149,11 @@ export class WarmPool {
   async drain(): Promise<void> {
     this.stopped = true;
     const ids = this.ready.splice(0);
-    await Promise.all(ids.map((id) => this.runtime.destroy(id).catch(() => {})));
+    await Promise.all(
+      ids.map(async (id) => {
+        await this.runtime.destroy(id).catch(() => {});
+        this.members.remove(id);
+      }),
+    );
   }
 }

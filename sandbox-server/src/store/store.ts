@@ -15,6 +15,17 @@ export interface SessionRecord {
   endedReason: string | null;
 }
 
+/** A started sandbox waiting in a warm pool (a workshop's reserve when workshopId is set), claimed by nobody yet. */
+export interface PoolMemberRecord {
+  sandboxId: string;
+  workshopId: string | null;
+  addedAt: number;
+  expiresAt: number;
+}
+
+/** Why a sandbox could not be bound to a session: each is a bug or a race the caller must log. */
+export type BindRefusal = "bound to another session" | "not an unclaimed pool member";
+
 export interface ResultRecord {
   id: number;
   ownerId: string;
@@ -76,6 +87,27 @@ export class Store {
         at INTEGER NOT NULL
       );
       CREATE INDEX IF NOT EXISTS results_owner ON results(owner_id, exercise_id, task_id);
+      CREATE INDEX IF NOT EXISTS sessions_sandbox ON sessions(sandbox_id);
+      -- Warm sandboxes nobody has claimed. After a restart, pool membership comes from here and
+      -- never from container labels: a claimed pool sandbox keeps its "pool" labels for life.
+      CREATE TABLE IF NOT EXISTS pool_sandboxes (
+        sandbox_id TEXT PRIMARY KEY,
+        workshop_id TEXT,
+        added_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+      -- The last line of defence: no write may bind one sandbox to a second session, or list a
+      -- session's sandbox as free. Triggers rather than a unique index, so a database written by
+      -- an older server with such a pair still opens (start() ends the later session of a pair).
+      CREATE TRIGGER IF NOT EXISTS sessions_one_sandbox_insert BEFORE INSERT ON sessions
+        WHEN NEW.sandbox_id IS NOT NULL AND EXISTS (SELECT 1 FROM sessions WHERE sandbox_id = NEW.sandbox_id)
+        BEGIN SELECT RAISE(ABORT, 'sandbox already bound to a session'); END;
+      CREATE TRIGGER IF NOT EXISTS sessions_one_sandbox_update BEFORE UPDATE OF sandbox_id ON sessions
+        WHEN NEW.sandbox_id IS NOT NULL AND EXISTS (SELECT 1 FROM sessions WHERE sandbox_id = NEW.sandbox_id AND id != NEW.id)
+        BEGIN SELECT RAISE(ABORT, 'sandbox already bound to a session'); END;
+      CREATE TRIGGER IF NOT EXISTS pool_never_bound BEFORE INSERT ON pool_sandboxes
+        WHEN EXISTS (SELECT 1 FROM sessions WHERE sandbox_id = NEW.sandbox_id)
+        BEGIN SELECT RAISE(ABORT, 'sandbox already bound to a session'); END;
     `);
   }
 
@@ -100,9 +132,34 @@ export class Store {
     },
     live: (): SessionRecord[] =>
       this.db.prepare("SELECT * FROM sessions WHERE state != 'ended'").all().map(toSession),
-    setSandbox: (id: string, sandboxId: string, state: SessionRecord["state"]): void => {
-      this.db.prepare("UPDATE sessions SET sandbox_id = ?, state = ? WHERE id = ?").run(sandboxId, state, id);
+    /** Binds a freshly started sandbox to its session; refused when any other session (live or ended) holds it. */
+    setSandbox: (id: string, sandboxId: string, state: SessionRecord["state"]): BindRefusal | undefined => {
+      return this.transaction(() => {
+        if (this.sessions.boundTo(sandboxId).some((s) => s.id !== id)) return "bound to another session";
+        this.db.prepare("UPDATE sessions SET sandbox_id = ?, state = ? WHERE id = ?").run(sandboxId, state, id);
+        return undefined;
+      });
     },
+    /**
+     * Inserts a new session holding a pooled sandbox, and takes that sandbox out of the pool, in
+     * one transaction: after a crash at any moment the sandbox is either still a free pool member
+     * or this session's, never both. Refused (nothing written) unless the sandbox is an unclaimed
+     * member of the pool `s.workshopId` names and no session, live or ended, ever held it.
+     */
+    insertClaimingPooled: (s: SessionRecord & { sandboxId: string }): BindRefusal | undefined => {
+      return this.transaction(() => {
+        if (this.sessions.boundTo(s.sandboxId).length > 0) return "bound to another session";
+        const taken = this.db
+          .prepare("DELETE FROM pool_sandboxes WHERE sandbox_id = ? AND workshop_id IS ?")
+          .run(s.sandboxId, s.workshopId);
+        if (Number(taken.changes) !== 1) return "not an unclaimed pool member";
+        this.sessions.insert(s);
+        return undefined;
+      });
+    },
+    /** Every session, live or ended, that was ever bound to this sandbox (one at most, unless something is wrong). */
+    boundTo: (sandboxId: string): SessionRecord[] =>
+      this.db.prepare("SELECT * FROM sessions WHERE sandbox_id = ? ORDER BY created_at").all(sandboxId).map(toSession),
     touch: (id: string, at: number): void => {
       this.db.prepare("UPDATE sessions SET last_active_at = ? WHERE id = ?").run(at, id);
     },
@@ -110,6 +167,41 @@ export class Store {
       this.db.prepare("UPDATE sessions SET state = 'ended', ended_reason = ? WHERE id = ?").run(reason, id);
     },
   };
+
+  /** Warm sandboxes started by this server and claimed by no session yet (see `sessions.insertClaimingPooled`). */
+  readonly pool = {
+    add: (m: PoolMemberRecord): void => {
+      this.db
+        .prepare("INSERT INTO pool_sandboxes (sandbox_id, workshop_id, added_at, expires_at) VALUES (?, ?, ?, ?)")
+        .run(m.sandboxId, m.workshopId, m.addedAt, m.expiresAt);
+    },
+    remove: (sandboxId: string): void => {
+      this.db.prepare("DELETE FROM pool_sandboxes WHERE sandbox_id = ?").run(sandboxId);
+    },
+    members: (): PoolMemberRecord[] =>
+      this.db
+        .prepare("SELECT * FROM pool_sandboxes ORDER BY added_at")
+        .all()
+        .map((row) => ({
+          sandboxId: String(row.sandbox_id),
+          workshopId: row.workshop_id == null ? null : String(row.workshop_id),
+          addedAt: Number(row.added_at),
+          expiresAt: Number(row.expires_at),
+        })),
+  };
+
+  /** Runs `fn` in one write transaction: all of its writes land, or none. */
+  private transaction<T>(fn: () => T): T {
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = fn();
+      this.db.exec("COMMIT");
+      return result;
+    } catch (e) {
+      this.db.exec("ROLLBACK");
+      throw e;
+    }
+  }
 
   /** Every check's verdict, as graded on the server; browsers only ever read these. */
   readonly results = {
