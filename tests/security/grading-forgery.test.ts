@@ -18,6 +18,7 @@ import { openSession, TestTerminal, type Session } from "../support/terminal.ts"
  */
 const FAKE_ENGINE = String.raw`
 use strict; use IO::Socket::UNIX;
+$SIG{PIPE} = "IGNORE"; # a client that hangs up must not end the fake
 my $path = shift; unlink $path;
 my $srv = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Local => $path, Listen => 64) or die "listen $path: $!";
 my $web = "a" x 64; my $hello = "b" x 64; my $img = "sha256:" . ("1" x 64);
