@@ -121,9 +121,9 @@ export async function traceProbeFromSandbox(
       sandboxId,
       `nohup sleep 60 >/dev/null 2>&1 & mine=$!
 sleep 0.2
-# Command lines are NUL-separated; these patterns (the probe's marker command, its entry point
-# before and after issue 13) do not match this script's own text.
-found=$(grep -laP -e 'sleep\\x00${PROBE_MARKER.replace(".", "\\.")}' -e 'sleep\\x00120' -e 'timeout\\x00120\\x00perl' /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3 | tr '\\n' ' ')
+# Command lines are NUL-separated; this pattern (the probe's marker command, its entry point
+# before and after issue 13) does not match this script's own text. (-P takes one pattern only.)
+found=$(grep -laP 'sleep\\x00(${PROBE_MARKER.replace(".", "\\.")}|120)|timeout\\x00120\\x00perl' /proc/[0-9]*/cmdline | cut -d/ -f3 | tr '\\n' ' ')
 echo "probe-like processes in view: $found"
 perl -MPOSIX -e '${PTRACE_ATTACH}' "$mine" $found ${nameable.join(" ")}
 kill $mine`,

@@ -69,7 +69,7 @@ sub serve {
   # The sandbox's entrypoint execs dockerd as its first process; a first process that is something
   # else was replaced (through ptrace), and nothing it answers can be trusted.
   my $exe = readlink("/proc/$engine_pid/exe") // "gone ($!)";
-  return refuse($client, "the first process of the sandbox is $exe, not its engine (dockerd)") unless $exe =~ m{/dockerd$};
+  return refuse($client, "the first process of the sandbox is $exe, not its engine (dockerd)") unless $exe =~ m{/dockerd( \(deleted\))?$}; # still the binary it started with, if a package update replaced the file
   socket(my $engine, AF_UNIX, SOCK_STREAM, 0) or return refuse($client, "socket: $!");
   connect($engine, pack_sockaddr_un($engine_socket)) or return refuse($client, "nothing answers at /run/docker.sock ($!)");
   my $cred = getsockopt($engine, SOL_SOCKET, SO_PEERCRED) or return refuse($client, "no peer credentials: $!");

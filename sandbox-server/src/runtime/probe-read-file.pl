@@ -18,7 +18,7 @@ use POSIX ();
 my ($engine_pid, $path, $max) = @ARGV;
 die "usage: ENGINE_PID PATH MAX_BYTES\n" unless defined $max && $engine_pid =~ /^[1-9][0-9]*$/ && $max =~ /^[0-9]+$/ && $path =~ m{^/};
 my $exe = readlink("/proc/$engine_pid/exe") // "";
-die "process $engine_pid is not the sandbox's engine ($exe)\n" unless $exe =~ m{/dockerd$};
+die "process $engine_pid is not the sandbox's engine ($exe)\n" unless $exe =~ m{/dockerd( \(deleted\))?$};
 chroot("/proc/$engine_pid/root") or die "chroot: $!\n";
 chdir("/") or die "chdir: $!\n";
 # O_NONBLOCK: opening a FIFO must not wait for a writer; -f below refuses it anyway.
