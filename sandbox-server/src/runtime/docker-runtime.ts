@@ -1,9 +1,9 @@
 import Docker from "dockerode";
 import { randomInt } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { PassThrough, type Duplex } from "node:stream";
 import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { buildProbeContainer, probeToolsUser, READ_FILE_SCRIPT, RELAY_REFUSED, withRelayReady } from "./probe-spec.ts";
 import {
   buildSandboxContainer,
   LABEL,
@@ -26,24 +26,6 @@ import type {
 } from "./types.ts";
 
 const ENGINE_READY_TIMEOUT_MS = 30_000;
-
-/** The grading probe's engine relay and file reader (Perl: the sandbox image has no other language to spare). */
-const ENGINE_RELAY = readFileSync(new URL("./probe-engine-relay.pl", import.meta.url), "utf8");
-const READ_FILE = readFileSync(new URL("./probe-read-file.pl", import.meta.url), "utf8");
-/** A tmpfs of the probe's own: nothing outside its mount namespace can reach the relay's socket. */
-const PROBE_ENGINE_DIR = "/run/shipshape-probe";
-const PROBE_ENGINE_SOCKET = `${PROBE_ENGINE_DIR}/engine.sock`;
-/** How the relay's refusals begin (its HTTP 502 message, which `docker` prints on standard error). */
-const RELAY_REFUSED = "shipshape-probe refused";
-/**
- * The probe's tools run as a user drawn from here, one per probe: above the ranges that subuid
- * files, userns-remap and sysbox hand out, so no process of the host runs as it.
- */
-const PROBE_TOOLS_UIDS = { first: 1_900_000_000, count: 200_000_000 };
-/** Runs before each of the probe's tools ($0 = the relay's socket): waits up to 2 s for the relay to listen. */
-const WAIT_FOR_RELAY = `n=0
-while [ ! -S "$0" ] && [ "$n" -lt 200 ]; do sleep 0.01; n=$((n + 1)); done
-exec "$@"`;
 /**
  * Runs inside a starting sandbox ($1 = how many polls it may make): waits for the inner engine's
  * socket with a shell builtin (every 50 ms for 2 s, then every 200 ms), then asks the engine itself;
@@ -256,54 +238,15 @@ export class DockerRuntime implements SandboxRuntime {
     return { exitCode, stdout: out.text(), stderr: err.text(), timedOut, truncated: out.truncated || err.truncated };
   }
 
-  /**
-   * The grading probe: one short-lived container from the trusted sandbox image, read-only, on the
-   * sandbox's network, in the HOST's PID namespace (docs/grading.md, "Where grading runs").
-   *
-   * Why the host's PID namespace: the learner is root with CAP_SYS_PTRACE in the sandbox's own PID
-   * namespace (the inner engine's `docker exec` needs it), so any process there, a probe sharing it
-   * included, can be traced and made to say anything. A parent namespace is invisible from inside,
-   * and it still shows the sandbox's engine, by the host pid the host's engine reports, so the
-   * relay (probe-engine-relay.pl) can check that every connection to the engine socket ends at
-   * that very process; a path alone proves nothing, since root in the sandbox can put anything at
-   * it. The price is a process holding CAP_SYS_PTRACE among the host's processes: only the
-   * relay and the file reader run as root, and they parse nothing the learner controls. The tools
-   * that do (`docker`, `curl`) run as a user of their own, with no capabilities and
-   * no-new-privileges, so they can neither trace nor signal anything.
-   */
+  /** The grading probe: see buildProbeContainer for its shape and why. */
   async probe(sandboxId: string): Promise<SandboxProbe> {
     const { enginePid, sessionId } = await this.engineOf(sandboxId);
-    // One user per probe: tools of two probes must not share a uid, or one could trace the other.
-    const toolsUser = `${PROBE_TOOLS_UIDS.first + randomInt(PROBE_TOOLS_UIDS.count)}`;
+    const toolsUser = probeToolsUser(randomInt);
     let probe: Docker.Container;
     try {
-      probe = await this.docker.createContainer({
-        Image: this.profile.image,
-        // Ends by itself even if this server dies mid-check.
-        Entrypoint: ["timeout", "120", "perl", "-e", ENGINE_RELAY, String(enginePid), PROBE_ENGINE_SOCKET],
-        Cmd: [],
-        Labels: { [LABEL.role]: "probe", [LABEL.namespace]: this.profile.namespace, [LABEL.session]: sessionId },
-        Env: [`DOCKER_HOST=unix://${PROBE_ENGINE_SOCKET}`, "LANG=C.UTF-8", "HOME=/tmp"],
-        HostConfig: {
-          PidMode: "host",
-          NetworkMode: `container:${sandboxId}`,
-          ReadonlyRootfs: true,
-          // A tmpfs at the image's VOLUME /var/lib/docker keeps the engine from making an anonymous volume per check.
-          Tmpfs: { [PROBE_ENGINE_DIR]: "mode=0755,size=64k", "/var/lib/docker": "mode=0700,size=64k", "/tmp": "mode=1777,size=1m" },
-          CapDrop: ["ALL"],
-          // Reaching into the engine's root (/proc/<pid>/root) needs ptrace-level access to a more
-          // privileged process; the file reader changes its root to the sandbox's; DAC_OVERRIDE
-          // reads files whatever their mode, as the learner's root can.
-          CapAdd: ["SYS_PTRACE", "SYS_CHROOT", "DAC_OVERRIDE"],
-          // No setuid binary gives the tools' user back what it was denied.
-          SecurityOpt: ["no-new-privileges"],
-          AutoRemove: true,
-          Memory: 256 * 1024 * 1024,
-          PidsLimit: 128,
-          // The default runtime, not the sandboxes': the probe runs only our own code, and a
-          // user-namespaced runtime could not join the host's PID namespace.
-        },
-      });
+      probe = await this.docker.createContainer(
+        buildProbeContainer({ image: this.profile.image, namespace: this.profile.namespace, sandboxId, sessionId, enginePid }),
+      );
       await probe.start();
     } catch (e) {
       throw this.translateSandboxError(e, sandboxId);
@@ -314,8 +257,7 @@ export class DockerRuntime implements SandboxRuntime {
       });
     return {
       exec: async (cmd, options = {}) => {
-        // The relay binds its socket a moment after the container starts.
-        const r = await run(["sh", "-c", WAIT_FOR_RELAY, PROBE_ENGINE_SOCKET, ...cmd], options, `${toolsUser}:${toolsUser}`);
+        const r = await run(withRelayReady(cmd), options, toolsUser);
         const refused = r.stderr.split("\n").find((l) => l.includes(RELAY_REFUSED));
         if (refused) {
           throw new ShipshapeError(
@@ -327,7 +269,7 @@ export class DockerRuntime implements SandboxRuntime {
         return r;
       },
       readFile: async (path, maxBytes) => {
-        const r = await run(["perl", "-e", READ_FILE, String(enginePid), path, String(maxBytes)], { maxOutputBytes: maxBytes, timeoutMs: 15_000 });
+        const r = await run(["perl", "-e", READ_FILE_SCRIPT, String(enginePid), path, String(maxBytes)], { maxOutputBytes: maxBytes, timeoutMs: 15_000 });
         if (r.exitCode === 0) return r.stdout;
         if (r.exitCode === 1) return undefined;
         throw new Error(`reading ${path} in sandbox ${sandboxId}: exit ${r.exitCode}${r.timedOut ? " (timed out)" : ""} ${r.stderr.trim()}`);
