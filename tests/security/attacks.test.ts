@@ -11,9 +11,11 @@
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../sandbox-server/src/app.ts";
+import { ShipshapeError } from "../../sandbox-server/src/errors.ts";
 import { startTestApp } from "../support/server.ts";
 import { openSession, TestTerminal, type Session } from "../support/terminal.ts";
 import { PREVIEW_SOCKET_IDLE_FOR_PROBES, previewProbes } from "./preview-probes.ts";
+import { FORGED_CONTAINER_ID, startFakeEngine, traceProbeFromSandbox } from "./grading-probe.ts";
 import {
   documentedAttacks,
   firewallDrops,
@@ -276,27 +278,54 @@ perl /tmp/.ss-mod.pl; [ -e /proc/modules ] && echo "kernel has module support" |
   },
 
   /** Code the learner can ptrace (the grading probe) must hold nothing the sandbox lacks. */
+  /** Trace the grading probe (PTRACE_ATTACH to its processes) to use its privileges or change its answers. */
   async "probe-privileges"() {
+    const { id, session } = await sharedLearner();
+    const attempt = await traceProbeFromSandbox(app.runtime, id, session.sessionId, inSandbox);
+    if (!attempt.controlAttached) throw new Error(`ptrace does not work in the sandbox at all, so this probe proves nothing:\n${attempt.evidence}`);
+    return { verdict: verdictOf(attempt.nameable.length > 0 || attempt.attached.length > 0), evidence: attempt.evidence };
+  },
+
+  /**
+   * Forge a grade with a fake engine where the probe looks for the real one: bind-mounted over
+   * /run/docker.sock, then served from another network namespace in its place. Open when the
+   * probe's `docker ps` shows the fake's container.
+   */
+  async "grading-forgery"() {
     const { id } = await sharedLearner();
-    const probe = await app.runtime.probe(id);
-    try {
-      const out = await inSandbox(
-        id,
-        String.raw`
-own=$(awk '/CapBnd/ {print $2}' /proc/self/status); echo "sandbox CapBnd $own"
-for p in $(pgrep -x sleep); do
-  if tr '\0' ' ' < /proc/$p/cmdline | grep -q '^sleep 120'; then
-    eff=$(awk '/CapEff/ {print $2}' /proc/$p/status); echo "probe pid $p CapEff $eff"
-    extra=$(( 0x$eff & ~0x$own )); printf 'probe holds beyond the sandbox: %x\n' "$extra"
-  fi
-done`,
-      );
-      const extra = [...out.matchAll(/beyond the sandbox: ([0-9a-f]+)/g)].map((m) => m[1]);
-      if (extra.length === 0) throw new Error(`the grading probe was not visible from the sandbox:\n${out}`);
-      return { verdict: verdictOf(extra.some((x) => x !== "0")), evidence: out };
-    } finally {
-      await probe.close();
+    const variants = {
+      "bind-mounted over /run/docker.sock": {
+        setUp: `${startFakeEngine("/tmp/fake.sock")}\nmount --bind /tmp/fake.sock /run/docker.sock`,
+        undo: "umount /run/docker.sock",
+      },
+      "served from another network namespace": {
+        setUp: `${startFakeEngine("/run/fake.sock", "unshare --net --mount")}\nmv /run/docker.sock /run/docker.sock.real && mv /run/fake.sock /run/docker.sock`,
+        undo: "rm -f /run/docker.sock && mv /run/docker.sock.real /run/docker.sock",
+      },
+    };
+    const evidence: string[] = [];
+    let forged = false;
+    for (const [name, v] of Object.entries(variants)) {
+      const setUp = await inSandbox(id, `${v.setUp}\ndocker ps -aq --no-trunc`);
+      try {
+        // Positive control: the learner's own docker now talks to the fake.
+        if (!setUp.includes(FORGED_CONTAINER_ID)) throw new Error(`the fake engine did not take the engine's place:\n${setUp}`);
+        const probe = await app.runtime.probe(id);
+        try {
+          const seen = await probe.exec(["docker", "ps", "-aq", "--no-trunc"]).then(
+            (r) => r.stdout,
+            (e: unknown) => `refused: ${e instanceof ShipshapeError ? `${e.userMessage} (${e.detail})` : String(e)}`,
+          );
+          forged ||= seen.includes(FORGED_CONTAINER_ID);
+          evidence.push(`${name}: the probe's docker ps: ${seen.trim().split("\n").join(" ")}`);
+        } finally {
+          await probe.close();
+        }
+      } finally {
+        await inSandbox(id, `kill $(cat /tmp/fake-engine.pid); ${v.undo}; docker version --format 'engine back: {{.Server.Version}}'`);
+      }
     }
+    return { verdict: verdictOf(forged), evidence: evidence.join("\n") };
   },
 
   /** A service on the host (every address, and 127.0.0.1 routed to the gateway). */

@@ -39,7 +39,7 @@ function fakeProbe(world: World, calls: string[][] = []): SandboxProbe {
     async exec(cmd: string[], _options?: ExecOptions): Promise<ExecResult> {
       calls.push(cmd);
       const [tool, ...args] = cmd;
-      if (tool === "curl") {
+      if (tool === "sh" && args[1]?.includes("exec curl")) {
         const url = args.at(-1)!;
         const path = decodeURIComponent(url.split("path=")[1] ?? "");
         const files = Object.values(world.images ?? {})[0]?.files ?? [];
@@ -60,6 +60,9 @@ function fakeProbe(world: World, calls: string[][] = []): SandboxProbe {
       if (args[0] === "create") return ok(`${"c".repeat(64)}\n`);
       if (args[0] === "rm") return ok("");
       return notFound;
+    },
+    async readFile() {
+      return undefined;
     },
     async close() {},
   };

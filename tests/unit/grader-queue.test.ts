@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { ShipshapeError } from "../../sandbox-server/src/errors.ts";
 import { Grader } from "../../sandbox-server/src/grading/grader.ts";
 import type { Exercise } from "../../contracts/content/exercise-schema.ts";
 import { silentLogger } from "../../sandbox-server/src/log.ts";
 import type { ExecResult, SandboxProbe, SandboxRuntime } from "../../sandbox-server/src/runtime/types.ts";
 
 const ok = (stdout: string): ExecResult => ({ exitCode: 0, stdout, stderr: "", timedOut: false, truncated: false });
-const genuineEngine = ok("/usr/sbin/dockerd\n---\nu_str LISTEN 0 4096 /run/docker.sock 1234 * 0 users:((\"dockerd\",pid=1,fd=5))\n");
 
 /** A runtime whose probes answer like a real engine, and which counts how many are open at once. */
 function countingRuntime() {
@@ -16,11 +16,11 @@ function countingRuntime() {
       state.most = Math.max(state.most, state.open);
       state.order.push(sandboxId);
       return {
-        exec: async (cmd) => {
+        exec: async () => {
           await new Promise((r) => setTimeout(r, 5));
-          if (cmd[0] === "sh") return genuineEngine;
           return ok("[]");
         },
+        readFile: async () => undefined,
         close: async () => {
           state.open--;
         },
@@ -48,15 +48,23 @@ describe("grader", () => {
     expect(state.open).toBe(0); // every probe was removed
   });
 
-  it("fails every task when the engine socket is not PID 1's, and says why", async () => {
+  it("fails every task with the probe's reason when the engine could not be verified", async () => {
     const { runtime } = countingRuntime();
     const fake = runtime.probe.bind(runtime);
-    runtime.probe = async (id) => {
-      const p = await fake(id);
-      return { ...p, exec: async (cmd) => (cmd[0] === "sh" ? ok("/usr/sbin/dockerd\n---\nu_str LISTEN 0 5 /run/docker.sock 99 * 0 users:((\"python3\",pid=77,fd=3))\n") : p.exec(cmd)) };
-    };
-    const result = await new Grader({ runtime, log: silentLogger }).grade(exercise, "sb");
+    const refused = new ShipshapeError("sandbox_failed", "The Docker engine socket in your sandbox was replaced, so your engine could not be verified.", "peer 77");
+    runtime.probe = async (id) => ({ ...(await fake(id)), exec: async () => Promise.reject(refused) });
+    const twoTasks = { ...exercise, tasks: [...exercise.tasks, { id: "again", title: "Again", check: { kind: "no-containers" } }] } as unknown as Exercise;
+    const result = await new Grader({ runtime, log: silentLogger }).grade(twoTasks, "sb");
     expect(result.passed).toBe(false);
-    expect(result.tasks[0]!.message).toMatch(/socket in your sandbox was replaced/);
+    expect(result.tasks.map((t) => t.message)).toEqual([refused.userMessage, refused.userMessage]);
+  });
+
+  it("does not read an engine that fails to answer as one with no containers", async () => {
+    const { runtime } = countingRuntime();
+    const fake = runtime.probe.bind(runtime);
+    const broken: ExecResult = { exitCode: 1, stdout: "", stderr: "Cannot connect to the Docker daemon", timedOut: false, truncated: false };
+    runtime.probe = async (id) => ({ ...(await fake(id)), exec: async () => broken });
+    const result = await new Grader({ runtime, log: silentLogger }).grade(exercise, "sb");
+    expect(result.tasks[0]).toMatchObject({ passed: false, message: "This check could not run; try again." });
   });
 });

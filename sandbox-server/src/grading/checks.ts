@@ -139,8 +139,9 @@ export class CheckRunner {
     try {
       const exists = async (path: string): Promise<boolean> => {
         const url = `http://engine/containers/${id}/archive?path=${encodeURIComponent(path)}`;
+        // The same engine `docker` talks to: the socket DOCKER_HOST names in the probe.
         const r = await this.probe.exec(
-          ["curl", "-sS", "-o", "/dev/null", "-I", "-w", "%{http_code}", "-m", "10", "--unix-socket", "/proc/1/root/run/docker.sock", url],
+          ["sh", "-c", 'exec curl -sS -o /dev/null -I -w "%{http_code}" -m 10 --unix-socket "${DOCKER_HOST#unix://}" "$0"', url],
           { timeoutMs: 15_000 },
         );
         if (r.stdout.trim() === "200") return true;
@@ -177,13 +178,23 @@ export class CheckRunner {
     return pass(`\`${shown}\` works.`);
   }
 
+  /**
+   * Every container of the engine. An engine that does not answer is not an empty one (that read
+   * "nothing is left over" as a pass): failures throw, and the task cannot be judged.
+   */
   private containers(): Promise<ContainerJson[]> {
     this.containersCache ??= (async () => {
       const ids = await this.docker(["ps", "-aq", "--no-trunc"]);
+      if (ids.exitCode !== 0) throw new Error(`docker ps: exit ${ids.exitCode} ${ids.stderr.trim()}`);
       const list = ids.stdout.split("\n").filter((l) => /^[0-9a-f]{64}$/.test(l));
       if (list.length === 0) return [];
       const r = await this.docker(["inspect", ...list.slice(0, 200)]);
-      return r.exitCode === 0 ? (JSON.parse(r.stdout) as ContainerJson[]) : [];
+      // A container removed between the two calls (--rm) fails the inspect but not the others' JSON.
+      try {
+        return JSON.parse(r.stdout) as ContainerJson[];
+      } catch {
+        throw new Error(`docker inspect: exit ${r.exitCode} ${r.stderr.trim()}`);
+      }
     })();
     return this.containersCache;
   }
@@ -423,10 +434,9 @@ export class CheckRunner {
     return pass(`The file ${c.path} is there.`);
   }
 
-  /** Reads through PID 1's root: the sandbox's files, with the probe's own trusted `head`. */
-  private async readSandboxFile(path: string): Promise<string | undefined> {
-    const r = await this.probe.exec(["head", "-c", String(READ_LIMIT), `/proc/1/root${path}`], { maxOutputBytes: READ_LIMIT });
-    return r.exitCode === 0 ? r.stdout : undefined;
+  /** The sandbox's file as its root sees it, read by the probe's own trusted reader. */
+  private readSandboxFile(path: string): Promise<string | undefined> {
+    return this.probe.readFile(path, READ_LIMIT);
   }
 
   private async http(c: Extract<Check, { kind: "http" }>): Promise<Verdict> {

@@ -1,7 +1,9 @@
 import Docker from "dockerode";
+import { randomInt } from "node:crypto";
 import { PassThrough, type Duplex } from "node:stream";
 import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { buildProbeContainer, probeToolsUser, READ_FILE_SCRIPT, RELAY_REFUSED, withRelayReady } from "./probe-spec.ts";
 import {
   buildSandboxContainer,
   LABEL,
@@ -183,23 +185,24 @@ export class DockerRuntime implements SandboxRuntime {
   }
 
   async exec(sandboxId: string, cmd: string[], options: ExecOptions = {}): Promise<ExecResult> {
+    return this.execIn(sandboxId, cmd, options).catch((e: unknown) => {
+      throw this.translateSandboxError(e, sandboxId);
+    });
+  }
+
+  /** A command in any container of ours (a sandbox, a probe), as `user` when given; engine errors are left to the caller. */
+  private async execIn(containerId: string, cmd: string[], options: ExecOptions = {}, user?: string): Promise<ExecResult> {
     const timeoutMs = options.timeoutMs ?? 30_000;
     const maxBytes = options.maxOutputBytes ?? 1024 * 1024;
-    const container = this.docker.getContainer(sandboxId);
-    let exec: Docker.Exec;
-    let stream: Duplex;
-    try {
-      exec = await container.exec({
-        Cmd: cmd,
-        AttachStdout: true,
-        AttachStderr: true,
-        Tty: false,
-        ...(options.env ? { Env: options.env } : {}),
-      });
-      stream = (await exec.start({ hijack: true, stdin: false })) as Duplex;
-    } catch (e) {
-      throw this.translateSandboxError(e, sandboxId);
-    }
+    const exec = await this.docker.getContainer(containerId).exec({
+      Cmd: cmd,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: false,
+      ...(options.env ? { Env: options.env } : {}),
+      ...(user ? { User: user } : {}),
+    });
+    const stream = (await exec.start({ hijack: true, stdin: false })) as Duplex;
     const out = new Capped(maxBytes);
     const err = new Capped(maxBytes);
     const stdout = new PassThrough();
@@ -235,45 +238,61 @@ export class DockerRuntime implements SandboxRuntime {
     return { exitCode, stdout: out.text(), stderr: err.text(), timedOut, truncated: out.truncated || err.truncated };
   }
 
+  /** The grading probe: see buildProbeContainer for its shape and why. */
   async probe(sandboxId: string): Promise<SandboxProbe> {
-    const info = await this.inspect(sandboxId);
-    if (!info?.running) throw new ShipshapeError("sandbox_gone", "Your sandbox stopped. Start a new one.");
+    const { enginePid, sessionId } = await this.engineOf(sandboxId);
+    const toolsUser = probeToolsUser(randomInt);
     let probe: Docker.Container;
     try {
-      probe = await this.docker.createContainer({
-        Image: this.profile.image,
-        Entrypoint: ["sleep", "120"], // ends by itself even if this server dies mid-check
-        Cmd: [],
-        Labels: { [LABEL.role]: "probe", [LABEL.namespace]: this.profile.namespace, [LABEL.session]: info.sessionId },
-        // PID 1 of the sandbox is its dockerd; its socket, reached through PID 1's root, is the real one.
-        // /var/run is an absolute symlink, which would resolve in the probe's own root: use /run.
-        Env: ["DOCKER_HOST=unix:///proc/1/root/run/docker.sock", "LANG=C.UTF-8"],
-        HostConfig: {
-          PidMode: `container:${info.id}`,
-          NetworkMode: `container:${info.id}`,
-          ReadonlyRootfs: true,
-          CapDrop: ["ALL"],
-          // Reading PID 1's root and socket needs ptrace-level access to a more privileged process.
-          // Nothing beyond what the sandbox itself holds: the learner can ptrace the probe, and
-          // DAC_READ_SEARCH would let injected code open host files by handle (docs/security.md).
-          CapAdd: ["SYS_PTRACE", "DAC_OVERRIDE"],
-          AutoRemove: true,
-          Memory: 256 * 1024 * 1024,
-          PidsLimit: 128,
-          ...(this.profile.runtime ? { Runtime: this.profile.runtime } : {}),
-        },
-      });
+      probe = await this.docker.createContainer(
+        buildProbeContainer({ image: this.profile.image, namespace: this.profile.namespace, sandboxId, sessionId, enginePid }),
+      );
       await probe.start();
     } catch (e) {
       throw this.translateSandboxError(e, sandboxId);
     }
+    const run = (cmd: string[], options: ExecOptions, user?: string) =>
+      this.execIn(probe.id, cmd, options, user).catch((e: unknown) => {
+        throw this.translateSandboxError(e, sandboxId);
+      });
     return {
-      exec: (cmd, options) => this.exec(probe.id, cmd, options),
+      exec: async (cmd, options = {}) => {
+        const r = await run(withRelayReady(cmd), options, toolsUser);
+        const refused = r.stderr.split("\n").find((l) => l.includes(RELAY_REFUSED));
+        if (refused) {
+          throw new ShipshapeError(
+            "sandbox_failed",
+            "The Docker engine socket in your sandbox was replaced, so your engine could not be verified and nothing was graded. Remove what you put at /var/run/docker.sock (or start a new sandbox), then check again.",
+            `sandbox ${sandboxId}: ${refused.trim()}`,
+          );
+        }
+        return r;
+      },
+      readFile: async (path, maxBytes) => {
+        const r = await run(["perl", "-e", READ_FILE_SCRIPT, String(enginePid), path, String(maxBytes)], { maxOutputBytes: maxBytes, timeoutMs: 15_000 });
+        if (r.exitCode === 0) return r.stdout;
+        if (r.exitCode === 1) return undefined;
+        throw new Error(`reading ${path} in sandbox ${sandboxId}: exit ${r.exitCode}${r.timedOut ? " (timed out)" : ""} ${r.stderr.trim()}`);
+      },
       close: async () => {
-        // v: the image declares VOLUME /var/lib/docker, so each probe has an anonymous volume of its own.
         await probe.remove({ force: true, v: true }).catch(() => {});
       },
     };
+  }
+
+  /** The host pid of a running sandbox's first process, its engine, as the host's engine reports it. */
+  private async engineOf(sandboxId: string): Promise<{ enginePid: number; sessionId: string }> {
+    let c: Docker.ContainerInspectInfo;
+    try {
+      c = await this.docker.getContainer(sandboxId).inspect();
+    } catch (e) {
+      throw this.translateSandboxError(e, sandboxId);
+    }
+    const labels = c.Config.Labels ?? {};
+    if (labels[LABEL.role] !== "sandbox" || labels[LABEL.namespace] !== this.profile.namespace || !c.State.Running || !(c.State.Pid > 0)) {
+      throw new ShipshapeError("sandbox_gone", "Your sandbox stopped. Start a new one.", `sandbox ${sandboxId} is not a running sandbox of this server`);
+    }
+    return { enginePid: c.State.Pid, sessionId: labels[LABEL.session] ?? "" };
   }
 
   async execStream(sandboxId: string, cmd: string[]): Promise<ExecStream> {

@@ -16,8 +16,9 @@ export interface SandboxRuntime {
   exec(sandboxId: string, cmd: string[], options?: ExecOptions): Promise<ExecResult>;
   /**
    * A trusted look into a sandbox for grading: a short-lived helper with its own fresh, read-only
-   * filesystem and tools, sharing the sandbox's processes and network. Nothing the learner changed
-   * in their sandbox (a replaced `docker` binary, a preload library) runs in it.
+   * filesystem and tools, sharing the sandbox's network. Nothing the learner changed in their
+   * sandbox (a replaced `docker` binary, a preload library, a fake engine socket) is used by it,
+   * and nothing in the sandbox can see or trace its processes.
    */
   probe(sandboxId: string): Promise<SandboxProbe>;
   /**
@@ -101,8 +102,16 @@ export interface ShellStream {
 }
 
 export interface SandboxProbe {
-  /** Runs a command in the probe. `DOCKER_HOST` points at the sandbox's own engine (PID 1's socket). */
+  /**
+   * Runs a command with the probe's own tools (`docker`, `curl`, on the sandbox's network).
+   * `DOCKER_HOST` reaches the sandbox's own engine, and only it: every connection is checked to
+   * end at the engine process itself. When one does not (a fake socket in its place), this
+   * rejects with ShipshapeError("sandbox_failed") whose message tells the learner, and nothing
+   * the impostor said reaches the caller.
+   */
   exec(cmd: string[], options?: ExecOptions): Promise<ExecResult>;
+  /** A regular file of the sandbox as its root sees it (symlinks resolve inside the sandbox); undefined when there is none. */
+  readFile(path: string, maxBytes: number): Promise<string | undefined>;
   close(): Promise<void>;
 }
 
