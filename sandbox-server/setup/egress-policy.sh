@@ -122,6 +122,15 @@ COMMIT"
 -A $V6 -j DROP
 COMMIT"
 
+  # The base of the per-sandbox port pins, which the server fills (sandbox-server/src/runtime/port-pins.sh).
+  # Made here too, so that set-up stops now, saying why, on a kernel that cannot filter bridged frames.
+  if ! ebtables -t nat -L SHIPSHAPE-PORTS >/dev/null 2>&1 && ! ebtables -t nat -N SHIPSHAPE-PORTS -P RETURN; then
+    echo "egress-policy: this kernel cannot filter bridged frames (ebtables nat table, nf_tables bridge family)," \
+      "so sandboxes could not be kept from taking each other's addresses" >&2
+    exit 1
+  fi
+  ebtables -t nat -L PREROUTING | grep -qxF -- "-j SHIPSHAPE-PORTS" || ebtables -t nat -I PREROUTING 1 -j SHIPSHAPE-PORTS
+
   # Jumps: exactly one per chain, first in DOCKER-USER / INPUT, for the current bridge name.
   _jump "$ipt" DOCKER-USER "$EG"
   _jump "$ipt" INPUT "$IN"

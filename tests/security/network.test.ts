@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApp, type App } from "../../sandbox-server/src/app.ts";
 import { loadConfig } from "../../sandbox-server/src/config.ts";
 import { createLogger } from "../../sandbox-server/src/log.ts";
-import { repoRoot, startTestApp } from "../support/server.ts";
+import { repoRoot, sandboxImage, startTestApp } from "../support/server.ts";
 import { openSession, TestTerminal, type Session } from "../support/terminal.ts";
 import { documentedAttacks, pollUntil, securityEnv, sleep, type Verdict } from "./support.ts";
 
@@ -32,6 +32,22 @@ const cleanups: Array<() => Promise<void> | void> = [];
 const NETWORK = process.env.SHIPSHAPE_SANDBOX_NETWORK ?? "shipshape-sandboxes";
 
 const sh = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: "utf8", timeout: 30_000 });
+/**
+ * iptables, ip6tables or ebtables on the host, run like the server runs them: from the sandbox
+ * image with the host's network (a host need not have them installed), in the iptables flavour
+ * that holds Docker's chains.
+ */
+const firewall = (tool: "iptables" | "ip6tables" | "ebtables", args: string[]) =>
+  sh("docker", [
+    "run", "--rm", "--network", "host", "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW",
+    "--label", "org.shipshape.role=network-test", "--entrypoint", "bash", sandboxImage(), "-c",
+    `tool=$1; shift
+if [ "$tool" != ebtables ]; then
+  for v in nft legacy; do if iptables-$v -w -n -L DOCKER-USER >/dev/null 2>&1; then tool=$tool-$v; break; fi; done
+fi
+exec "$tool" "$@"`,
+    "firewall", tool, ...args,
+  ]);
 const bridgeOf = (network: string) =>
   execFileSync("docker", ["network", "inspect", "-f", '{{index .Options "com.docker.network.bridge.name"}}', network], { encoding: "utf8" }).trim();
 
@@ -81,7 +97,7 @@ function banner(host: string, port: number): Promise<string> {
 
 /** The pinned port (ebtables chain SSP-<port>) whose rules name `mac`, read on the host. */
 function pinnedPortOf(mac: string): string | undefined {
-  const out = sh("ebtables", ["-t", "nat", "-L"]).stdout ?? "";
+  const out = firewall("ebtables", ["-t", "nat", "-L"]).stdout ?? "";
   let chain: string | undefined;
   for (const line of out.split("\n")) {
     const m = /^Bridge chain: SSP-([^,]+),/.exec(line);
@@ -143,6 +159,7 @@ sleep 0.5; echo "eth0 now $(cat /sys/class/net/eth0/address)"`,
   const afterMac = heard.slice(afterIp.length);
   const spoofed = heard.filter((h) => h === "spoofer").length;
   const victimSeen = heard.filter((h) => h === "victim").length;
+  const pins = `the victim's port is pinned as ${pinnedPortOf(victim.mac) ?? "(no pin)"}, the spoofer's ${pinnedPortOf(spoofer.mac) ?? "(no pin)"}`;
   await endLearner(spoofer.session);
   await endLearner(victim.session);
   return {
@@ -150,8 +167,7 @@ sleep 0.5; echo "eth0 now $(cat /sys/class/net/eth0/address)"`,
     verdict: spoofed > 0 || victimSeen === 0 ? "open" : "contained",
     evidence:
       `${claim}\n${clone}\nthe host asked ${victim.address}:${port} (the victim's) ${heard.length} times: ` +
-      `after the IP claim [${afterIp.join(" ")}], after the MAC clone too [${afterMac.join(" ")}]; ` +
-      `the victim's port is pinned as ${pinnedPortOf(victim.mac) ?? "(no pin)"}, the spoofer's ${pinnedPortOf(spoofer.mac) ?? "(no pin)"}`,
+      `after the IP claim [${afterIp.join(" ")}], after the MAC clone too [${afterMac.join(" ")}]; ${pins}`,
   };
 }
 
@@ -234,7 +250,11 @@ async function egressDrift(): Promise<Probe> {
   ]);
   cleanups.push(() => removePolicy(network, bridge, chains));
   const evidence: string[] = [];
-  const egressRules = () => sh("iptables", ["-w", "-S", chains.egress]).stdout ?? "";
+  const egressRules = () => firewall("iptables", ["-w", "-S", chains.egress]).stdout ?? "";
+  const flush = () => {
+    const r = firewall("iptables", ["-w", "-F", chains.egress]);
+    if (r.status !== 0) throw new Error(`could not flush ${chains.egress}: ${r.stderr}`);
+  };
   const readyz = async (url: string) => {
     const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5_000) });
     return { status: res.status, body: (await res.json().catch(() => ({}))) as Record<string, unknown> };
@@ -251,7 +271,7 @@ async function egressDrift(): Promise<Probe> {
     ok &&= applied && atStart.status === 200;
 
     // A firewall reload empties the chain.
-    execFileSync("iptables", ["-w", "-F", chains.egress]);
+    flush();
     const flushedAt = Date.now();
     const back = await pollUntil(() => egressRules(), (r) => r.includes(`-A ${chains.egress} -o ${bridge} -j DROP`), 20_000, 200);
     const restored = back.includes(`-A ${chains.egress} -o ${bridge} -j DROP`);
@@ -261,7 +281,9 @@ async function egressDrift(): Promise<Probe> {
     const networkOf = (r: { body: Record<string, unknown> }) => (r.body.checks as { network?: NetworkCheckJson } | undefined)?.network;
     const said = await pollUntil(() => readyz(server.url), (r) => Date.parse(networkOf(r)?.checkedAt ?? "") > flushedAt, 20_000, 250);
     const saysRepaired = (networkOf(said)?.repaired ?? []).some((r) => /re-applied the egress policy/.test(r));
-    const logged = server.logLines.filter((l) => /egress policy missing or incomplete|sandbox network repaired/.test(l));
+    const logged = server.logLines.filter(
+      (l) => /egress policy missing or incomplete|sandbox network repaired/.test(l) && Date.parse((JSON.parse(l) as { time: string }).time) >= flushedAt,
+    );
     evidence.push(
       `flushed ${chains.egress}: ${restored ? `re-applied after ${took} ms` : "NOT re-applied within 20 s"}; /readyz ${said.status} ${JSON.stringify(networkOf(said))}; ` +
         `log: ${logged.map((l) => (JSON.parse(l) as { msg: string }).msg).join(" | ") || "(nothing)"}`,
@@ -274,7 +296,7 @@ async function egressDrift(): Promise<Probe> {
   // Repair off (an operator who manages the firewall): refuse and say why, then recover.
   const strict = await startLoggedApp({ ...env, SHIPSHAPE_NETWORK_REPAIR: "false" });
   try {
-    execFileSync("iptables", ["-w", "-F", chains.egress]);
+    flush();
     const down = await pollUntil(() => readyz(strict.url), (r) => r.status === 503, 15_000, 250);
     const refused = await fetch(`${strict.url}/api/sessions`, {
       method: "POST",
@@ -305,16 +327,16 @@ async function egressDrift(): Promise<Probe> {
 
 /** Removes what the egress-drift probe's own network got: its policy chains (only those) and the network. */
 function removePolicy(network: string, bridge: string, chains: { egress: string; input: string; v6: string }): void {
-  const drop = (bin: string, from: string, chain: string) => {
-    while (sh(bin, ["-w", "-D", from, "-i", bridge, "-j", chain]).status === 0);
+  const drop = (bin: "iptables" | "ip6tables", from: string, chain: string) => {
+    while (firewall(bin, ["-w", "-D", from, "-i", bridge, "-j", chain]).status === 0);
   };
   drop("iptables", "DOCKER-USER", chains.egress);
   drop("iptables", "INPUT", chains.input);
   drop("ip6tables", "INPUT", chains.v6);
   drop("ip6tables", "FORWARD", chains.v6);
   for (const [bin, chain] of [["iptables", chains.egress], ["iptables", chains.input], ["ip6tables", chains.v6]] as const) {
-    sh(bin, ["-w", "-F", chain]);
-    sh(bin, ["-w", "-X", chain]);
+    firewall(bin, ["-w", "-F", chain]);
+    firewall(bin, ["-w", "-X", chain]);
   }
   sh("docker", ["network", "rm", network]);
 }
@@ -366,14 +388,14 @@ describe("network attacks from inside a classroom-tier sandbox, as docs/security
     // The server stops; a firewall flush takes the sandbox's rules while it is down.
     const env = app.env;
     await app.close();
-    sh("ebtables", ["-t", "nat", "-D", "SHIPSHAPE-PORTS", "-i", port!, "-j", `SSP-${port}`]);
-    sh("ebtables", ["-t", "nat", "-F", `SSP-${port}`]);
-    sh("ebtables", ["-t", "nat", "-X", `SSP-${port}`]);
+    firewall("ebtables", ["-t", "nat", "-D", "SHIPSHAPE-PORTS", "-i", port!, "-j", `SSP-${port}`]);
+    firewall("ebtables", ["-t", "nat", "-F", `SSP-${port}`]);
+    firewall("ebtables", ["-t", "nat", "-X", `SSP-${port}`]);
     expect(pinnedPortOf(one.mac)).toBeUndefined();
     app = await startTestApp(env);
     // Pinned again before the restarted server answers anyone (its start awaits the first check).
     expect(pinnedPortOf(one.mac)).toBe(port);
-    const jump = sh("ebtables", ["-t", "nat", "-L", "SHIPSHAPE-PORTS"]).stdout ?? "";
+    const jump = firewall("ebtables", ["-t", "nat", "-L", "SHIPSHAPE-PORTS"]).stdout ?? "";
     expect(jump).toContain(`-i ${port} -j SSP-${port}`);
     const readyz = await fetch(`${app.url}/readyz`).then((r) => r.json() as Promise<{ checks: { network: { repaired: string[] } } }>);
     expect(readyz.checks.network.repaired.join(" ")).toMatch(/pinned the network ports of 1 running sandbox/);
