@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { PassThrough, type Duplex } from "node:stream";
 import type Docker from "dockerode";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "../log.ts";
@@ -8,6 +9,8 @@ import { LABEL } from "./sandbox-spec.ts";
 const PORT_PINS_SCRIPT = fileURLToPath(new URL("./port-pins.sh", import.meta.url));
 const EGRESS_POLICY_SCRIPT = fileURLToPath(new URL("../../setup/egress-policy.sh", import.meta.url));
 const HELPER_TIMEOUT_MS = 60_000;
+/** Label naming the namespace whose server started a helper. */
+const GUARD_OF = "org.shipshape.guard-of";
 
 /** A running sandbox as the engine sees it: what its bridge port is pinned to. */
 export interface PinTarget {
@@ -38,6 +41,7 @@ export class DockerNetworkGuard {
   /** Pins asked for while a helper runs go together into the next run. */
   private pending: Array<{ target: PinTarget; resolve: (port: string) => void; reject: (e: Error) => void }> = [];
   private pendingScheduled = false;
+  private sweptLeftovers = false;
 
   constructor(options: { docker: Docker; image: string; network: string; namespace: string; log: Logger }) {
     this.docker = options.docker;
@@ -161,14 +165,28 @@ export class DockerNetworkGuard {
     });
   }
 
-  /** Runs a command in a fresh helper with the host's network and PIDs; resolves with its output. */
+  /**
+   * Runs a command in a fresh helper with the host's network and PIDs; resolves with its output.
+   * The helper removes itself when it exits (AutoRemove), so a server that dies mid-run leaves
+   * nothing running; one that died between create and start is removed by the next first run.
+   */
   private async runHelper(cmd: string[], env: string[]): Promise<string> {
+    if (!this.sweptLeftovers) {
+      this.sweptLeftovers = true;
+      const leftovers = await this.docker
+        .listContainers({ all: true, filters: { label: [`${LABEL.role}=network-guard`, `${GUARD_OF}=${this.namespace}`] } })
+        .catch(() => []);
+      for (const c of leftovers) await this.docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {});
+    }
     const helper = await this.docker.createContainer({
       Image: this.image,
-      Entrypoint: cmd.slice(0, 1),
-      Cmd: cmd.slice(1),
+      // timeout: a helper never outlives its purpose, whatever happens to this server.
+      Entrypoint: ["timeout", String(Math.round(HELPER_TIMEOUT_MS / 1000))],
+      Cmd: cmd,
       Env: env,
-      Labels: { [LABEL.role]: "network-guard", [LABEL.namespace]: this.namespace },
+      // Not the namespace label: a helper is the server's, not a sandbox's, and must not count as
+      // something a namespace left behind while it briefly runs.
+      Labels: { [LABEL.role]: "network-guard", [GUARD_OF]: this.namespace },
       HostConfig: {
         NetworkMode: "host",
         // The host's PIDs, to name a sandbox's network namespace by the engine's pid for it.
@@ -180,33 +198,30 @@ export class DockerNetworkGuard {
         SecurityOpt: ["apparmor=unconfined"],
         Memory: 128 * 1024 * 1024,
         PidsLimit: 256,
+        AutoRemove: true,
       },
     });
+    let output = "";
     try {
+      const stream = (await helper.attach({ stream: true, stdout: true, stderr: true })) as unknown as Duplex;
+      const sink = new PassThrough();
+      sink.on("data", (c: Buffer) => (output += c.toString("utf8")));
+      this.docker.modem.demuxStream(stream, sink, sink);
+      const ended = new Promise<void>((resolve) => {
+        stream.once("end", resolve);
+        stream.once("close", resolve);
+        stream.once("error", () => resolve());
+      });
       await helper.start();
-      const waited = (await Promise.race([
-        helper.wait(),
-        new Promise((_r, reject) => setTimeout(() => reject(new Error("network helper timed out")), HELPER_TIMEOUT_MS).unref()),
-      ])) as { StatusCode: number };
-      const logs = (await helper.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
-      const text = demux(logs);
-      if (waited.StatusCode !== 0) this.log.warn("network helper exited with an error", { code: waited.StatusCode, output: text.slice(-500) });
-      return text;
-    } finally {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([ended, new Promise((resolve) => (timer = setTimeout(resolve, HELPER_TIMEOUT_MS + 5_000)))]);
+      clearTimeout(timer);
+      stream.destroy();
+      return output;
+    } catch (e) {
       // v: the image declares VOLUME /var/lib/docker, so each helper has an anonymous volume.
       await helper.remove({ force: true, v: true }).catch(() => {});
+      throw e;
     }
   }
-}
-
-/** The engine's multiplexed log stream (8-byte frame headers) as text. */
-function demux(buf: Buffer): string {
-  const parts: Buffer[] = [];
-  let i = 0;
-  while (i + 8 <= buf.length) {
-    const size = buf.readUInt32BE(i + 4);
-    parts.push(buf.subarray(i + 8, i + 8 + size));
-    i += 8 + size;
-  }
-  return Buffer.concat(parts).toString("utf8");
 }
