@@ -1,6 +1,8 @@
 import type { Logger } from "./log.ts";
 import type { NetworkCheck, SandboxRuntime } from "./runtime/types.ts";
 
+const ENGINE_RETRY_MS = 2_000;
+
 /**
  * Keeps checking the host firewall that isolates sandboxes (egress policy, port pins): at start and
  * every `intervalMs`, because a firewall reload, a reboot or an operator's `iptables -F` removes it
@@ -16,6 +18,7 @@ export class NetworkWatch {
   private last: NetworkCheck | undefined;
   private running: Promise<NetworkCheck> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(options: { runtime: SandboxRuntime; log: Logger; intervalMs: number; repair: boolean }) {
     this.runtime = options.runtime;
@@ -43,6 +46,12 @@ export class NetworkWatch {
     this.running ??= this.runtime
       .checkNetwork({ repair: this.repair })
       .then((result) => {
+        if (result.engineUnreachable) {
+          // Nothing was checked; check again as soon as the engine is back, not a period later.
+          if (!this.closed) setTimeout(() => void this.check(), ENGINE_RETRY_MS).unref();
+          this.last ??= result;
+          return result;
+        }
         this.report(result);
         this.last = result;
         return result;
@@ -54,6 +63,7 @@ export class NetworkWatch {
   }
 
   close(): void {
+    this.closed = true;
     if (this.timer) clearInterval(this.timer);
   }
 

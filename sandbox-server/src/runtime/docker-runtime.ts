@@ -460,6 +460,10 @@ export class DockerRuntime implements SandboxRuntime {
       }
       problems.push(...egress.map((p) => `egress policy: ${p}`));
     } catch (e) {
+      if (this.translateEngineError(e).code === "engine_unavailable") {
+        const known = this.networkUnsafe ?? [];
+        return { ok: known.length === 0, problems: known, repaired, at, engineUnreachable: true };
+      }
       this.log.error("could not check the sandbox network", { error: String(e) });
       problems.push(
         statusOf(e) === 404

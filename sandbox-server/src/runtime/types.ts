@@ -87,6 +87,11 @@ export interface NetworkCheck {
   /** What this check put back, one sentence each. */
   repaired: string[];
   at: number;
+  /**
+   * The engine did not answer, so nothing was checked: `ok` and `problems` are the last known
+   * state (an engine outage is reported as such, not as a firewall problem); check again soon.
+   */
+  engineUnreachable?: boolean;
 }
 
 export type SandboxEvent = { kind: "stopped"; reason: string } | { kind: "oom" };
