@@ -52,8 +52,11 @@ port_rules() {
     "-j DROP"
 }
 
+# Set-up makes these too (egress-policy.sh); a flush may have taken them. Another server may be
+# making them at this very moment: what counts is that they exist afterwards.
 ensure_base() {
-  ebtables -t nat -L "$CHAIN" >/dev/null 2>&1 || ebtables -t nat -N "$CHAIN" -P RETURN || return 1
+  ebtables -t nat -L "$CHAIN" >/dev/null 2>&1 || ebtables -t nat -N "$CHAIN" -P RETURN 2>/dev/null
+  ebtables -t nat -L "$CHAIN" >/dev/null 2>&1 || return 1
   ebtables -t nat -L PREROUTING | grep -qxF -- "-j $CHAIN" || ebtables -t nat -I PREROUTING 1 -j "$CHAIN"
 }
 
