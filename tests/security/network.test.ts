@@ -401,7 +401,7 @@ describe("network attacks from inside a classroom-tier sandbox, as docs/security
     expect(readyz.checks.network.repaired.join(" ")).toMatch(/pinned the network ports of 1 running sandbox/);
     // The sandbox goes: its rules go soon after.
     await app.runtime.destroy(one.id);
-    const left = await pollUntil(() => pinnedPortOf(one.mac), (p) => p === undefined, 15_000, 250);
+    const left = await pollUntil(() => pinnedPortOf(one.mac), (p) => p === undefined, 30_000, 500);
     expect(left).toBeUndefined();
   }, 240_000);
 

@@ -382,13 +382,16 @@ export class DockerRuntime implements SandboxRuntime {
     }
   }
 
-  /** A sandbox's port rules outlive it harmlessly; they are removed in batches soon after. */
+  /**
+   * A sandbox's port rules outlive it harmlessly (its port is gone); they are removed by the next
+   * helper run, at the latest 10 s later (one run for every sandbox that went meanwhile).
+   */
   private schedulePrune(): void {
     if (!this.guard || this.pruneTimer || this.closed) return;
     this.pruneTimer = setTimeout(() => {
       this.pruneTimer = undefined;
       this.guard?.sync([], { verifyEgress: false }).catch((e: unknown) => this.log.warn("could not remove old port pins", { error: String(e) }));
-    }, 2_000);
+    }, 10_000);
     this.pruneTimer.unref();
   }
 
@@ -607,6 +610,7 @@ export class DockerRuntime implements SandboxRuntime {
   async close(): Promise<void> {
     this.closed = true;
     if (this.pruneTimer) clearTimeout(this.pruneTimer);
+    await this.guard?.close();
     (this.events as unknown as Duplex | undefined)?.destroy();
     this.events = undefined;
   }

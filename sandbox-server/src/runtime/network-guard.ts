@@ -41,7 +41,7 @@ export class DockerNetworkGuard {
   /** Pins asked for while a helper runs go together into the next run. */
   private pending: Array<{ target: PinTarget; resolve: (port: string) => void; reject: (e: Error) => void }> = [];
   private pendingScheduled = false;
-  private sweptLeftovers = false;
+  private helper: Promise<string> | undefined;
 
   constructor(options: { docker: Docker; image: string; network: string; namespace: string; log: Logger }) {
     this.docker = options.docker;
@@ -166,26 +166,46 @@ export class DockerNetworkGuard {
   }
 
   /**
-   * Runs a command in a fresh helper with the host's network and PIDs; resolves with its output.
-   * The helper removes itself when it exits (AutoRemove), so a server that dies mid-run leaves
-   * nothing running; one that died between create and start is removed by the next first run.
+   * Runs a command in this server's helper container (host network and PIDs) and resolves with its
+   * output. One long-lived helper, used with `docker exec`: on a busy engine a container start costs
+   * seconds, an exec a fraction of that. The helper ends by itself within the hour (it is made
+   * again when needed) and is removed when the server closes; one a dead server left is removed
+   * by the next server of its namespace.
    */
   private async runHelper(cmd: string[], env: string[]): Promise<string> {
-    if (!this.sweptLeftovers) {
-      this.sweptLeftovers = true;
-      const leftovers = await this.docker
-        .listContainers({ all: true, filters: { label: [`${LABEL.role}=network-guard`, `${GUARD_OF}=${this.namespace}`] } })
-        .catch(() => []);
-      for (const c of leftovers) await this.docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {});
+    for (let attempt = 0; ; attempt++) {
+      const id = await this.helperId();
+      try {
+        return await this.execIn(id, cmd, env);
+      } catch (e) {
+        const status = (e as { statusCode?: number }).statusCode;
+        // Gone or stopped (its hour is up, or someone removed it): make a new one, once.
+        if (attempt > 0 || (status !== 404 && status !== 409)) throw e;
+        this.helper = undefined;
+        await this.docker.getContainer(id).remove({ force: true, v: true }).catch(() => {});
+      }
     }
+  }
+
+  private helperId(): Promise<string> {
+    this.helper ??= this.startHelper().catch((e: unknown) => {
+      this.helper = undefined;
+      throw e;
+    });
+    return this.helper;
+  }
+
+  private async startHelper(): Promise<string> {
+    const leftovers = await this.docker
+      .listContainers({ all: true, filters: { label: [`${LABEL.role}=network-guard`, `${GUARD_OF}=${this.namespace}`] } })
+      .catch(() => []);
+    for (const c of leftovers) await this.docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {});
     const helper = await this.docker.createContainer({
       Image: this.image,
-      // timeout: a helper never outlives its purpose, whatever happens to this server.
-      Entrypoint: ["timeout", String(Math.round(HELPER_TIMEOUT_MS / 1000))],
-      Cmd: cmd,
-      Env: env,
-      // Not the namespace label: a helper is the server's, not a sandbox's, and must not count as
-      // something a namespace left behind while it briefly runs.
+      Entrypoint: ["sleep", "3600"],
+      Cmd: [],
+      // Not the namespace label: the helper is the server's, not a sandbox's, and must not count
+      // as something a namespace left behind.
       Labels: { [LABEL.role]: "network-guard", [GUARD_OF]: this.namespace },
       HostConfig: {
         NetworkMode: "host",
@@ -201,27 +221,48 @@ export class DockerNetworkGuard {
         AutoRemove: true,
       },
     });
-    let output = "";
     try {
-      const stream = (await helper.attach({ stream: true, stdout: true, stderr: true })) as unknown as Duplex;
-      const sink = new PassThrough();
-      sink.on("data", (c: Buffer) => (output += c.toString("utf8")));
-      this.docker.modem.demuxStream(stream, sink, sink);
-      const ended = new Promise<void>((resolve) => {
-        stream.once("end", resolve);
-        stream.once("close", resolve);
-        stream.once("error", () => resolve());
-      });
       await helper.start();
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([ended, new Promise((resolve) => (timer = setTimeout(resolve, HELPER_TIMEOUT_MS + 5_000)))]);
-      clearTimeout(timer);
-      stream.destroy();
-      return output;
     } catch (e) {
-      // v: the image declares VOLUME /var/lib/docker, so each helper has an anonymous volume.
       await helper.remove({ force: true, v: true }).catch(() => {});
       throw e;
     }
+    return helper.id;
+  }
+
+  private async execIn(id: string, cmd: string[], env: string[]): Promise<string> {
+    const started = Date.now();
+    const exec = await this.docker.getContainer(id).exec({
+      // timeout: a run never hangs the queue behind it.
+      Cmd: ["timeout", String(Math.round(HELPER_TIMEOUT_MS / 1000)), ...cmd],
+      Env: env,
+      AttachStdout: true,
+      AttachStderr: true,
+    });
+    const stream = (await exec.start({ hijack: true, stdin: false })) as unknown as Duplex;
+    let output = "";
+    const sink = new PassThrough();
+    sink.on("data", (c: Buffer) => (output += c.toString("utf8")));
+    this.docker.modem.demuxStream(stream, sink, sink);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        stream.once("end", resolve);
+        stream.once("close", resolve);
+        stream.once("error", () => resolve());
+      }),
+      new Promise((resolve) => (timer = setTimeout(resolve, HELPER_TIMEOUT_MS + 5_000))),
+    ]);
+    clearTimeout(timer);
+    stream.destroy();
+    this.log.debug("network helper ran", { ms: Date.now() - started, lines: output.split("\n").length - 1 });
+    return output;
+  }
+
+  /** Removes the helper (the server is closing). */
+  async close(): Promise<void> {
+    const id = await this.helper?.catch(() => undefined);
+    this.helper = undefined;
+    if (id) await this.docker.getContainer(id).remove({ force: true, v: true }).catch(() => {});
   }
 }
