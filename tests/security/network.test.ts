@@ -255,9 +255,16 @@ async function egressDrift(): Promise<Probe> {
     const r = firewall("iptables", ["-w", "-F", chains.egress]);
     if (r.status !== 0) throw new Error(`could not flush ${chains.egress}: ${r.stderr}`);
   };
-  const readyz = async (url: string) => {
-    const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5_000) });
-    return { status: res.status, body: (await res.json().catch(() => ({}))) as Record<string, unknown> };
+  const readyz = async (url: string): Promise<{ status: number; body: Record<string, unknown> }> => {
+    // A reused keep-alive connection that the server just closed fails once (ECONNRESET): ask again.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(10_000) });
+        return { status: res.status, body: (await res.json().catch(() => ({}))) as Record<string, unknown> };
+      } catch (e) {
+        if (attempt >= 2) throw e;
+      }
+    }
   };
 
   // A server on that network: its start finds no policy there and applies it.

@@ -26,8 +26,9 @@ const ipv4Pattern = /^\d{1,3}(?:\.\d{1,3}){3}$/;
 /**
  * The host firewall around the sandbox bridge, Docker edition: the egress policy of
  * setup/egress-policy.sh (checked, and re-applied with the same script) and a pin per sandbox port
- * (port-pins.sh). Both run in short-lived helper containers with the host's network, so the server
- * needs the Docker API only, never root on the host.
+ * (port-pins.sh). Checks and pins run in a helper container with the host's network; re-applying
+ * runs set-up's script, which starts a helper of its own. The server needs the Docker API (and the
+ * docker CLI for re-applying), never root on the host.
  */
 export class DockerNetworkGuard {
   private readonly docker: Docker;

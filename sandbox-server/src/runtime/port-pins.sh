@@ -4,8 +4,8 @@
 # bridge learns a frame's source or forwards it, so a learner who claims another sandbox's MAC or
 # IP (ARP included) neither poisons the bridge's forwarding table nor the host's ARP cache.
 #
-# Runs in a short-lived helper container started by docker-runtime.ts (network-guard.ts) with
-# --network host --pid host and CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_SYS_PTRACE:
+# Runs (docker exec) in the server's helper container (runtime/network-guard.ts), which has
+# --network host --pid host and CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN, CAP_SYS_PTRACE:
 #     bash -c "$script" port-pins [--verify-egress]
 # SHIPSHAPE_PINS holds one line per running sandbox: "<id> <pid> <mac> <ipv4> <bridge>", where pid,
 # mac and ip come from the engine (never from inside the sandbox). For each line it prints
