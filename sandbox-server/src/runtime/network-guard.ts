@@ -43,6 +43,7 @@ export class DockerNetworkGuard {
   private pending: Array<{ target: PinTarget; resolve: (port: string) => void; reject: (e: Error) => void }> = [];
   private pendingScheduled = false;
   private helper: Promise<string> | undefined;
+  private closed = false;
 
   constructor(options: { docker: Docker; image: string; network: string; namespace: string; log: Logger }) {
     this.docker = options.docker;
@@ -189,6 +190,8 @@ export class DockerNetworkGuard {
   }
 
   private helperId(): Promise<string> {
+    // A check still under way when the server closes must not make a helper nobody removes.
+    if (this.closed) return Promise.reject(new Error("the network guard is closed"));
     this.helper ??= this.startHelper().catch((e: unknown) => {
       this.helper = undefined;
       throw e;
@@ -262,6 +265,7 @@ export class DockerNetworkGuard {
 
   /** Removes the helper (the server is closing). */
   async close(): Promise<void> {
+    this.closed = true;
     const id = await this.helper?.catch(() => undefined);
     this.helper = undefined;
     if (id) await this.docker.getContainer(id).remove({ force: true, v: true }).catch(() => {});
