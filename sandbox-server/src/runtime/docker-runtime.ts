@@ -463,6 +463,7 @@ export class DockerRuntime implements SandboxRuntime {
       }
       problems.push(...egress.map((p) => `egress policy: ${p}`));
     } catch (e) {
+      if (this.closed) return { ok: this.networkUnsafe === undefined, problems: this.networkUnsafe ?? [], repaired, at };
       if (this.translateEngineError(e).code === "engine_unavailable") {
         const known = this.networkUnsafe ?? [];
         return { ok: known.length === 0, problems: known, repaired, at, engineUnreachable: true };
