@@ -74,7 +74,11 @@ const listenScript = (host: string, port: number, banner: string) =>
   `setsid timeout 180 perl -MIO::Socket::IP -e '
   my $s = IO::Socket::IP->new(LocalHost => $ARGV[0], LocalPort => $ARGV[1], Listen => 16, ReuseAddr => 1) or die "listen: $@";
   while (my $c = $s->accept) { print $c "HTTP/1.0 200 OK\\r\\ncontent-type: text/plain\\r\\n\\r\\n$ARGV[2]\\n"; close $c }
-' '${host}' ${port} '${banner}' >/dev/null 2>&1 < /dev/null & sleep 0.3; echo listening`;
+' '${host}' ${port} '${banner}' >/dev/null 2>&1 < /dev/null &
+# Listening before the probe goes on (a busy machine starts perl slowly): a probe must never pass
+# because its target was not up yet.
+for i in $(seq 150); do (exec 3<>/dev/tcp/127.0.0.1/${port}) 2>/dev/null && { echo listening; exit 0; }; sleep 0.1; done
+echo "not listening after 15 s"; exit 1`;
 
 /** A server in this process whose log lines are kept, to check what it tells the operator. */
 async function startLoggedApp(env: Record<string, string>): Promise<App & { logLines: string[] }> {
@@ -118,11 +122,13 @@ async function arpSpoofing(): Promise<Probe> {
   const [victim, spoofer] = await Promise.all([learner(), learner()]);
   const port = 8080;
   const tag = Math.random().toString(36).slice(2, 8);
-  await inSandbox(victim.id, listenScript("0.0.0.0", port, `victim-${tag}`));
-  await inSandbox(spoofer.id, listenScript("0.0.0.0", port, `spoofer-${tag}`));
+  for (const [who, text] of [[victim, "victim"], [spoofer, "spoofer"]] as const) {
+    const up = await inSandbox(who.id, listenScript("0.0.0.0", port, `${text}-${tag}`));
+    if (!up.startsWith("listening")) throw new Error(`the ${text}'s service did not start: ${up}`);
+  }
   const bridge = bridgeOf(NETWORK);
   cleanups.push(() => void sh("ip", ["neigh", "del", victim.address, "dev", bridge]));
-  const before = await banner(victim.address, port);
+  const before = await pollUntil(() => banner(victim.address, port), (b) => b.includes(`victim-${tag}`), 15_000, 500);
   if (!before.includes(`victim-${tag}`)) throw new Error(`the victim's own service did not answer before the attack: "${before}"`);
 
   const heard: string[] = [];
@@ -187,7 +193,8 @@ echo 0 > /tmp/.p6/sys/net/ipv6/conf/all/disable_ipv6; echo 0 > /tmp/.p6/sys/net/
 for i in $(seq 40); do ip -6 addr show dev eth0 scope link | grep -q tentative || break; sleep 0.1; done
 ip -6 addr show dev eth0 scope link | awk '/inet6/ {print $2; exit}' | cut -d/ -f1`;
   const otherLinkLocal = (await inSandbox(other.id, enable6)).split("\n")[0]?.trim() ?? "";
-  await inSandbox(other.id, listenScript("::", 8081, `sandbox6-${tag}`));
+  const up = await inSandbox(other.id, listenScript("::", 8081, `sandbox6-${tag}`));
+  if (!up.startsWith("listening")) throw new Error(`the other sandbox's IPv6 service did not start: ${up}`);
   const attackerLinkLocal = (await inSandbox(attacker.id, enable6)).split("\n")[0]?.trim() ?? "";
   if (!/^fe80:/.test(attackerLinkLocal) || !/^fe80:/.test(otherLinkLocal)) {
     throw new Error(`IPv6 did not come back on in the sandboxes (attacker "${attackerLinkLocal}", other "${otherLinkLocal}")`);
