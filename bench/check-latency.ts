@@ -4,7 +4,7 @@
  * pressing it at once. Run: node bench/check-latency.ts [sequential runs] [class size]
  */
 import path from "node:path";
-import { loadExercises } from "../sandbox-server/src/grading/exercise-loader.ts";
+import { loadExercises } from "../sandbox-server/src/content/exercise-loader.ts";
 import { Grader } from "../sandbox-server/src/grading/grader.ts";
 import { silentLogger } from "../sandbox-server/src/log.ts";
 import { freshSandbox, testRuntime } from "../tests/support/sandbox.ts";

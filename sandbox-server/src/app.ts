@@ -8,6 +8,7 @@ import type { Logger } from "./log.ts";
 import { createServerMetrics, Metrics } from "./metrics.ts";
 import { DockerRuntime } from "./runtime/docker-runtime.ts";
 import type { SandboxRuntime } from "./runtime/types.ts";
+import { NetworkWatch } from "./sessions/network-watch.ts";
 import { PreviewProxy } from "./preview/preview-proxy.ts";
 import { EngineHealth } from "./sessions/engine-health.ts";
 import { SandboxFiles } from "./sessions/sandbox-files.ts";
@@ -44,6 +45,7 @@ export interface App {
   runtime: SandboxRuntime;
   store: Store;
   workshops: WorkshopService;
+  network: NetworkWatch;
   /** Where instructors sign in, and with what (the secret's source decides whether main prints it). */
   instructorSignIn: { url: string } & AdminSecret;
   close(): Promise<void>;
@@ -137,7 +139,17 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   metrics.gauge("shipshape_sandboxes_warm", "Started sandboxes waiting for a learner (the warm pool)", () => sessions.counts.warm, tier);
   metrics.gauge("shipshape_terminals_open", "Terminal sockets attached to a shell", () => sessions.counts.terminals);
 
-  // An unreachable engine must not stop the server: /healthz says why, terminals show it.
+  // Before any sandbox is handed out: the egress policy is in place (or re-applied), and sandboxes
+  // that survived a restart have their ports pinned. A failure refuses new sandboxes, not the start.
+  const network = new NetworkWatch({
+    runtime,
+    log,
+    intervalMs: config.SHIPSHAPE_NETWORK_CHECK_INTERVAL,
+    repair: config.SHIPSHAPE_NETWORK_REPAIR,
+  });
+  await network.start();
+
+  // An unreachable engine must not stop the server: /readyz and /healthz say why, terminals show it.
   await sessions.start().catch((e: unknown) => log.warn("could not reattach sessions at start", { error: String(e) }));
   workshops.start();
 
@@ -149,6 +161,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     sessions,
     health,
     files: new SandboxFiles({ sessions, runtime }),
+    network,
     signer,
     sockets,
     metrics,
@@ -209,10 +222,12 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     runtime,
     store,
     workshops,
+    network,
     instructorSignIn: { url: `${origin.origin}/instructor/`, ...adminSecret },
     close: async () => {
       for (const w of contentWatchers) w.close();
       clearInterval(pruner);
+      network.close();
       sockets.close();
       preview.close();
       watch.close();

@@ -97,6 +97,14 @@ export const envSchema = z.object({
   SHIPSHAPE_SESSION_TTL: duration("2h").describe("longest life of a sandbox"),
   SHIPSHAPE_IDLE_TIMEOUT: duration("30m").describe("a sandbox with no terminal and no request for this long is removed"),
   SHIPSHAPE_REAP_INTERVAL: duration("30s").describe("how often expired and orphaned sandboxes are looked for"),
+  SHIPSHAPE_NETWORK_CHECK_INTERVAL: duration("30s").describe(
+    "how often the host firewall that isolates sandboxes (egress policy, per-sandbox port pins) is checked",
+  ),
+  SHIPSHAPE_NETWORK_REPAIR: z
+    .enum(["true", "false"], { message: 'write "true" or "false"' })
+    .default("true")
+    .transform((v) => v === "true")
+    .describe("re-apply a missing egress policy at once (false: only refuse new sandboxes and say so on /readyz)"),
   SHIPSHAPE_LIMIT_CHECK_INTERVAL: duration("10s").describe("how often open sandboxes are checked against their limits"),
   SHIPSHAPE_WARM_POOL: int(2, 0, 1000).describe("sandboxes kept started for the next learners (0 turns the pool off)"),
   SHIPSHAPE_CHECKS_AT_ONCE: int(2 * availableParallelism(), 1, 1000).describe(

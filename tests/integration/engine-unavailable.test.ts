@@ -33,6 +33,19 @@ describe("when the Docker engine is unreachable", () => {
     const body = (await res.json()) as { ok: boolean; reason: string };
     expect(body.ok).toBe(false);
     expect(body.reason).toMatch(/Docker engine is not answering/);
+    // The engine's own error text (socket path, error code) stays in the log.
+    expect(body).not.toHaveProperty("detail");
+  });
+
+  it("is alive (/livez) but not ready (/readyz), and /readyz names the failing check in words", async () => {
+    expect((await fetch(`${app.url}/livez`)).status).toBe(200);
+    const res = await fetch(`${app.url}/readyz`);
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { ready: boolean; failing: string[]; reason: string; checks: Record<string, unknown> };
+    expect(body.ready).toBe(false);
+    expect(body.failing).toContain("engine");
+    expect(body.reason).toMatch(/Docker engine is not answering/);
+    expect(JSON.stringify(body)).not.toMatch(/ECONNREFUSED|ENOENT|\.sock/);
   });
 
   it("refuses a new sandbox at once with a message the learner understands", async () => {

@@ -30,6 +30,8 @@ export interface DocumentedAttack {
   classroom: Verdict;
   closedIn: string;
   line: number;
+  /** The file whose probe proves the row: the one the row names (`tests/security/x.test.ts`), else attacks.test.ts. */
+  probedIn: string;
 }
 
 /**
@@ -49,7 +51,8 @@ export function documentedAttacks(file = path.join(repoRoot, "docs", "security.m
         throw new Error(`docs/security.md:${index + 1}: the classroom result of ${id} must be "contained" or "open", not "${cells[3]}"`);
       }
       if (rows.has(id)) throw new Error(`docs/security.md:${index + 1}: attack ${id} is listed twice`);
-      rows.set(id, { id, attack: cells[2] ?? "", classroom, closedIn: cells[5] ?? "", line: index + 1 });
+      const probedIn = /`tests\/security\/([a-z0-9-]+\.test\.ts)`/.exec(cells[4] ?? "")?.[1] ?? "attacks.test.ts";
+      rows.set(id, { id, attack: cells[2] ?? "", classroom, closedIn: cells[5] ?? "", line: index + 1, probedIn });
     });
   return rows;
 }

@@ -40,6 +40,9 @@ function probe(world: World, calls: string[][] = []): SandboxProbe {
       if (args[0] === "events") return ok((world.events?.(args) ?? []).join("\n"));
       return notFound;
     },
+    async readFile(): Promise<undefined> {
+      return undefined; // these checks read no files
+    },
     async close() {},
   };
 }

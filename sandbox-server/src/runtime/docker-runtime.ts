@@ -4,6 +4,7 @@ import { PassThrough, type Duplex } from "node:stream";
 import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { buildProbeContainer, probeToolsUser, READ_FILE_SCRIPT, RELAY_REFUSED, withRelayReady } from "./probe-spec.ts";
+import { DockerNetworkGuard, type PinTarget } from "./network-guard.ts";
 import {
   buildSandboxContainer,
   LABEL,
@@ -14,6 +15,7 @@ import type {
   ExecOptions,
   ExecResult,
   ExecStream,
+  NetworkCheck,
   SandboxEvent,
   SandboxInfo,
   SandboxProbe,
@@ -47,6 +49,11 @@ const terminalNamePattern = /^[a-z0-9-]{1,32}$/;
 export interface DockerRuntimeOptions extends DockerProfile {
   docker?: Docker;
   log: Logger;
+  /**
+   * Pin each sandbox's port to its own addresses and check the egress policy (default true). Off
+   * only for runtimes pointed at an engine without the sandbox bridge (tests of an engine outage).
+   */
+  guardNetwork?: boolean;
 }
 
 export class DockerRuntime implements SandboxRuntime {
@@ -57,11 +64,18 @@ export class DockerRuntime implements SandboxRuntime {
   private readonly eventListeners = new Set<(id: string, event: SandboxEvent) => void>();
   private events: NodeJS.ReadableStream | undefined;
   private closed = false;
+  private readonly guard: DockerNetworkGuard | undefined;
+  /** Why new sandboxes are refused: the last network check's problems (undefined: none known). */
+  private networkUnsafe: string[] | undefined;
+  private pruneTimer: NodeJS.Timeout | undefined;
 
   constructor(options: DockerRuntimeOptions) {
     this.docker = options.docker ?? new Docker();
     this.profile = { image: options.image, network: options.network, namespace: options.namespace, runtime: options.runtime };
     this.log = options.log.child({ component: "runtime" });
+    if (options.guardNetwork !== false) {
+      this.guard = new DockerNetworkGuard({ docker: this.docker, ...this.profile, log: this.log });
+    }
   }
 
   async ping(): Promise<void> {
@@ -83,6 +97,13 @@ export class DockerRuntime implements SandboxRuntime {
   }
 
   async create(spec: SandboxSpec, onProgress: (p: StartProgress) => void = () => {}): Promise<SandboxInfo> {
+    if (this.networkUnsafe) {
+      throw new ShipshapeError(
+        "engine_unavailable",
+        "New sandboxes are paused: the server cannot confirm that sandboxes are kept apart from each other and from this machine. The operator has been told; try again in a few minutes.",
+        `network check failed: ${this.networkUnsafe.join("; ")}`,
+      );
+    }
     const createdAt = Date.now();
     const options = buildSandboxContainer(spec, this.profile, createdAt);
     onProgress({ step: "Creating your sandbox", progress: 0.1 });
@@ -95,9 +116,17 @@ export class DockerRuntime implements SandboxRuntime {
       await this.destroyByName(options.name!).catch(() => {});
       throw this.translateCreateError(e);
     }
+    // Before anyone can type in it: its port accepts only its own MAC and address. (Pinned while
+    // its inner engine starts; both must be done before the sandbox is handed out.)
+    const pinned = this.pin(container.id).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     onProgress({ step: "Starting its Docker engine", progress: 0.5 });
     try {
       await this.waitForInnerEngine(container.id, onProgress);
+      const pinError = await pinned;
+      if (pinError) throw pinError;
     } catch (e) {
       // A sandbox that never became usable is nobody's: remove it now, not at the next reap.
       await this.destroyByName(options.name!).catch(() => {});
@@ -355,6 +384,118 @@ export class DockerRuntime implements SandboxRuntime {
       if (statusOf(e) !== 404 && statusOf(e) !== 409) throw this.translateEngineError(e);
     }
     if (name) await this.removeVolume(storageVolumeName(name));
+    this.schedulePrune();
+  }
+
+  /** Pins one new sandbox's bridge port; throws (and the sandbox is not handed out) when it cannot. */
+  private async pin(id: string): Promise<void> {
+    if (!this.guard) return;
+    const target = (await this.pinTargets([id]))[0];
+    const failure = (reason: string) =>
+      new ShipshapeError("sandbox_failed", "Your sandbox could not be connected safely. Try again in a minute.", `pinning ${id.slice(0, 12)}: ${reason}`);
+    if (!target) throw failure("no running container with an address on the sandbox network");
+    try {
+      await this.guard.pin(target);
+    } catch (e) {
+      throw failure(e instanceof Error ? e.message : String(e));
+    }
+  }
+
+  /**
+   * A sandbox's port rules outlive it harmlessly (its port is gone); they are removed by the next
+   * helper run, at the latest 10 s later (one run for every sandbox that went meanwhile).
+   */
+  private schedulePrune(): void {
+    if (!this.guard || this.pruneTimer || this.closed) return;
+    this.pruneTimer = setTimeout(() => {
+      this.pruneTimer = undefined;
+      this.guard?.sync([], { verifyEgress: false }).catch((e: unknown) => this.log.warn("could not remove old port pins", { error: String(e) }));
+    }, 10_000);
+    this.pruneTimer.unref();
+  }
+
+  /** The engine's view of running sandboxes (all of this namespace, or `ids`): pid, MAC, IPv4. */
+  private async pinTargets(ids?: string[]): Promise<PinTarget[]> {
+    const list =
+      ids ??
+      (
+        await this.docker.listContainers({
+          filters: { label: [`${LABEL.role}=sandbox`, `${LABEL.namespace}=${this.profile.namespace}`], status: ["running"] },
+        })
+      ).map((c) => c.Id);
+    const targets: PinTarget[] = [];
+    for (const id of list) {
+      const c = await this.docker
+        .getContainer(id)
+        .inspect()
+        .catch(() => undefined);
+      const net = c?.NetworkSettings.Networks?.[this.profile.network];
+      if (!c?.State.Running || !net?.IPAddress || !net.MacAddress) continue;
+      targets.push({ id: c.Id, pid: c.State.Pid, mac: net.MacAddress.toLowerCase(), ip: net.IPAddress });
+    }
+    return targets;
+  }
+
+  /**
+   * Verifies the egress policy and every running sandbox's port pin. With `repair`, re-applies a
+   * missing or incomplete policy (the set-up command) and pins ports that lost their rules (a
+   * firewall flush; sandboxes that survived a server restart from before pins). A sandbox whose
+   * port cannot be pinned is removed: a learner on an unpinned port could take another's address.
+   */
+  async checkNetwork(options: { repair: boolean }): Promise<NetworkCheck> {
+    const at = Date.now();
+    if (!this.guard) return { ok: true, problems: [], repaired: [], at };
+    const problems: string[] = [];
+    const repaired: string[] = [];
+    try {
+      const targets = await this.pinTargets();
+      // Pinning is itself the repair of a pin, so it happens even without `repair`: an unpinned
+      // sandbox is never the safer state.
+      const result = await this.guard.sync(targets, { verifyEgress: true });
+      if (result.newlyPinned.length > 0) {
+        repaired.push(`pinned the network ports of ${result.newlyPinned.length} running sandbox(es) that had no pin`);
+        this.log.warn("pinned sandbox ports that had no pin", { sandboxIds: result.newlyPinned });
+      }
+      for (const [id, reason] of result.failed) {
+        // Once more, alone (it may have stopped meanwhile, or been starting); then it goes.
+        const target = (await this.pinTargets([id]))[0];
+        if (!target) continue;
+        const again = await this.guard.pin(target).then(
+          () => undefined,
+          (e: unknown) => (e instanceof Error ? e.message : String(e)),
+        );
+        if (again === undefined) continue;
+        this.log.error("removing a sandbox whose network port cannot be pinned", { sandboxId: id, reason, again });
+        await this.destroy(id).catch(() => {});
+      }
+      let egress = result.egressProblems ?? [];
+      if (egress.length > 0 && options.repair) {
+        this.log.warn("egress policy missing or incomplete; re-applying it", { problems: egress });
+        try {
+          await this.guard.applyEgress();
+          egress = (await this.guard.sync([], { verifyEgress: true })).egressProblems ?? [];
+          if (egress.length === 0) repaired.push("re-applied the egress policy, which was missing or incomplete");
+        } catch (e) {
+          this.log.error("could not re-apply the egress policy", { error: String(e) });
+          problems.push("the egress policy is missing and could not be re-applied (the server log says why)");
+        }
+      }
+      problems.push(...egress.map((p) => `egress policy: ${p}`));
+    } catch (e) {
+      if (this.closed) return { ok: this.networkUnsafe === undefined, problems: this.networkUnsafe ?? [], repaired, at };
+      if (this.translateEngineError(e).code === "engine_unavailable") {
+        const known = this.networkUnsafe ?? [];
+        return { ok: known.length === 0, problems: known, repaired, at, engineUnreachable: true };
+      }
+      this.log.error("could not check the sandbox network", { error: String(e) });
+      problems.push(
+        statusOf(e) === 404
+          ? `the sandbox network ${this.profile.network} does not exist; run ./shipshape setup`
+          : "the sandbox network could not be checked (the server log says why)",
+      );
+    }
+    this.networkUnsafe = problems.length > 0 ? problems : undefined;
+    return { ok: problems.length === 0, problems, repaired, at };
   }
 
   private async destroyByName(name: string): Promise<void> {
@@ -488,6 +629,8 @@ export class DockerRuntime implements SandboxRuntime {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.pruneTimer) clearTimeout(this.pruneTimer);
+    await this.guard?.close();
     (this.events as unknown as Duplex | undefined)?.destroy();
     this.events = undefined;
   }

@@ -38,6 +38,13 @@ export interface SandboxRuntime {
   removeOrphanedStorage(liveSandboxIds: ReadonlySet<string>): Promise<number>;
   /** How close a sandbox is to its limits; disk is measured only when asked (it walks the tree). */
   usage(sandboxId: string, options?: { disk?: boolean }): Promise<SandboxUsage>;
+  /**
+   * Checks the host firewall that keeps sandboxes apart and away from the host (the egress policy,
+   * and each sandbox's network port pinned to its own addresses) and, with `repair`, puts back what
+   * is missing. Until a check passes, `create` refuses. Optional: a runtime whose isolation needs
+   * no host firewall has none.
+   */
+  checkNetwork?(options: { repair: boolean }): Promise<NetworkCheck>;
   /** Calls back when a sandbox stops on its own (killed, engine restart) or a process in it is OOM-killed. */
   onSandboxEvent(listener: (sandboxId: string, event: SandboxEvent) => void): () => void;
   close(): Promise<void>;
@@ -71,6 +78,21 @@ export interface SandboxInfo {
   address: string | undefined;
   /** Why it stopped, when it did: "oom" when the memory limit killed it. */
   exitReason: string | undefined;
+}
+
+export interface NetworkCheck {
+  /** True when every rule is in place (after any repair). */
+  ok: boolean;
+  /** What is wrong, one sentence each, in words an operator understands (no engine error text). */
+  problems: string[];
+  /** What this check put back, one sentence each. */
+  repaired: string[];
+  at: number;
+  /**
+   * The engine did not answer, so nothing was checked: `ok` and `problems` are the last known
+   * state (an engine outage is reported as such, not as a firewall problem); check again soon.
+   */
+  engineUnreachable?: boolean;
 }
 
 export type SandboxEvent = { kind: "stopped"; reason: string } | { kind: "oom" };

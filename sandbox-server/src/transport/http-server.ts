@@ -9,6 +9,7 @@ import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { EngineHealth } from "../sessions/engine-health.ts";
 import type { SandboxFiles } from "../sessions/sandbox-files.ts";
+import type { NetworkStatus } from "../sessions/network-watch.ts";
 import type { SessionManager, SessionView } from "../sessions/session-manager.ts";
 import { newId, type Signer } from "../common/signing.ts";
 import { cookieHeader, type CookieNames, type PublicOrigin } from "../common/public-origin.ts";
@@ -24,6 +25,8 @@ export interface HttpDeps {
   health: EngineHealth;
   /** Places lesson files in the learner's sandbox. */
   files: SandboxFiles;
+  /** The last check of the host firewall that isolates sandboxes (undefined: not checked yet). */
+  network?: { status(): NetworkStatus | undefined };
   signer: Signer;
   sockets: TerminalSockets;
   metrics: Metrics;
@@ -79,12 +82,51 @@ export function createHttpServer(deps: HttpDeps): Server {
   const addressHolders = new ConcurrencyLimit((owner) => deps.sessions.current(owner) !== undefined);
   const metricsDigests = deps.metricsTokens.map(digest);
   const checkHealth = () => deps.health.check();
+  /** Why the sandbox network is not known to be safe, in an operator's words; undefined when it is. */
+  const networkProblem = (): string | undefined => {
+    if (!deps.network) return undefined;
+    const status = deps.network.status();
+    if (!status) return "The sandbox network has not been checked yet.";
+    if (status.ok) return undefined;
+    return `The sandbox network is not verified, so new sandboxes are refused: ${status.problems.join("; ")}.`;
+  };
+  const checkedAt = () => {
+    const at = deps.network?.status()?.at;
+    return at ? new Date(at).toISOString() : null;
+  };
+  deps.metrics.gauge("shipshape_network_verified", "1 when the sandbox network's firewall (egress policy, port pins) is verified", () =>
+    networkProblem() === undefined ? 1 : 0,
+  );
 
   const routes: Routes = {
+    // Kept for existing monitors: the engine only. Never the engine's own error text (it names
+    // sockets, paths and versions to anyone who asks); the log has it.
     "GET /healthz": async (_req, res) => {
       const error = await checkHealth();
-      if (error) return json(res, 503, { ok: false, reason: error.userMessage, detail: error.detail });
+      if (error) return json(res, 503, { ok: false, reason: error.userMessage });
       json(res, 200, { ok: true, ...deps.sessions.counts });
+    },
+    // The process answers: for a supervisor deciding whether to restart it, nothing more.
+    "GET /livez": (_req, res) => json(res, 200, { ok: true }),
+    // Whether this server should get learners: the engine answers and the sandbox network is
+    // verified. Each check says in words what is wrong; the details are in the log.
+    "GET /readyz": async (_req, res) => {
+      const engine = await checkHealth();
+      const network = networkProblem();
+      const checks = {
+        engine: engine ? { ok: false, reason: engine.userMessage } : { ok: true },
+        network: network
+          ? { ok: false, reason: network, checkedAt: checkedAt() }
+          : { ok: true, checkedAt: checkedAt(), repaired: deps.network?.status()?.repaired ?? [] },
+      };
+      const failing = Object.entries(checks).filter(([, c]) => !c.ok).map(([name]) => name);
+      const ready = failing.length === 0;
+      json(res, ready ? 200 : 503, {
+        ready,
+        ...(ready ? {} : { failing, reason: [engine?.userMessage, network].filter(Boolean).join(" ") }),
+        checks,
+        ...deps.sessions.counts,
+      });
     },
     "GET /metrics": async (req, res) => {
       // WARNING: the figures say how many learners are on and when the engine is down; not for everyone.
@@ -113,6 +155,14 @@ export function createHttpServer(deps: HttpDeps): Server {
         // Fail fast and say why, rather than hand out a session whose sandbox cannot start.
         const down = await checkHealth();
         if (down) throw down;
+        const unsafe = networkProblem();
+        if (unsafe) {
+          throw new ShipshapeError(
+            "engine_unavailable",
+            "New sandboxes are paused: the server cannot confirm that sandboxes are kept apart from each other and from this machine. The operator has been told; try again in a few minutes.",
+            unsafe,
+          );
+        }
         // A workshop seat is bounded by the workshop's own size: its class may share one NAT address.
         const addressWait = extra.workshopId ? 0 : addressCreations.waitMs(address);
         if (addressWait > 0) {
