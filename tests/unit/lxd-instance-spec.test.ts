@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildLxdInstance, cpuAllowance, lxdInstanceName, pickSandboxAddress } from "../../sandbox-server/src/runtime/lxd-instance-spec.ts";
+import { buildLxdInstance, cpuAllowance, lxdInstanceName, pickSandboxAddress, rootDiskBytes } from "../../sandbox-server/src/runtime/lxd-instance-spec.ts";
 import { loadConfig } from "../../sandbox-server/src/config.ts";
 
 const spec = {
@@ -40,6 +40,10 @@ describe("LXD instance spec (isolated tier)", () => {
     expect(body.config["limits.processes"]).toBe("512");
     expect(body.devices["root"]!["size"]).toBe(String(4 * 1024 ** 3));
     expect(cpuAllowance(0.25)).toBe("25ms/100ms");
+    // The quota counts the image's files too: the learner's allowance comes on top of them.
+    const withImage = buildLxdInstance(spec, profile, addressing, 0, 500 * 1024 ** 2);
+    expect(Number(withImage.devices["root"]!["size"])).toBe(rootDiskBytes(4 * 1024 ** 3, 500 * 1024 ** 2));
+    expect(rootDiskBytes(4 * 1024 ** 3, 500 * 1024 ** 2)).toBeGreaterThan(4 * 1024 ** 3 + 550 * 1024 ** 2);
     expect(cpuAllowance(0.001)).toBe("1ms/100ms");
   });
 

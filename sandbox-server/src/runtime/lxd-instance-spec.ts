@@ -45,6 +45,15 @@ export function lxdInstanceName(namespace: string, sessionId: string): string {
   return `${clean.slice(0, 52).replace(/-+$/, "")}-${hash}`;
 }
 
+/**
+ * LXD's btrfs quota counts everything the root disk references, the sandbox image's own files
+ * included (about 490 MiB), so the learner's allowance comes on top of the image. The image's
+ * size in LXD is its tarball's; the unpacked tree takes a little more (metadata), hence the margin.
+ */
+export function rootDiskBytes(learnerBytes: number, imageBytes: number): number {
+  return learnerBytes + (imageBytes > 0 ? Math.ceil(imageBytes * 1.1) + 64 * 1024 ** 2 : 0);
+}
+
 /** CPU time per 100 ms period: LXD's limits.cpu takes whole CPUs only, the allowance takes fractions. */
 export function cpuAllowance(cpus: number): string {
   return `${Math.max(1, Math.round(cpus * 100))}ms/100ms`;
@@ -64,6 +73,7 @@ export function buildLxdInstance(
   profile: LxdProfile,
   addressing: LxdAddressing,
   createdAt: number,
+  imageBytes = 0,
 ): LxdInstancePost {
   const name = lxdInstanceName(profile.namespace, spec.sessionId);
   const address = addressing.ipv4.split("/")[0]!;
@@ -102,7 +112,7 @@ export function buildLxdInstance(
     devices: {
       // The whole sandbox (its inner /var/lib/docker included) lives on this disk; on btrfs the size
       // is a real quota, which the classroom tier's volume does not have.
-      root: { type: "disk", path: "/", pool: profile.pool, size: String(spec.limits.diskBytes) },
+      root: { type: "disk", path: "/", pool: profile.pool, size: String(rootDiskBytes(spec.limits.diskBytes, imageBytes)) },
       eth0: {
         type: "nic",
         network: profile.network,

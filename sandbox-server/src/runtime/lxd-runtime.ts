@@ -1,6 +1,6 @@
 import { request } from "node:http";
-import { PassThrough, type Duplex } from "node:stream";
-import WebSocket, { createWebSocketStream } from "ws";
+import { Duplex, PassThrough } from "node:stream";
+import WebSocket from "ws";
 import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { Capped, enginePolls, WAIT_FOR_ENGINE } from "./docker-runtime.ts";
@@ -131,13 +131,19 @@ export class LxdRuntime implements SandboxRuntime {
     return op;
   }
 
-  private websocket(operation: string, secret: string): Promise<WebSocket> {
+  /**
+   * One of an operation's WebSockets. Its messages are kept from the moment it opens until
+   * `onMessage` takes them: LXD starts the command as soon as the last socket is connected, and its
+   * first output can arrive on another socket before our code has looked at it.
+   */
+  private websocket(operation: string, secret: string): Promise<ExecSocket> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(`ws+unix://${this.socketPath}:${operation}/websocket?secret=${encodeURIComponent(secret)}`);
       ws.binaryType = "nodebuffer";
       ws.once("open", () => {
         ws.off("error", reject);
-        resolve(ws);
+        ws.on("error", () => {});
+        resolve(new ExecSocket(ws));
       });
       ws.once("error", reject);
     });
@@ -171,7 +177,7 @@ export class LxdRuntime implements SandboxRuntime {
     try {
       const addressing = await this.allocateAddress();
       address = addressing.ipv4.split("/")[0]!;
-      const body = buildLxdInstance(spec, this.profile, addressing, createdAt);
+      const body = buildLxdInstance(spec, this.profile, addressing, createdAt, await this.imageBytes());
       name = body.name;
       await this.operation("POST", "/1.0/instances", body);
       onProgress({ step: "Starting the container", progress: 0.3 });
@@ -195,6 +201,17 @@ export class LxdRuntime implements SandboxRuntime {
     if (!info) throw new ShipshapeError("sandbox_failed", "Your sandbox stopped while it was starting. Try again.");
     this.ensureEventWatch();
     return info;
+  }
+
+  private imageSize: number | undefined;
+  /** The sandbox image's size, which the disk quota must leave room for (rootDiskBytes). */
+  private async imageBytes(): Promise<number> {
+    if (this.imageSize === undefined) {
+      const alias = await this.api<{ target: string }>("GET", `/1.0/images/aliases/${encodeURIComponent(this.profile.image)}`);
+      const image = await this.api<{ size: number }>("GET", `/1.0/images/${alias.target}`);
+      this.imageSize = image.size;
+    }
+    return this.imageSize;
   }
 
   /** A fixed address nobody holds: every instance on the bridge (any namespace) and this process's pending ones. */
@@ -342,16 +359,28 @@ export class LxdRuntime implements SandboxRuntime {
     });
     const pty = session.sockets["0"]!;
     const control = session.sockets["control"]!;
-    const stream = createWebSocketStream(pty) as Duplex;
-    const closeAll = () => {
-      control.close();
-      pty.close();
-    };
-    stream.once("close", closeAll);
+    const stream = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, callback) {
+        if (pty.ws.readyState !== WebSocket.OPEN) return callback(new Error("the shell has ended"));
+        pty.ws.send(chunk, { binary: true }, callback);
+      },
+      destroy(error, callback) {
+        pty.ws.close();
+        control.ws.close();
+        callback(error);
+      },
+    });
+    pty.onMessage((data) => stream.push(data));
+    pty.ws.once("close", () => {
+      stream.push(null);
+      control.ws.close();
+    });
     return {
       stream,
       resize: async (cols, rows) => {
-        control.send(JSON.stringify({ command: "window-resize", args: { width: String(cols), height: String(rows) } }));
+        if (control.ws.readyState !== WebSocket.OPEN) return;
+        control.ws.send(JSON.stringify({ command: "window-resize", args: { width: String(cols), height: String(rows) } }));
       },
       close: () => stream.destroy(),
     };
@@ -365,10 +394,10 @@ export class LxdRuntime implements SandboxRuntime {
     const err = new Capped(maxBytes);
     const stdout = session.sockets["1"]!;
     const stderr = session.sockets["2"]!;
-    stdout.on("message", (data: Buffer) => out.push(data));
-    stderr.on("message", (data: Buffer) => err.push(data));
+    stdout.onMessage((data) => out.push(data));
+    stderr.onMessage((data) => err.push(data));
     // No input: end it now, so a command that reads standard input sees its end, as with docker exec.
-    session.sockets["0"]!.close();
+    session.sockets["0"]!.ws.close();
     const timedOut = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(true), timeoutMs);
       session.finished.then(
@@ -383,26 +412,32 @@ export class LxdRuntime implements SandboxRuntime {
       );
     });
     if (timedOut) session.kill();
-    const exitCode = timedOut ? -1 : await session.finished.catch(() => -1);
+    let failure = "";
+    const exitCode = timedOut
+      ? -1
+      : await session.finished.catch((e: unknown) => {
+          failure = `\n(the command could not run: ${e instanceof Error ? e.message : String(e)})`;
+          return -1;
+        });
     // Output still in flight when the operation ends arrives before the sockets close.
-    await Promise.all([closed(stdout), closed(stderr)]);
+    await Promise.all([closed(stdout.ws), closed(stderr.ws)]);
     session.closeAll();
-    return { exitCode, stdout: out.text(), stderr: err.text(), timedOut, truncated: out.truncated || err.truncated };
+    return { exitCode, stdout: out.text(), stderr: err.text() + failure, timedOut, truncated: out.truncated || err.truncated };
   }
 
   async execStream(sandboxId: string, cmd: string[]): Promise<ExecStream> {
     const session = await this.startExec(sandboxId, cmd, { interactive: false });
     const stdout = new PassThrough();
-    session.sockets["1"]!.on("message", (data: Buffer) => stdout.write(data));
-    session.sockets["2"]!.on("message", () => {});
+    session.sockets["1"]!.onMessage((data) => stdout.write(data));
+    session.sockets["2"]!.onMessage(() => {});
     const finish = () => stdout.end();
-    session.sockets["1"]!.once("close", finish);
+    session.sockets["1"]!.ws.once("close", finish);
     session.finished.then(finish, finish);
     return {
       stdout,
       close: () => {
         // End of input tells the command to exit; the sockets go soon after either way.
-        session.sockets["0"]!.close();
+        session.sockets["0"]!.ws.close();
         setTimeout(() => session.closeAll(), 2_000).unref();
       },
     };
@@ -434,50 +469,60 @@ export class LxdRuntime implements SandboxRuntime {
     sandboxId: string,
     cmd: string[],
     options: { interactive: boolean; env?: Record<string, string>; width?: number; height?: number },
-  ): Promise<{ sockets: Record<string, WebSocket>; finished: Promise<number>; kill(): void; closeAll(): void }> {
-    let started: LxdResponse;
-    try {
-      started = await this.api<LxdResponse>("POST", `/1.0/instances/${encodeURIComponent(sandboxId)}/exec`, {
-        command: cmd,
-        environment: { HOME: "/root", LANG: "C.UTF-8", ...options.env },
-        interactive: options.interactive,
-        "wait-for-websocket": true,
-        "record-output": false,
-        cwd: "/root",
-        ...(options.interactive ? { width: options.width ?? 80, height: options.height ?? 24 } : {}),
-      });
-    } catch (e) {
-      throw this.translateSandboxError(e, sandboxId);
+  ): Promise<{ sockets: Record<string, ExecSocket>; readonly finished: Promise<number>; kill(): void; closeAll(): void }> {
+    for (let attempt = 1; ; attempt++) {
+      let started: LxdResponse;
+      try {
+        started = await this.api<LxdResponse>("POST", `/1.0/instances/${encodeURIComponent(sandboxId)}/exec`, {
+          command: cmd,
+          environment: { HOME: "/root", LANG: "C.UTF-8", ...options.env },
+          interactive: options.interactive,
+          "wait-for-websocket": true,
+          "record-output": false,
+          cwd: "/root",
+          ...(options.interactive ? { width: options.width ?? 80, height: options.height ?? 24 } : {}),
+        });
+      } catch (e) {
+        throw this.translateSandboxError(e, sandboxId);
+      }
+      const opPath = started.operation!;
+      const fds = ((started.metadata as { metadata?: { fds?: Record<string, string> } }).metadata?.fds ?? {}) as Record<string, string>;
+      const sockets: Record<string, ExecSocket> = {};
+      try {
+        await Promise.all(
+          Object.entries(fds).map(async ([fd, secret]) => {
+            sockets[fd] = await this.websocket(opPath, secret);
+          }),
+        );
+      } catch (e) {
+        for (const s of Object.values(sockets)) s.ws.terminate();
+        await this.api("DELETE", opPath).catch(() => {});
+        // The command starts only once every socket is connected, so a failed connection ran
+        // nothing: trying once more is safe (LXD refused a connection now and then under load).
+        if (attempt < 3) {
+          this.log.debug("exec websocket refused; trying again", { sandbox: sandboxId, error: String(e) });
+          await sleep(100 * attempt);
+          continue;
+        }
+        throw this.translateSandboxError(e, sandboxId);
+      }
+      const wait = () => this.waitOperation(opPath);
+      // Only commands whose exit matters wait for it; a shell's operation lives as long as the shell.
+      let waiting: Promise<number> | undefined;
+      return {
+        get finished() {
+          return (waiting ??= wait());
+        },
+        sockets,
+        kill: () => {
+          const control = sockets["control"]?.ws;
+          if (control?.readyState === WebSocket.OPEN) control.send(JSON.stringify({ command: "signal", signal: 9 }));
+        },
+        closeAll: () => {
+          for (const s of Object.values(sockets)) s.ws.close();
+        },
+      };
     }
-    const opPath = started.operation!;
-    const fds = ((started.metadata as { metadata?: { fds?: Record<string, string> } }).metadata?.fds ?? {}) as Record<string, string>;
-    const sockets: Record<string, WebSocket> = {};
-    try {
-      await Promise.all(
-        Object.entries(fds).map(async ([fd, secret]) => {
-          sockets[fd] = await this.websocket(opPath, secret);
-        }),
-      );
-    } catch (e) {
-      for (const ws of Object.values(sockets)) ws.terminate();
-      throw this.translateSandboxError(e, sandboxId);
-    }
-    for (const ws of Object.values(sockets)) ws.on("error", () => {});
-    const wait = () => this.waitOperation(opPath);
-    // Only commands whose exit matters wait for it; a shell's operation lives as long as the shell.
-    let waiting: Promise<number> | undefined;
-    return {
-      get finished() {
-        return (waiting ??= wait());
-      },
-      sockets,
-      kill: () => {
-        if (sockets["control"]?.readyState === WebSocket.OPEN) sockets["control"].send(JSON.stringify({ command: "signal", signal: 9 }));
-      },
-      closeAll: () => {
-        for (const ws of Object.values(sockets)) ws.close();
-      },
-    };
   }
 
   private async waitOperation(opPath: string): Promise<number> {
@@ -576,6 +621,25 @@ function engineUnavailable(e: unknown, socketPath: string): ShipshapeError {
     `LXD unreachable at ${socketPath} (${code ?? String(e)})`,
     { cause: e },
   );
+}
+
+/** A connected exec WebSocket whose messages wait in a backlog until a consumer takes them. */
+class ExecSocket {
+  readonly ws: WebSocket;
+  private backlog: Buffer[] | undefined = [];
+  private consumer: ((data: Buffer) => void) | undefined;
+  constructor(ws: WebSocket) {
+    this.ws = ws;
+    ws.on("message", (data: Buffer) => {
+      if (this.consumer) this.consumer(data);
+      else this.backlog?.push(data);
+    });
+  }
+  onMessage(consumer: (data: Buffer) => void): void {
+    this.consumer = consumer;
+    for (const data of this.backlog ?? []) consumer(data);
+    this.backlog = undefined;
+  }
 }
 
 function envObject(list: string[] | undefined): Record<string, string> {
