@@ -292,14 +292,15 @@ export class LxdRuntime implements SandboxRuntime {
 
   async destroy(sandboxId: string): Promise<void> {
     const path = `/1.0/instances/${encodeURIComponent(sandboxId)}`;
-    try {
-      await this.operation("PUT", `${path}/state`, { action: "stop", force: true, timeout: 30 });
-    } catch (e) {
-      if (e instanceof LxdError && e.status === 404) return;
-      // "The instance is already stopped": go on to delete it.
-    }
-    // Right after a stop LXD may still be running the instance's stop hooks and refuse the delete.
+    // Stop, then delete. Either can lose a race (another destroy of the same sandbox, LXD still
+    // running the stop hooks, a start still under way), so both are tried again together.
     for (let attempt = 1; ; attempt++) {
+      try {
+        await this.operation("PUT", `${path}/state`, { action: "stop", force: true, timeout: 30 });
+      } catch (e) {
+        if (e instanceof LxdError && e.status === 404) return;
+        // "The instance is already stopped": go on to delete it.
+      }
       try {
         await this.operation("DELETE", path);
         return;
