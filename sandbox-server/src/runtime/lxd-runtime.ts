@@ -21,6 +21,7 @@ import type {
 } from "./types.ts";
 
 const ENGINE_READY_TIMEOUT_MS = 30_000;
+const RESIZE_SETTLE_MS = 50;
 /** Shell names become socket paths inside the sandbox: keep them boring. */
 const terminalNamePattern = /^[a-z0-9-]{1,32}$/;
 
@@ -381,7 +382,13 @@ export class LxdRuntime implements SandboxRuntime {
       stream,
       resize: async (cols, rows) => {
         if (control.ws.readyState !== WebSocket.OPEN) return;
-        control.ws.send(JSON.stringify({ command: "window-resize", args: { width: String(cols), height: String(rows) } }));
+        await new Promise<void>((resolve) =>
+          control.ws.send(JSON.stringify({ command: "window-resize", args: { width: String(cols), height: String(rows) } }), () => resolve()),
+        );
+        // A control message returns at once, where Docker's resize is a round trip. Two sizes sent
+        // back to back (the hub's redraw nudge) reached the shell as one signal with the size
+        // unchanged, and readline redraws only on a change: give the shell time to see each one.
+        await sleep(RESIZE_SETTLE_MS);
       },
       close: () => stream.destroy(),
     };
