@@ -89,6 +89,24 @@ rm -f /tmp/.ss-blk`,
     expect(out).not.toMatch(/^200/);
   }, 180_000);
 
+  it("ipv6: a neighbour that turns IPv6 back on is not reachable over link-local addresses either", async () => {
+    const enable = "sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.eth0.disable_ipv6=0 && sleep 3 && ip -6 -o addr show dev eth0 scope link | awk '{print $4}' | cut -d/ -f1";
+    const victimV6 = (await sh(victim, enable)).trim();
+    const attackerV6 = (await sh(attacker, enable)).trim();
+    expect(victimV6).toMatch(/^fe80:/);
+    expect(attackerV6).toMatch(/^fe80:/);
+    // A port the victim publishes now (with IPv6 on) answers on IPv6 inside its own sandbox...
+    const self = await sh(
+      victim,
+      `docker run -d -p 8090:80 nginx >/dev/null && for i in $(seq 50); do curl -s -m 2 -g -o /dev/null -w '%{http_code}' 'http://[${victimV6}%eth0]:8090/' && break; sleep 0.2; done`,
+      120_000,
+    );
+    expect(self).toContain("200");
+    // ...but not across the bridge, where the host drops every IPv6 frame.
+    const across = await sh(attacker, `curl -s -m 4 -g -o /dev/null -w '%{http_code}' 'http://[${victimV6}%eth0]:8090/'; echo " rc=$?"`);
+    expect(across).toMatch(/^000 rc=(7|28)/);
+  }, 90_000);
+
   it("host services: nothing listening on the host answers a sandbox, on any of its addresses", async () => {
     const listener = await hostListener("host-secret");
     try {
