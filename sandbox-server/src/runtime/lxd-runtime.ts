@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { request } from "node:http";
 import { Duplex, PassThrough } from "node:stream";
 import WebSocket from "ws";
@@ -22,6 +23,7 @@ import type {
 
 const ENGINE_READY_TIMEOUT_MS = 30_000;
 const RESIZE_SETTLE_MS = 50;
+const OOM_POLL_MS = 2_000;
 /** Shell names become socket paths inside the sandbox: keep them boring. */
 const terminalNamePattern = /^[a-z0-9-]{1,32}$/;
 
@@ -549,6 +551,7 @@ export class LxdRuntime implements SandboxRuntime {
   onSandboxEvent(listener: (sandboxId: string, event: SandboxEvent) => void): () => void {
     this.eventListeners.add(listener);
     this.ensureEventWatch();
+    this.ensureOomWatch();
     return () => this.eventListeners.delete(listener);
   }
 
@@ -579,10 +582,45 @@ export class LxdRuntime implements SandboxRuntime {
     ws.on("error", () => {});
   }
 
+  /**
+   * LXD reports no OOM kills, and the kernel kills a process inside (the inner dockerd's child),
+   * not the container. The container's memory cgroup on this host counts them: a rise is an "oom"
+   * event, as Docker's own event is for the classroom tier. Needs the server on the LXD host.
+   */
+  private oomWatch: NodeJS.Timeout | undefined;
+  private readonly oomKills = new Map<string, number>();
+
+  private ensureOomWatch(): void {
+    if (this.oomWatch || this.closed || this.eventListeners.size === 0) return;
+    this.oomWatch = setInterval(() => void this.checkOomKills(), OOM_POLL_MS);
+    this.oomWatch.unref();
+  }
+
+  private async checkOomKills(): Promise<void> {
+    const prefix = `shipshape-${this.profile.namespace}-`;
+    let names: string[];
+    try {
+      names = (await this.api<string[]>("GET", "/1.0/instances")).map((u) => decodeURIComponent(u.split("/").pop() ?? ""));
+    } catch {
+      return;
+    }
+    const live = new Set(names.filter((n) => n.startsWith(prefix)));
+    for (const name of this.oomKills.keys()) if (!live.has(name)) this.oomKills.delete(name);
+    for (const name of live) {
+      const kills = await oomKillCount(name);
+      if (kills === undefined) continue;
+      const before = this.oomKills.get(name);
+      this.oomKills.set(name, kills);
+      if (before !== undefined && kills > before) for (const l of this.eventListeners) l(name, { kind: "oom" });
+    }
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.events?.terminate();
     this.events = undefined;
+    if (this.oomWatch) clearInterval(this.oomWatch);
+    this.oomWatch = undefined;
   }
 
   // ---- errors ----
@@ -648,6 +686,22 @@ class ExecSocket {
     for (const data of this.backlog ?? []) consumer(data);
     this.backlog = undefined;
   }
+}
+
+/** OOM kills in a container's memory cgroup on this host (cgroup v1 or v2 layout); undefined when unreadable. */
+async function oomKillCount(name: string): Promise<number | undefined> {
+  for (const [file, pattern] of [
+    [`/sys/fs/cgroup/memory/lxc.payload.${name}/memory.oom_control`, /^oom_kill (\d+)$/m],
+    [`/sys/fs/cgroup/lxc.payload.${name}/memory.events`, /^oom_kill (\d+)$/m],
+  ] as const) {
+    try {
+      const m = pattern.exec(await readFile(file, "utf8"));
+      if (m) return Number(m[1]);
+    } catch {
+      /* not this layout, or the container is gone */
+    }
+  }
+  return undefined;
 }
 
 function envObject(list: string[] | undefined): Record<string, string> {
