@@ -157,13 +157,13 @@ describe.skipIf(missing !== undefined)("isolated tier: LXD sandboxes", () => {
   }, 180_000);
 
   it("tells the server when a sandbox stops under it (killed from the host)", async () => {
-    const victim = await freshLxdSandbox(runtime, "killed");
+    // Listening before the sandbox exists: the event stream is connected by the time it is killed.
     const events: { id: string; kind: string }[] = [];
     const off = runtime.onSandboxEvent((id, event) => events.push({ id, kind: event.kind }));
+    const victim = await freshLxdSandbox(runtime, "killed");
     try {
-      await new Promise((r) => setTimeout(r, 500)); // the event stream is connected
       lxc("stop", "--force", victim.name);
-      const deadline = Date.now() + 15_000;
+      const deadline = Date.now() + 30_000;
       while (!events.some((e) => e.id === victim.id) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       expect(events).toContainEqual({ id: victim.id, kind: "stopped" });
       expect(await runtime.inspect(victim.id)).toMatchObject({ running: false, address: undefined });
@@ -171,7 +171,7 @@ describe.skipIf(missing !== undefined)("isolated tier: LXD sandboxes", () => {
       off();
       await runtime.destroy(victim.id);
     }
-  }, 120_000);
+  }, 180_000);
 
   it("leaves nothing behind when destroyed: no instance, no storage volume; destroying twice is fine", async () => {
     const gone = await freshLxdSandbox(runtime, "gone");

@@ -90,7 +90,10 @@ rm -f /tmp/.ss-blk`,
   }, 180_000);
 
   it("ipv6: a neighbour that turns IPv6 back on is not reachable over link-local addresses either", async () => {
-    const enable = "sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.eth0.disable_ipv6=0 && sleep 3 && ip -6 -o addr show dev eth0 scope link | awk '{print $4}' | cut -d/ -f1";
+    // The link-local address appears once duplicate address detection is done (a second or more).
+    const enable =
+      "sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.eth0.disable_ipv6=0 && for i in $(seq 100); do " +
+      "a=$(ip -6 -o addr show dev eth0 scope link -tentative | awk '{print $4}' | cut -d/ -f1); [ -n \"$a\" ] && echo \"$a\" && break; sleep 0.2; done";
     const victimV6 = (await sh(victim, enable)).trim();
     const attackerV6 = (await sh(attacker, enable)).trim();
     expect(victimV6).toMatch(/^fe80:/);
@@ -98,7 +101,7 @@ rm -f /tmp/.ss-blk`,
     // A port the victim publishes now (with IPv6 on) answers on IPv6 inside its own sandbox...
     const self = await sh(
       victim,
-      `docker run -d -p 8090:80 nginx >/dev/null && for i in $(seq 50); do curl -s -m 2 -g -o /dev/null -w '%{http_code}' 'http://[${victimV6}%eth0]:8090/' && break; sleep 0.2; done`,
+      `docker run -d -p 8090:80 nginx >/dev/null && for i in $(seq 150); do curl -s -m 2 -g -o /dev/null -w '%{http_code}' 'http://[${victimV6}%eth0]:8090/' && break; sleep 0.2; done`,
       120_000,
     );
     expect(self).toContain("200");
