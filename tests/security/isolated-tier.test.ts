@@ -94,19 +94,22 @@ rm -f /tmp/.ss-blk`,
     const enable =
       "sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.eth0.disable_ipv6=0 && for i in $(seq 100); do " +
       "a=$(ip -6 -o addr show dev eth0 scope link -tentative | awk '{print $4}' | cut -d/ -f1); [ -n \"$a\" ] && echo \"$a\" && break; sleep 0.2; done";
-    const victimV6 = (await sh(victim, enable)).trim();
-    const attackerV6 = (await sh(attacker, enable)).trim();
-    expect(victimV6).toMatch(/^fe80:/);
-    expect(attackerV6).toMatch(/^fe80:/);
+    // The listener is in the sandbox that has published nothing yet: the inner dockerd binds a port
+    // on IPv6 only when IPv6 was on at its first publish, and the victim published 8080 with it off.
+    const [server, client] = [attacker, victim];
+    const serverV6 = (await sh(server, enable)).trim();
+    const clientV6 = (await sh(client, enable)).trim();
+    expect(serverV6).toMatch(/^fe80:/);
+    expect(clientV6).toMatch(/^fe80:/);
     // A port the victim publishes now (with IPv6 on) answers on IPv6 inside its own sandbox...
     const self = await sh(
-      victim,
-      `docker run -d -p 8090:80 nginx >/dev/null && for i in $(seq 150); do curl -s -m 2 -g -o /dev/null -w '%{http_code}' 'http://[${victimV6}%eth0]:8090/' && break; sleep 0.2; done`,
+      server,
+      `docker run -d -p 8090:80 nginx >/dev/null && for i in $(seq 150); do curl -s -m 2 -g -o /dev/null -w '%{http_code}' 'http://[${serverV6}%eth0]:8090/' && break; sleep 0.2; done`,
       120_000,
     );
     expect(self).toContain("200");
     // ...but not across the bridge, where the host drops every IPv6 frame.
-    const across = await sh(attacker, `curl -s -m 4 -g -o /dev/null -w '%{http_code}' 'http://[${victimV6}%eth0]:8090/'; echo " rc=$?"`);
+    const across = await sh(client, `curl -s -m 4 -g -o /dev/null -w '%{http_code}' 'http://[${serverV6}%eth0]:8090/'; echo " rc=$?"`);
     expect(across).toMatch(/^000 rc=(7|28)/);
   }, 90_000);
 
