@@ -7,6 +7,7 @@ import { defaultMaxSandboxes, type Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { createServerMetrics, Metrics } from "./metrics.ts";
 import { DockerRuntime } from "./runtime/docker-runtime.ts";
+import { LxdRuntime } from "./runtime/lxd-runtime.ts";
 import type { SandboxRuntime } from "./runtime/types.ts";
 import { NetworkWatch } from "./sessions/network-watch.ts";
 import { PreviewProxy } from "./preview/preview-proxy.ts";
@@ -58,15 +59,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   const signer = new Signer(config.SHIPSHAPE_SECRET ?? loadOrCreateSecret(config.SHIPSHAPE_DATA_DIR));
   const metrics = new Metrics();
   const serverMetrics = createServerMetrics(metrics);
-  const runtime =
-    runtimeOverride ??
-    new DockerRuntime({
-      image: config.sandboxImage,
-      network: config.SHIPSHAPE_SANDBOX_NETWORK,
-      namespace: config.SHIPSHAPE_NAMESPACE,
-      runtime: config.SHIPSHAPE_SANDBOX_RUNTIME,
-      log,
-    });
+  const runtime = runtimeOverride ?? createRuntime(config, log);
   const maxSandboxes = resolveMaxSandboxes(config, log);
   const limits = {
     memoryBytes: config.SHIPSHAPE_SANDBOX_MEMORY,
@@ -282,6 +275,27 @@ function resolveMaxSandboxes(config: Config, log: Logger): number {
     diskPath: diskPath ?? null,
   });
   return cap.max;
+}
+
+/** The engine of the configured tier (config.ts decides: SHIPSHAPE_TIER). */
+export function createRuntime(config: Config, log: Logger): SandboxRuntime {
+  if (config.sandboxEngine === "lxd") {
+    return new LxdRuntime({
+      socketPath: config.SHIPSHAPE_LXD_SOCKET,
+      image: config.lxdImage,
+      network: config.SHIPSHAPE_LXD_NETWORK,
+      pool: config.SHIPSHAPE_LXD_POOL,
+      namespace: config.SHIPSHAPE_NAMESPACE,
+      log,
+    });
+  }
+  return new DockerRuntime({
+    image: config.sandboxImage,
+    network: config.SHIPSHAPE_SANDBOX_NETWORK,
+    namespace: config.SHIPSHAPE_NAMESPACE,
+    runtime: config.SHIPSHAPE_SANDBOX_RUNTIME,
+    log,
+  });
 }
 
 /** The signing key survives restarts, so learners' cookies and tokens stay valid. */

@@ -90,6 +90,17 @@ export const envSchema = z.object({
     .describe("label namespace: servers sharing one engine but not one database must differ"),
   SHIPSHAPE_SANDBOX_NETWORK: z.string().default("shipshape-sandboxes").describe("Docker network the sandboxes join"),
   SHIPSHAPE_SANDBOX_RUNTIME: z.string().default("").describe("OCI runtime for sandboxes, e.g. sysbox-runc; empty means runc"),
+  SHIPSHAPE_TIER: z
+    .enum(["classroom", "isolated", "auto"])
+    .default("classroom")
+    .describe(
+      "isolated: sandboxes are unprivileged LXD system containers (public sites; set up with SHIPSHAPE_TIER=isolated ./shipshape setup); " +
+        "classroom: plain Docker-in-Docker, for trusted learners; auto: isolated when LXD and its sandbox image are set up here",
+    ),
+  SHIPSHAPE_LXD_SOCKET: z.string().default("/var/lib/lxd/unix.socket").describe("LXD's Unix socket (Incus: /var/lib/incus/unix.socket)"),
+  SHIPSHAPE_LXD_IMAGE: z.string().optional().describe("LXD image alias of the sandbox; set-up writes it to <data>/lxd-image"),
+  SHIPSHAPE_LXD_NETWORK: z.string().default("shipshape-lx0").describe("LXD bridge the isolated tier's sandboxes join"),
+  SHIPSHAPE_LXD_POOL: z.string().default("shipshape").describe("LXD storage pool of the isolated tier's sandbox disks (btrfs for disk quotas)"),
   SHIPSHAPE_SANDBOX_MEMORY: size("1g").describe("memory limit per sandbox"),
   SHIPSHAPE_SANDBOX_CPUS: z.coerce.number().positive().max(64).default(1).describe("CPU limit per sandbox"),
   SHIPSHAPE_SANDBOX_PIDS: int(1024, 64, 1_000_000).describe("process limit per sandbox"),
@@ -172,7 +183,11 @@ export type Config = z.infer<typeof envSchema> & {
    * http://localhost:<the port the server listens on> (known only once it listens, with PORT=0).
    */
   publicUrl: string | undefined;
-  /** "isolated" when a user-namespaced runtime is configured, else the trusted-classroom DinD profile. */
+  /** The LXD image alias of the isolated tier ("" when set-up has not imported one). */
+  lxdImage: string;
+  /** Which engine runs the sandboxes: LXD for the isolated tier, else Docker. */
+  sandboxEngine: "lxd" | "docker";
+  /** "isolated" with LXD or a user-namespaced OCI runtime, else the trusted-classroom DinD profile. */
   securityTier: "isolated" | "classroom";
 };
 
@@ -193,12 +208,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const sandboxImage =
     c.SHIPSHAPE_SANDBOX_IMAGE ??
     (existsSync(imageFile) ? readFileSync(imageFile, "utf8").trim() : "shipshape/sandbox:latest");
-  return {
-    ...c,
-    sandboxImage,
-    publicUrl: c.SHIPSHAPE_PUBLIC_URL,
-    securityTier: c.SHIPSHAPE_SANDBOX_RUNTIME ? "isolated" : "classroom",
-  };
+  const lxdImageFile = path.join(c.SHIPSHAPE_DATA_DIR, "lxd-image");
+  const lxdImage = c.SHIPSHAPE_LXD_IMAGE ?? (existsSync(lxdImageFile) ? readFileSync(lxdImageFile, "utf8").trim() : "");
+  const lxdReady = lxdImage !== "" && existsSync(c.SHIPSHAPE_LXD_SOCKET);
+  const sandboxEngine = c.SHIPSHAPE_TIER === "isolated" || (c.SHIPSHAPE_TIER === "auto" && lxdReady) ? "lxd" : "docker";
+  const securityTier = sandboxEngine === "lxd" || c.SHIPSHAPE_SANDBOX_RUNTIME ? "isolated" : "classroom";
+  return { ...c, sandboxImage, publicUrl: c.SHIPSHAPE_PUBLIC_URL, lxdImage, sandboxEngine, securityTier };
+
 }
 
 /** Why a public URL or allowed origin is not one, in words; undefined when it is fine. */

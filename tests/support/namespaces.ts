@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 
 /**
  * Every label namespace a test makes starts with a letter and this run's id (set once by the
@@ -23,7 +24,21 @@ export function removeNamespaces(match: (namespace: string) => boolean): number 
   if (containers.length) docker(["rm", "-f", "-v", ...containers]);
   const volumes = rows('{{.Name}}\t{{.Label "org.shipshape.namespace"}}', ["volume", "ls"]).filter(([, ns]) => match(ns)).map(([name]) => name);
   if (volumes.length) docker(["volume", "rm", "-f", ...volumes]);
-  return containers.length;
+  return containers.length + removeLxdNamespaces(match);
+}
+
+/** The same for the isolated tier's LXD instances (user.shipshape.namespace), where LXD runs. */
+function removeLxdNamespaces(match: (namespace: string) => boolean): number {
+  const socket = process.env.SHIPSHAPE_LXD_SOCKET ?? "/var/lib/lxd/unix.socket";
+  if (!existsSync(socket)) return 0;
+  const env = { ...process.env, LXD_SOCKET: socket };
+  const r = spawnSync("lxc", ["list", "--format", "json"], { encoding: "utf8", timeout: 60_000, env });
+  if (r.status !== 0) return 0;
+  const names = (JSON.parse(r.stdout) as { name: string; config: Record<string, string> }[])
+    .filter((i) => i.config["user.shipshape.namespace"] !== undefined && match(i.config["user.shipshape.namespace"]))
+    .map((i) => i.name);
+  if (names.length) spawnSync("lxc", ["delete", "-f", ...names], { timeout: 120_000, env });
+  return names.length;
 }
 
 /** Everything of this run's namespaces (see testNamespace). */

@@ -14,6 +14,11 @@ export function sandboxImage(): string {
   return process.env.SHIPSHAPE_SANDBOX_IMAGE ?? (existsSync(file) ? readFileSync(file, "utf8").trim() : "shipshape/sandbox:latest");
 }
 
+function lxdImage(): string {
+  const file = path.join(repoRoot, ".data", "lxd-image");
+  return process.env.SHIPSHAPE_LXD_IMAGE ?? (existsSync(file) ? readFileSync(file, "utf8").trim() : "");
+}
+
 /** Environment for a server of its own: a fresh data dir and a label namespace nobody else reaps. */
 export function testEnv(overrides: Record<string, string> = {}): Record<string, string> {
   const dataDir = mkdtempSync(path.join(tmpdir(), "shipshape-test-"));
@@ -29,6 +34,8 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     // Tests count sandboxes; a pool would add some. The pool has its own test.
     SHIPSHAPE_WARM_POOL: "0",
     ...(process.env.SHIPSHAPE_SANDBOX_NETWORK ? { SHIPSHAPE_SANDBOX_NETWORK: process.env.SHIPSHAPE_SANDBOX_NETWORK } : {}),
+    // SHIPSHAPE_TIER=isolated runs the same tests on LXD sandboxes (the image alias set-up imported).
+    ...(process.env.SHIPSHAPE_TIER ? { SHIPSHAPE_TIER: process.env.SHIPSHAPE_TIER, SHIPSHAPE_LXD_IMAGE: lxdImage() } : {}),
     ...overrides,
   };
 }

@@ -33,7 +33,7 @@ const ENGINE_READY_TIMEOUT_MS = 30_000;
  * socket with a shell builtin (every 50 ms for 2 s, then every 200 ms), then asks the engine itself;
  * exits 0 once it answers.
  */
-const WAIT_FOR_ENGINE = `n=0
+export const WAIT_FOR_ENGINE = `n=0
 while [ "$n" -lt "$1" ]; do
   if [ -S /var/run/docker.sock ] && timeout 5 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then exit 0; fi
   if [ "$n" -lt 40 ]; then sleep 0.05; else sleep 0.2; fi
@@ -41,7 +41,7 @@ while [ "$n" -lt "$1" ]; do
 done
 timeout 5 docker version --format '{{.Server.Version}}' >/dev/null`;
 /** Polls WAIT_FOR_ENGINE may make in `ms`. */
-const enginePolls = (ms: number) => 40 + Math.max(0, Math.floor((ms - 2_000) / 200));
+export const enginePolls = (ms: number) => 40 + Math.max(0, Math.floor((ms - 2_000) / 200));
 
 /** Shell names become socket paths inside the sandbox: keep them boring. */
 const terminalNamePattern = /^[a-z0-9-]{1,32}$/;
@@ -689,7 +689,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Collects output up to a cap, so a learner's huge output cannot grow server memory. */
-class Capped {
+export class Capped {
   private chunks: Buffer[] = [];
   private size = 0;
   truncated = false;

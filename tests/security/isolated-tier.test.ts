@@ -1,0 +1,155 @@
+/**
+ * Attacks against the isolated tier (unprivileged LXD system containers), run by a learner who is
+ * root in their sandbox. The classroom tier's table (docs/security.md, attacks.test.ts) has
+ * `kernel-settings` open; here it must be contained. Needs the tier set up:
+ *     SHIPSHAPE_TIER=isolated ./shipshape setup
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { LxdRuntime } from "../../sandbox-server/src/runtime/lxd-runtime.ts";
+import type { SandboxInfo } from "../../sandbox-server/src/runtime/types.ts";
+import { freshLxdSandbox, lxdMissing, lxdSkipped, removeAll, reportLxdSkip, testLxdRuntime } from "../support/lxd.ts";
+import { hostAddresses, hostListener } from "./support.ts";
+
+const missing = lxdMissing();
+reportLxdSkip("isolated-tier.test.ts");
+
+/** The host's value of a kernel setting, or undefined where this kernel has none. */
+const hostSetting = (file: string) => (existsSync(file) ? readFileSync(file, "utf8") : undefined);
+
+describe.skipIf(lxdSkipped())("isolated tier: attacks by root in an LXD sandbox", () => {
+  let runtime: LxdRuntime;
+  let attacker: SandboxInfo;
+  let victim: SandboxInfo;
+  const sh = async (sandbox: SandboxInfo, script: string, timeoutMs = 60_000) => {
+    const r = await runtime.exec(sandbox.id, ["bash", "-c", script], { timeoutMs });
+    return `${r.stdout}${r.stderr}`;
+  };
+
+  beforeAll(async () => {
+    runtime = testLxdRuntime();
+    [attacker, victim] = await Promise.all([freshLxdSandbox(runtime, "attacker"), freshLxdSandbox(runtime, "victim")]);
+  }, 240_000);
+
+  afterAll(async () => {
+    await removeAll(runtime);
+    await runtime.close();
+  }, 120_000);
+
+  it("kernel-settings: a fresh procfs mounts, but host-wide kernel settings cannot be opened for writing", async () => {
+    const before = { core: hostSetting("/proc/sys/kernel/core_pattern"), modprobe: hostSetting("/proc/sys/kernel/modprobe") };
+    // The same probe as the classroom tier's attack (attacks.test.ts): opened for writing and closed
+    // without writing a byte, so even a failure of the tier triggers nothing on the host.
+    const out = await sh(
+      attacker,
+      String.raw`
+w() { if [ ! -e "$1" ]; then echo "absent $1"; elif ( exec 3>>"$1" ) 2>/dev/null; then echo "WRITABLE $1"; else echo "refused $1"; fi; }
+w /proc/sysrq-trigger; w /proc/sys/kernel/core_pattern; w /proc/sys/kernel/modprobe
+mkdir -p /tmp/.ss-proc
+if mount -t proc proc /tmp/.ss-proc 2>/dev/null; then
+  echo "fresh procfs mounted"
+  w /tmp/.ss-proc/sysrq-trigger; w /tmp/.ss-proc/sys/kernel/core_pattern; w /tmp/.ss-proc/sys/kernel/modprobe; w /tmp/.ss-proc/sys/vm/drop_caches
+  umount /tmp/.ss-proc
+else echo "fresh procfs refused"; fi`,
+    );
+    // The mount itself is allowed (the sandbox owns its PID namespace): the kernel refuses the files.
+    expect(out).toContain("fresh procfs mounted");
+    expect(out).toMatch(/refused \/tmp\/\.ss-proc\/sys\/kernel\/core_pattern/);
+    expect(out).toMatch(/(refused|absent) \/tmp\/\.ss-proc\/sys\/kernel\/modprobe/);
+    expect(out).not.toContain("WRITABLE");
+    expect({ core: hostSetting("/proc/sys/kernel/core_pattern"), modprobe: hostSetting("/proc/sys/kernel/modprobe") }).toEqual(before);
+  });
+
+  it("host-block-device: the host's disk and the sandboxes' storage pool cannot be opened as devices", async () => {
+    const rootDev = execFileSync("stat", ["-c", "%Hd:%Ld", "/"], { encoding: "utf8" }).trim();
+    const devices = [rootDev];
+    const loop = execFileSync("losetup", ["-j", "/var/lib/lxd/disks/shipshape.img"], { encoding: "utf8" }).split(":")[0]?.trim();
+    if (loop) devices.push(execFileSync("stat", ["-c", "%t:%T", loop], { encoding: "utf8" }).trim().split(":").map((h) => parseInt(h, 16)).join(":"));
+    for (const dev of devices) {
+      const [maj, min] = dev.split(":");
+      const out = await sh(
+        attacker,
+        String.raw`rm -f /tmp/.ss-blk
+if mknod /tmp/.ss-blk b ${maj} ${min} 2>/tmp/.ss-err; then echo "mknod allowed"; else echo "mknod refused: $(cat /tmp/.ss-err)"; fi
+if [ -e /tmp/.ss-blk ] && dd if=/tmp/.ss-blk of=/dev/null bs=512 count=1 2>/dev/null; then echo "READ the device"; else echo "no read"; fi
+rm -f /tmp/.ss-blk`,
+      );
+      expect(out, `device ${dev}`).not.toContain("READ the device");
+      expect(out, `device ${dev}`).toMatch(/mknod refused: .*(Operation not permitted)/);
+    }
+  });
+
+  it("other sandboxes: a web server in one sandbox answers itself but not a neighbour", async () => {
+    // The victim publishes nginx (from the registry mirror) on port 8080 of its own address.
+    const up = await sh(victim, "docker run -d -p 8080:80 nginx >/dev/null && for i in $(seq 50); do curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/ && break; sleep 0.2; done", 120_000);
+    expect(up).toContain("200");
+    const out = await sh(attacker, `curl -s -m 4 -o /dev/null -w '%{http_code}' http://${victim.address}:8080/ || echo " unreachable"`);
+    expect(out).toContain("unreachable");
+    expect(out).not.toMatch(/^200/);
+  }, 180_000);
+
+  it("ipv6: a neighbour that turns IPv6 back on is not reachable over link-local addresses either", async () => {
+    // The link-local address appears once duplicate address detection is done (a second or more).
+    const enable =
+      "sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.eth0.disable_ipv6=0 && for i in $(seq 100); do " +
+      "a=$(ip -6 -o addr show dev eth0 scope link -tentative | awk '{print $4}' | cut -d/ -f1); [ -n \"$a\" ] && echo \"$a\" && break; sleep 0.2; done";
+    // The listener is in the sandbox that has published nothing yet: the inner dockerd binds a port
+    // on IPv6 only when IPv6 was on at its first publish, and the victim published 8080 with it off.
+    const [server, client] = [attacker, victim];
+    const serverV6 = (await sh(server, enable)).trim();
+    const clientV6 = (await sh(client, enable)).trim();
+    expect(serverV6).toMatch(/^fe80:/);
+    expect(clientV6).toMatch(/^fe80:/);
+    // A port the victim publishes now (with IPv6 on) answers on IPv6 inside its own sandbox...
+    const self = await sh(
+      server,
+      `docker run -d -p 8090:80 nginx >/dev/null && for i in $(seq 150); do curl -s -m 2 -g -o /dev/null -w '%{http_code}' 'http://[${serverV6}%eth0]:8090/' && break; sleep 0.2; done`,
+      120_000,
+    );
+    expect(self).toContain("200");
+    // ...but not across the bridge, where the host drops every IPv6 frame.
+    const across = await sh(client, `curl -s -m 4 -g -o /dev/null -w '%{http_code}' 'http://[${serverV6}%eth0]:8090/'; echo " rc=$?"`);
+    expect(across).toMatch(/^000 rc=(7|28)/);
+  }, 90_000);
+
+  it("host services: nothing listening on the host answers a sandbox, on any of its addresses", async () => {
+    const listener = await hostListener("host-secret");
+    try {
+      const targets = hostAddresses();
+      const script = targets.map((a) => `curl -s -m 3 http://${a}:${listener.port}/ || echo "blocked ${a}"`).join("; ");
+      const out = await sh(attacker, script);
+      expect(out).not.toContain("host-secret");
+      for (const a of targets) expect(out).toContain(`blocked ${a}`);
+      expect(listener.connections()).toBe(0);
+    } finally {
+      await listener.close();
+    }
+  }, 90_000);
+
+  it("spoofing: the registry answers a sandbox's own address, not an address it takes from a neighbour or a forged MAC", async () => {
+    const registry = "http://shipshape-registry:5000/v2/";
+    const own = await sh(attacker, `curl -s -m 4 -o /dev/null -w '%{http_code}' ${registry}`);
+    expect(own).toBe("200");
+    // Root in the sandbox can add the victim's address and send from it: LXD's filter drops it.
+    const stolen = await sh(
+      attacker,
+      `ip addr add ${victim.address}/32 dev eth0 && curl -s -m 4 -o /dev/null -w '%{http_code}' --interface ${victim.address} ${registry}; echo " rc=$?"; ip addr del ${victim.address}/32 dev eth0`,
+    );
+    expect(stolen).toMatch(/^000 rc=(7|28)/);
+    // A forged MAC with its own address: dropped too. Then the real MAC again: answered again, so
+    // it was the MAC filter that dropped it, not a network the change left broken.
+    const forged = await sh(
+      attacker,
+      String.raw`gw=$(ip -4 route show default | awk '{print $3}'); mac=$(cat /sys/class/net/eth0/address)
+setmac() { ip link set eth0 down && ip link set eth0 address "$1" && ip link set eth0 up && ip route replace default via "$gw" dev eth0; }
+setmac 02:00:de:ad:be:ef && ip -4 route show default | grep -q "via $gw" && echo "forged mac, route via $gw"
+echo "forged: $(curl -s -m 4 -o /dev/null -w '%{http_code}' ${registry}) rc=$?"
+setmac "$mac"; sleep 1
+echo "restored: $(curl -s -m 8 -o /dev/null -w '%{http_code}' ${registry})"`,
+    );
+    expect(forged).toMatch(/forged mac, route via \d/);
+    expect(forged).toMatch(/forged: 000 rc=(7|28)/);
+    expect(forged).toContain("restored: 200");
+  }, 90_000);
+});
