@@ -8,6 +8,9 @@ import { createServerMetrics, Metrics } from "./metrics.ts";
 import { DockerRuntime } from "./runtime/docker-runtime.ts";
 import type { SandboxRuntime } from "./runtime/types.ts";
 import { PreviewProxy } from "./preview/preview-proxy.ts";
+import { previewPath } from "./preview/preview-routes.ts";
+import { SandboxStateWatchers } from "./inspector/state-watcher.ts";
+import { SandboxStateSockets } from "./transport/sandbox-state-socket.ts";
 import { EngineHealth } from "./sessions/engine-health.ts";
 import { SandboxFiles } from "./sessions/sandbox-files.ts";
 import { SessionManager } from "./sessions/session-manager.ts";
@@ -114,8 +117,12 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
 
   const preview = new PreviewProxy({ config, sessions, runtime, signer, log, metrics: serverMetrics });
   const health = new EngineHealth({ runtime, sessions, metrics, log });
+  // The sandbox panel: its port links are the preview's own paths, made from the session and port.
+  const stateWatchers = new SandboxStateWatchers({ runtime, sessions, log: log.child({ component: "sandbox-state" }), previewUrl: previewPath });
+  const stateSockets = new SandboxStateSockets({ watchers: stateWatchers, sessions, allowedOrigins: config.SHIPSHAPE_ALLOWED_ORIGINS, log });
+  metrics.gauge("shipshape_sandbox_state_watches", "Sandboxes whose engine the sandbox panel watches", () => stateWatchers.counters.watches);
   const server = createHttpServer({
-    mounts: [preview, watch],
+    mounts: [preview, watch, stateSockets],
     sessions,
     health,
     files: new SandboxFiles({ sessions, runtime }),
@@ -159,6 +166,8 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     close: async () => {
       sockets.close();
       preview.close();
+      stateSockets.close();
+      stateWatchers.close();
       watch.close();
       workshopApi.close(); // open dashboard streams would keep server.close() waiting
       workshops.close();
