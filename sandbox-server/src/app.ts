@@ -38,6 +38,8 @@ export interface App {
   runtime: SandboxRuntime;
   store: Store;
   workshops: WorkshopService;
+  /** The sandbox panel's engine watchers (their counters show what they cost). */
+  sandboxState: SandboxStateWatchers;
   /** Where instructors sign in, and with what (the secret's source decides whether main prints it). */
   instructorSignIn: { url: string } & AdminSecret;
   close(): Promise<void>;
@@ -162,6 +164,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     runtime,
     store,
     workshops,
+    sandboxState: stateWatchers,
     instructorSignIn: { url: `http://${host}:${port}/instructor/`, ...adminSecret },
     close: async () => {
       sockets.close();
