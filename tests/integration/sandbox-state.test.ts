@@ -126,6 +126,51 @@ describe("sandbox state watcher (real sandbox)", () => {
     await until("the watch to stop", () => (app.sandboxState.counters.watches === 0 ? true : undefined), 5_000);
   });
 
+  it("treats the sandbox's output as untrusted: a fake docker can neither inject markup, leak env values nor pick a link", async () => {
+    const A = "a".repeat(64);
+    const B = "b".repeat(64);
+    const IMG = `sha256:${"c".repeat(64)}`;
+    const records = [
+      { id: A, name: "/<img src=x onerror=alert(1)>", image: "x", imageId: IMG, state: { status: "running" } },
+      {
+        id: B,
+        name: "/evil",
+        image: "nginx",
+        imageId: IMG,
+        state: { status: "running", exitCode: 0 },
+        env: ["TOKEN=leaked-value"],
+        ports: { "80/tcp": [{ HostIp: "0.0.0.0", HostPort: "8080" }] },
+        url: "http://evil.example/",
+      },
+    ];
+    const fake = [
+      "#!/bin/sh",
+      'case "$1" in',
+      "  events) exec sleep 1000 ;;",
+      `  ps) echo ${A}; echo ${B} ;;`,
+      `  inspect) cat <<'EOF'\n${records.map((r) => JSON.stringify(r)).join("\n")}\n@@end\nEOF\n ;;`,
+      "  history) head -c 3000000 /dev/zero | tr '\\0' x ;;",
+      "esac",
+    ].join("\n");
+    await sh(`mkdir -p /usr/local/sbin && cat > /usr/local/sbin/docker <<'SCRIPT'\n${fake}\nSCRIPT\nchmod +x /usr/local/sbin/docker && command -v docker`);
+    try {
+      const page = listen();
+      const state = await until("a snapshot from the fake docker", () => page.latest());
+      expect(state.containers.map((c) => c.name)).toEqual(["evil"]);
+      expect(state.containers[0]!.envNames).toEqual(["TOKEN"]);
+      // The link is the server's own preview path for that port, whatever the output said.
+      expect(state.ports).toEqual([{ port: 8080, containerPort: 80, container: "evil", reachable: true, url: `/preview/${session.sessionId}/8080/` }]);
+      const all = JSON.stringify(page.messages);
+      expect(all).not.toContain("leaked-value");
+      expect(all).not.toContain("<img");
+      expect(all).not.toContain("evil.example");
+      page.ws.close();
+      await until("the watch to stop", () => (app.sandboxState.counters.watches === 0 ? true : undefined), 5_000);
+    } finally {
+      await sh("rm -f /usr/local/sbin/docker");
+    }
+  });
+
   it("refuses a foreign origin, and tells a page without a sandbox so", async () => {
     const foreign = new WebSocket(`${app.url.replace(/^http/, "ws")}/ws/sandbox-state`, { headers: { cookie: session.cookie, origin: "http://evil.example" } });
     const status = await new Promise<number>((r) => foreign.once("unexpected-response", (_q, res) => r(res.statusCode ?? 0)));

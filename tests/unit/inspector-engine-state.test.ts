@@ -123,6 +123,7 @@ describe("sandbox state: parsing what the engine printed", () => {
     expect(instructionOf("RUN /bin/sh -c apk add curl # buildkit")).toBe("RUN");
     expect(instructionOf("/bin/sh -c #(nop)  EXPOSE 80")).toBe("EXPOSE");
     expect(instructionOf("/bin/sh -c apt-get update")).toBe("RUN");
+    expect(instructionOf("|1 TARGETARCH=amd64 /bin/sh -c apk add curl")).toBe("RUN");
     expect(instructionOf("WORKDIR /app")).toBe("WORKDIR");
     expect(instructionOf("something odd")).toBe("");
   });

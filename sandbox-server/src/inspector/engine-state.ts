@@ -258,7 +258,8 @@ export function instructionOf(createdBy: string): string {
   if (nop) return nop[1]!;
   const word = /^([A-Z]{2,12})\b/.exec(createdBy.trim());
   if (word) return word[1]!;
-  if (/^\/bin\/(ba)?sh -c /.test(createdBy)) return "RUN";
+  // The classic builder's RUN, with build arguments (`|1 TARGETARCH=amd64 /bin/sh -c …`) or without.
+  if (/^(\|\d+ .*?)?\/bin\/(ba)?sh -c /.test(createdBy)) return "RUN";
   return "";
 }
 
