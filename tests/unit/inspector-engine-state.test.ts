@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   ENGINE_STATE_COMMAND,
+  engineStateCommand,
   instructionOf,
   parseContainer,
   parseEngineState,
@@ -168,6 +169,22 @@ describe("sandbox state: parsing what the engine printed", () => {
 
   it("refuses a history that is not all history lines", () => {
     expect(parseHistory(['{"at":"x","size":"12","by":"RUN a"}', "garbage"])).toBeUndefined();
+  });
+
+  it("reuses the layers of images it already read, and asks only for new ones", () => {
+    const first = parseEngineState(output());
+    expect(engineStateCommand(first.histories.keys()).slice(4)).toEqual([NGINX, APP1, APP2]);
+    expect(engineStateCommand(["not-an-id; rm -rf /"]).slice(4)).toEqual([]);
+    // The next read printed no history for app:v1 and app:v2: their cached layers are used, and sharing still holds.
+    const again = output().split("\n");
+    const cut = again.filter((_, i) => {
+      const start = again.indexOf(`@@history ${APP1}`);
+      const end = again.indexOf("@@volumes");
+      return i < start || i >= end;
+    });
+    const second = parseEngineState(cut.join("\n"), first.histories);
+    expect(second.images.find((i) => i.tags[0] === "app:v2")!.layers.map((l) => l.sharedWith)).toEqual([["app:v1"], ["app:v1"], ["app:v1"], []]);
+    expect(second.histories.size).toBe(3);
   });
 
   it("runs as one shell command that prints env names only", () => {

@@ -19,6 +19,8 @@ import {
   type VolumeView,
 } from "../../../contracts/sandbox-state.ts";
 
+const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
+
 /**
  * One shell script, so a read costs one exec: each section starts with a `@@name` line and prints
  * one JSON object per line. Env values never leave the sandbox (the template prints names only),
@@ -32,6 +34,7 @@ images=$(docker image ls -q --no-trunc 2>/dev/null | awk '!seen[$0]++' | head -n
 echo @@images
 [ -n "$images" ] && docker image inspect --format '{"id":{{json .Id}},"tags":{{json .RepoTags}},"size":{{json .Size}}}' $images 2>/dev/null
 for i in $images; do
+  case " $* " in *" $i "*) continue ;; esac
   echo "@@history $i"
   docker history --no-trunc --human=false --format '{"at":{{json .CreatedAt}},"size":{{json .Size}},"by":{{json .CreatedBy}}}' "$i" 2>/dev/null | head -n ${StateLimits.layersPerImage + 1}
 done
@@ -42,7 +45,16 @@ docker network ls --no-trunc --format '{"name":{{json .Name}},"driver":{{json .D
 echo @@end
 `;
 
-export const ENGINE_STATE_COMMAND = ["sh", "-c", SCRIPT];
+/**
+ * The read, skipping `docker history` for images whose layers the caller already has: an image id
+ * is the hash of its content, so its history never changes, and most reads find the same images.
+ */
+export function engineStateCommand(knownImageIds: Iterable<string> = []): string[] {
+  const known = [...knownImageIds].filter((id) => IMAGE_ID.test(id)).slice(0, StateLimits.images);
+  return ["sh", "-c", SCRIPT, "engine-state", ...known];
+}
+
+export const ENGINE_STATE_COMMAND = engineStateCommand();
 
 /**
  * Nudges a re-read when anything the panel shows changes; ends when its input ends (see
@@ -73,10 +85,11 @@ export interface EngineState {
   truncated: boolean;
   /** Records dropped because they were not what docker prints (worth a log line). */
   rejected: number;
+  /** Each listed image's layers, read now or taken from `known`: the next read's cache. */
+  histories: Map<string, Omit<LayerView, "sharedWith">[]>;
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
-const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
 /** Docker's name rules, a little wider (volume and network names share them). */
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 const IMAGE_REF = /^[a-zA-Z0-9][a-zA-Z0-9._:/@+-]{0,254}$/;
@@ -271,7 +284,7 @@ function parseNamed(line: string): { name: string; driver: string } | undefined 
 }
 
 /** The whole read: sections to views, cross-linked (who uses which image, volume, network). */
-export function parseEngineState(output: string): EngineState {
+export function parseEngineState(output: string, known: ReadonlyMap<string, Omit<LayerView, "sharedWith">[]> = new Map()): EngineState {
   const sections = splitSections(output);
   let rejected = 0;
   let truncated = !sections.has("end");
@@ -294,7 +307,11 @@ export function parseEngineState(output: string): EngineState {
   const histories = new Map<string, Omit<LayerView, "sharedWith">[]>();
   for (const image of rawImages) {
     const lines = sections.get(`history ${image.id}`);
-    if (!lines) continue;
+    if (!lines) {
+      const cached = known.get(image.id);
+      if (cached) histories.set(image.id, cached);
+      continue;
+    }
     if (lines.length > StateLimits.layersPerImage) truncated = true;
     const layers = parseHistory(lines);
     if (layers) histories.set(image.id, layers);
@@ -323,7 +340,7 @@ export function parseEngineState(output: string): EngineState {
   images.sort((a, b) => imageLabel(a).localeCompare(imageLabel(b)));
   volumes.sort((a, b) => a.name.localeCompare(b.name));
   networks.sort((a, b) => Number(a.builtIn) - Number(b.builtIn) || a.name.localeCompare(b.name));
-  return { containers, images, volumes, networks, truncated, rejected };
+  return { containers, images, volumes, networks, truncated, rejected, histories };
 }
 
 function dedupe<T>(items: T[], key: (t: T) => string): T[] {

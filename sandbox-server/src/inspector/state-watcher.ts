@@ -3,7 +3,7 @@ import { ShipshapeError, toShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { ExecStream, SandboxRuntime } from "../runtime/types.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
-import { cleanText, ENGINE_EVENTS_COMMAND, ENGINE_STATE_COMMAND, MAX_STATE_OUTPUT_BYTES, parseEngineState, toSandboxState, type EngineState } from "./engine-state.ts";
+import { cleanText, ENGINE_EVENTS_COMMAND, engineStateCommand, MAX_STATE_OUTPUT_BYTES, parseEngineState, toSandboxState, type EngineState } from "./engine-state.ts";
 import { describeChanges } from "./state-changes.ts";
 
 export interface StateSnapshot {
@@ -48,6 +48,8 @@ interface Watch {
   closed: boolean;
   budget: number;
   budgetAt: number;
+  /** Layer histories of the images the last read listed, so the next read skips their `docker history`. */
+  histories: EngineState["histories"];
 }
 
 export interface StateWatcherCounters {
@@ -110,6 +112,7 @@ export class SandboxStateWatchers {
         closed: false,
         budget: READ_BURST,
         budgetAt: Date.now(),
+        histories: new Map(),
       };
       this.watches.set(sessionId, watch);
       void this.follow(watch);
@@ -149,9 +152,10 @@ export class SandboxStateWatchers {
   private async read(w: Watch): Promise<SandboxState> {
     this.reads++;
     const sandboxId = await this.sessions.sandboxOf(w.sessionId, w.ownerId);
-    const result = await this.runtime.exec(sandboxId, ENGINE_STATE_COMMAND, { timeoutMs: READ_TIMEOUT_MS, maxOutputBytes: MAX_STATE_OUTPUT_BYTES });
+    const result = await this.runtime.exec(sandboxId, engineStateCommand(w.histories.keys()), { timeoutMs: READ_TIMEOUT_MS, maxOutputBytes: MAX_STATE_OUTPUT_BYTES });
     if (result.timedOut) this.log.debug("the sandbox state read timed out", { sessionId: w.sessionId });
-    const engine: EngineState = parseEngineState(result.stdout);
+    const engine: EngineState = parseEngineState(result.stdout, w.histories);
+    w.histories = engine.histories;
     if (engine.rejected > 0) this.log.warn("ignored sandbox state records that were not what docker prints", { sessionId: w.sessionId, records: engine.rejected });
     return toSandboxState({ ...engine, truncated: engine.truncated || result.truncated }, this.portsOf(w.sessionId, engine));
   }
