@@ -18,11 +18,12 @@ import { summarizeProfiles } from "./lib/profile.ts";
 import { updateBenchmarksDoc } from "./lib/report.ts";
 import { repoRoot, sandboxImage, stopAll, withServer } from "./lib/server.ts";
 import { pool, round, sleep, summarize } from "./lib/stats.ts";
-import { BenchTerminal, openSession, waitReady } from "./lib/terminal.ts";
+import { BenchTerminal, endSession, openSession, waitReady } from "./lib/terminal.ts";
 import { browserClickToPrompt, playgroundBuilt } from "./scenarios/browser.ts";
 import { burst } from "./scenarios/burst.ts";
 import { clickToPrompt, floorApi, floorCli } from "./scenarios/click-to-prompt.ts";
 import { density } from "./scenarios/density.ts";
+import { sandboxPanel } from "./scenarios/sandbox-panel.ts";
 import { echoResult, echoRound, type EchoResult, type EchoSamples, type EchoTerminal } from "./scenarios/echo.ts";
 import { throughput, throughputFloor, type ThroughputResult } from "./scenarios/throughput.ts";
 
@@ -48,6 +49,8 @@ const N = {
   densityCap: quick ? 12 : 160,
   densityBudgetMs: quick ? 60_000 : 270_000,
   burstLearners: quick ? 10 : 50,
+  panelSandboxes: quick ? 3 : 10,
+  panelSeconds: quick ? 5 : 30,
 };
 const WARM_POOL_FOR_CLICKS = 3;
 
@@ -284,6 +287,18 @@ async function burstPhase(): Promise<void> {
   });
 }
 
+/** 6. The sandbox panel: server CPU and memory per watched sandbox, idle and with an event a second. */
+async function panelPhase(): Promise<void> {
+  await withServer({ SHIPSHAPE_WARM_POOL: "0", SHIPSHAPE_SESSIONS_PER_ADDRESS_PER_MINUTE: "100000" }, async (server) => {
+    const sessions = await pool(Array.from({ length: N.panelSandboxes }), 3, () => openSession(server.url));
+    await pool(sessions, 3, (s) => waitReady(s, 300_000));
+    const r = await sandboxPanel(server, sessions, { seconds: N.panelSeconds, log });
+    results.sandboxPanel = r;
+    log(`  per watched sandbox: ${r.watched_idle.cpu_percent_per_sandbox} % CPU idle, ${r.watched_event_per_s.cpu_percent_per_sandbox} % with an event a second; ${r.rss_mb_per_watched_sandbox} MiB`);
+    await Promise.all(sessions.map((s) => endSession(s)));
+  });
+}
+
 // ---- main --------------------------------------------------------------------------------------
 
 let cleaningUp = false;
@@ -313,6 +328,7 @@ async function main(): Promise<void> {
     await phase("echo", 240_000, echoPhase);
     await phase("density", 300_000, densityPhase);
     await phase("burst", 120_000, burstPhase);
+    await phase("panel", 180_000, panelPhase);
   } finally {
     await cleanup();
   }

@@ -57,6 +57,8 @@ export function renderResults(r: Record<string, unknown>): string {
     ["↳ server memory per 100 attached terminals", `${fmt(n("density.server_mb_per_100_terminals"))} MiB`, "", ""],
     [`**A class arrives**: ${fmt(n("burst50.learners"))} learners within ${fmt(n("burst50.spread_s"))} s, warm pool ${fmt(n("burst50.pool_size"))}: last prompt after`, `${fmt(n("burst50.all_ready_s"))} s (${fmt(n("burst50.ready"))} ready, ${fmt(n("burst50.failed"))} failed)`, "", ""],
     ["↳ each learner's wait, p50 / p95", `${fmt(n("burst50.per_learner.p50_ms"))} / ${fmt(n("burst50.per_learner.p95_ms"))} ms`, "", ""],
+    [`**Sandbox panel**: server CPU per watched sandbox (${fmt(n("sandboxPanel.sandboxes"))} watched), idle / an event a second`, `${fmt(n("sandboxPanel.watched_idle.cpu_percent_per_sandbox"))} / ${fmt(n("sandboxPanel.watched_event_per_s.cpu_percent_per_sandbox"))} % of a core`, "", ""],
+    ["↳ server memory per watched sandbox", `${fmt(n("sandboxPanel.rss_mb_per_watched_sandbox"))} MiB`, "", ""],
   ];
   const errors = Object.entries((r.errors ?? {}) as Record<string, string>);
   return [

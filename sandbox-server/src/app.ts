@@ -11,6 +11,9 @@ import { LxdRuntime } from "./runtime/lxd-runtime.ts";
 import type { SandboxRuntime } from "./runtime/types.ts";
 import { NetworkWatch } from "./sessions/network-watch.ts";
 import { PreviewProxy } from "./preview/preview-proxy.ts";
+import { previewPath } from "./preview/preview-routes.ts";
+import { SandboxStateWatchers } from "./inspector/state-watcher.ts";
+import { SandboxStateSockets } from "./transport/sandbox-state-socket.ts";
 import { EngineHealth } from "./sessions/engine-health.ts";
 import { SandboxFiles } from "./sessions/sandbox-files.ts";
 import { SessionManager } from "./sessions/session-manager.ts";
@@ -47,6 +50,8 @@ export interface App {
   store: Store;
   workshops: WorkshopService;
   network: NetworkWatch;
+  /** The sandbox panel's engine watchers (their counters show what they cost). */
+  sandboxState: SandboxStateWatchers;
   /** Where instructors sign in, and with what (the secret's source decides whether main prints it). */
   instructorSignIn: { url: string } & AdminSecret;
   close(): Promise<void>;
@@ -149,8 +154,12 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   const preview = new PreviewProxy({ config, sessions, runtime, signer, log, metrics: serverMetrics, origins: origin });
   servesPreviewHost = (host) => preview.servesHost(host);
   const health = new EngineHealth({ runtime, sessions, metrics, log });
+  // The sandbox panel: its port links are the preview's own paths, made from the session and port.
+  const stateWatchers = new SandboxStateWatchers({ runtime, sessions, log: log.child({ component: "sandbox-state" }), previewUrl: previewPath });
+  const stateSockets = new SandboxStateSockets({ watchers: stateWatchers, sessions, origins: origin, log });
+  metrics.gauge("shipshape_sandbox_state_watches", "Sandboxes whose engine the sandbox panel watches", () => stateWatchers.counters.watches);
   const server = createHttpServer({
-    mounts: [preview, watch],
+    mounts: [preview, watch, stateSockets],
     sessions,
     health,
     files: new SandboxFiles({ sessions, runtime }),
@@ -216,6 +225,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     store,
     workshops,
     network,
+    sandboxState: stateWatchers,
     instructorSignIn: { url: `${origin.origin}/instructor/`, ...adminSecret },
     close: async () => {
       for (const w of contentWatchers) w.close();
@@ -223,6 +233,8 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
       network.close();
       sockets.close();
       preview.close();
+      stateSockets.close();
+      stateWatchers.close();
       watch.close();
       workshopApi.close(); // open dashboard streams would keep server.close() waiting
       workshops.close();

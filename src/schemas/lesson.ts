@@ -159,6 +159,10 @@ export const lessonSchema = strictFields(
       .refine((names) => new Set(names).size === names.length, { error: "lists the same terminal name twice." })
       .default(["main"])
       .describe("Terminals shown beside the lesson, top to bottom. Each name is its own shell in the learner's one sandbox; `<Run term=\"…\">` targets one by name. Empty list: a reading-only lesson. Default: `[main]`."),
+    sandboxPanel: z
+      .enum(["open", "closed", "off"], { error: "must be `open`, `closed` or `off`." })
+      .default("open")
+      .describe("The sandbox panel under the terminals (containers, images and layers, volumes, networks, published ports, live): `open` (default), `closed` (one line; the learner opens it) or `off`. Only lessons with terminals show it."),
     files: z
       .array(lessonFileSchema, { error: "must be a list of `{ path, content }` or `{ path, from }` entries." })
       .default([])

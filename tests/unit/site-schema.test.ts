@@ -20,10 +20,16 @@ describe("lesson frontmatter schema", () => {
     expect(lessonSchema.parse(good)).toEqual({
       ...good,
       terminals: ["main"],
+      sandboxPanel: "open",
       files: [],
       exercises: [],
       draft: false,
     });
+  });
+
+  it("takes the sandbox panel as open, closed or off, and says so when it is anything else", () => {
+    expect(lessonSchema.parse({ ...good, sandboxPanel: "closed" }).sandboxPanel).toBe("closed");
+    expect(issuesOf({ ...good, sandboxPanel: "hidden" })).toEqual([{ field: "sandboxPanel", message: "must be `open`, `closed` or `off`." }]);
   });
 
   it("accepts files given by content or by from, and several terminals", () => {
@@ -78,7 +84,7 @@ describe("lesson frontmatter schema", () => {
     const shape = lessonSchema.toJSONSchema({ io: "input" }) as { properties?: Record<string, { description?: string }> };
     const fields = Object.entries(shape.properties ?? {});
     expect(fields.map(([name]) => name).sort()).toEqual(
-      ["draft", "duration", "exercises", "files", "objectives", "order", "summary", "terminals", "title"],
+      ["draft", "duration", "exercises", "files", "objectives", "order", "sandboxPanel", "summary", "terminals", "title"],
     );
     for (const [name, field] of fields) expect(field.description, name).toBeTruthy();
   });
