@@ -195,6 +195,26 @@ export const absentCheckSchema = z
   })
   .strict();
 
+export const scriptCheckSchema = z
+  .object({
+    kind: z
+      .literal("script")
+      .describe(
+        "an author's bash script that passes by exiting 0 (a Killercoda verify.sh). It runs in the grading probe, never in the sandbox: " +
+          "the probe's own bash, docker and curl, the sandbox's engine (DOCKER_HOST) and network (localhost is the sandbox), and the " +
+          "sandbox's files under $SANDBOX_ROOT (its /root is also the script's working directory and HOME). Its output is kept from the learner.",
+      ),
+    script: z.string().min(1).max(64 * 1024).describe("the script's text, run with bash as Killercoda runs verify.sh (no -e): the exit code decides"),
+    timeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(60)
+      .default(20)
+      .describe("the script fails when it runs longer than this (it is killed)"),
+  })
+  .strict();
+
 export const checkSchema = z.discriminatedUnion("kind", [
   imageCheckSchema,
   runCheckSchema,
@@ -205,6 +225,7 @@ export const checkSchema = z.discriminatedUnion("kind", [
   absentCheckSchema,
   networkCheckSchema,
   composeCheckSchema,
+  scriptCheckSchema,
 ]);
 export type Check = z.infer<typeof checkSchema>;
 
@@ -230,7 +251,18 @@ export const exerciseSchema = z
       .string()
       .min(1)
       .describe("reference solution: a bash script run in a fresh sandbox by lesson CI; never sent to browsers"),
-    setup: z.string().optional().describe("bash run in the sandbox before lesson CI's fresh-sandbox check (rarely needed)"),
+    setup: z
+      .string()
+      .optional()
+      .describe(
+        "the exercise's starting state: bash run as root in the learner's sandbox when they open the lesson in a sandbox that has not run it " +
+          "(once per sandbox, remembered by the server; a new sandbox runs it again), and before lesson CI's fresh-sandbox check",
+      ),
+    after: z
+      .string()
+      .regex(/^[a-z0-9-]{1,64}$/)
+      .optional()
+      .describe("lesson CI only: the id of an exercise whose setup and solution run first, for steps that build on an earlier step (imported scenarios)"),
   })
   .strict()
   .superRefine((e, ctx) => {
@@ -250,6 +282,8 @@ export function publicExercise(e: Exercise) {
     title: e.title,
     description: e.description,
     tasks: e.tasks.map((t) => ({ id: t.id, title: t.title, hints: t.hints })),
+    /** Whether the page must ask the server to prepare the sandbox (the setup's text stays on the server). */
+    hasSetup: e.setup !== undefined,
   };
 }
 export type PublicExercise = ReturnType<typeof publicExercise>;
