@@ -18,6 +18,8 @@ import { loadQuizzes } from "./content/quiz-loader.ts";
 import { Grader } from "./grading/grader.ts";
 import { GradingService } from "./grading/grading-service.ts";
 import { gradingRoutes } from "./transport/grading-routes.ts";
+import { ExerciseSetup } from "./grading/exercise-setup.ts";
+import { setupRoutes } from "./transport/setup-routes.ts";
 import { quizRoutes } from "./transport/quiz-routes.ts";
 import { createHttpServer } from "./transport/http-server.ts";
 import { TerminalSockets } from "./transport/terminal-socket.ts";
@@ -81,6 +83,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   const quizzes = loadQuizzes(path.join(config.SHIPSHAPE_CONTENT_DIR, "quizzes"));
   const grader = new Grader({ runtime, store, log, maxProbes: config.SHIPSHAPE_CHECKS_AT_ONCE, metrics: serverMetrics });
   const grading = new GradingService({ exercises, quizzes, grader, sessions, store });
+  const exerciseSetup = new ExerciseSetup({ exercises, sessions, runtime, store, log });
   const sockets = new TerminalSockets({
     sessions,
     signer,
@@ -127,6 +130,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     allowedOrigins: config.SHIPSHAPE_ALLOWED_ORIGINS,
     routes: {
       ...gradingRoutes({ grading }),
+      ...setupRoutes({ setup: exerciseSetup }),
       ...quizRoutes({ grading, signer }),
       ...workshopApi.routes,
     },

@@ -76,6 +76,12 @@ export class Store {
         at INTEGER NOT NULL
       );
       CREATE INDEX IF NOT EXISTS results_owner ON results(owner_id, exercise_id, task_id);
+      CREATE TABLE IF NOT EXISTS sandbox_setups (
+        sandbox_id TEXT NOT NULL,
+        exercise_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (sandbox_id, exercise_id)
+      );
     `);
   }
 
@@ -139,6 +145,19 @@ export class Store {
           lastAt: Number(row.last_at),
           lastMessage: String(row.last_message),
         })),
+  };
+
+  /**
+   * Which exercise setups (starting states) ran in which sandbox. Kept here rather than as a file in
+   * the sandbox: the learner is root there and could fake or delete a marker; a new sandbox (a
+   * reset) has no rows, so its setups run again.
+   */
+  readonly setups = {
+    ran: (sandboxId: string, exerciseId: string): boolean =>
+      this.db.prepare("SELECT 1 FROM sandbox_setups WHERE sandbox_id = ? AND exercise_id = ?").get(sandboxId, exerciseId) !== undefined,
+    record: (sandboxId: string, exerciseId: string, at: number): void => {
+      this.db.prepare("INSERT OR IGNORE INTO sandbox_setups (sandbox_id, exercise_id, at) VALUES (?, ?, ?)").run(sandboxId, exerciseId, at);
+    },
   };
 
   close(): void {
