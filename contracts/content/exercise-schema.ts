@@ -204,7 +204,7 @@ export const scriptCheckSchema = z
           "the probe's own bash, docker and curl, the sandbox's engine (DOCKER_HOST) and network (localhost is the sandbox), and the " +
           "sandbox's files under $SANDBOX_ROOT (its /root is also the script's working directory and HOME). Its output is kept from the learner.",
       ),
-    script: z.string().min(1).max(64 * 1024).describe("the script's text, run with bash as Killercoda runs verify.sh (no -e): the exit code decides"),
+    script: z.string().min(1).max(64 * 1024).describe("the script's text, run with `bash -e`: it passes when it exits 0, so any failing command fails it (a final `echo done` cannot pass it)"),
     timeoutSeconds: z
       .number()
       .int()

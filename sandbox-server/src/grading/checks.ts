@@ -61,12 +61,14 @@ export class CheckRunner {
    * files are reached through PID 1's root ($SANDBOX_ROOT), its engine through DOCKER_HOST and its
    * ports on localhost (the probe shares its network). `timeout -s KILL` bounds the whole process
    * group's time even when the script ignores signals; the output is bounded and never shown, since
-   * it may echo learner-controlled text or the answer.
+   * it may echo learner-controlled text or the answer. `bash -e`: a verify.sh that ends in
+   * `echo done` must not pass because its last line did (no pipefail: `docker ps | grep -q x`
+   * would fail on docker's SIGPIPE).
    */
   private async script(c: Extract<Check, { kind: "script" }>): Promise<Verdict> {
     const sandboxRoot = "/proc/1/root";
     const r = await this.probe.exec(
-      ["bash", "-c", 'cd "$HOME" 2>/dev/null || cd /; exec timeout -s KILL "$1" bash -c "$2" verify', "script-check", String(c.timeoutSeconds), c.script],
+      ["bash", "-c", 'cd "$HOME" 2>/dev/null || cd /; exec timeout -s KILL "$1" bash -e -c "$2" verify', "script-check", String(c.timeoutSeconds), c.script],
       {
         timeoutMs: c.timeoutSeconds * 1000 + 5_000,
         maxOutputBytes: SCRIPT_OUTPUT_LIMIT,
