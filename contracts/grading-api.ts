@@ -45,4 +45,6 @@ export interface QuizAnswerResult {
 export interface SetupResult {
   exerciseId: string;
   state: "ran" | "already" | "none";
+  /** With `ran`: the exercise's `start` command, for the page to type into the learner's terminal. */
+  start?: string;
 }

@@ -258,6 +258,15 @@ export const exerciseSchema = z
         "the exercise's starting state: bash run as root in the learner's sandbox when they open the lesson in a sandbox that has not run it " +
           "(once per sandbox, remembered by the server; a new sandbox runs it again), and before lesson CI's fresh-sandbox check",
       ),
+    start: z
+      .string()
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe(
+        "a command typed into the learner's `main` terminal right after `setup` ran in their sandbox (an imported scenario's foreground.sh); " +
+          "not typed again on a reload, since the setup does not run again",
+      ),
     after: z
       .string()
       .regex(/^[a-z0-9-]{1,64}$/)

@@ -69,8 +69,9 @@ describe("an imported Killercoda scenario", () => {
     expect(await page.locator("[data-run-button]").count()).toBe(3);
   });
 
-  it("prepares the sandbox with the scenario's assets and background script before the learner starts", async () => {
+  it("prepares the sandbox with the scenario's assets and background script, then types foreground.sh into the terminal", async () => {
     await expect.poll(() => step(1).getAttribute("data-setup"), { timeout: 120_000 }).toBe("ready");
+    await waitForTerminalText(page, "main", /^Scenario ready\.$/m, 60_000);
     await typeLine(page, "main", "cat /root/app/index.html; docker ps --format 'running: {{.Names}}'");
     await waitForTerminalText(page, "main", /^<h1>Built from assets<\/h1>$/m);
     await waitForTerminalText(page, "main", /^running: old$/m);

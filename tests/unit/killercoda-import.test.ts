@@ -87,7 +87,9 @@ describe("importing the fixture scenarios", () => {
     expect(step1!.setup).toContain("base64 -d > /root/app/Dockerfile");
     expect(step1!.setup).toContain("chmod +x /root/solution.sh");
     expect(step1!.setup).toContain("docker run -d --name old busybox sleep 3600");
+    expect(step1!.start).toBe("bash /root/.scenario/foreground.sh");
     expect(step2!.setup).toBeUndefined();
+    expect(step2!.start).toBeUndefined();
     expect(result.lesson).toContain(`<Run cmd={"bash /root/.scenario/foreground.sh"} />`);
   });
 

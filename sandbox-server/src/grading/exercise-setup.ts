@@ -75,6 +75,6 @@ export class ExerciseSetup {
     // Recorded only after it worked: a failed setup is tried again on the next visit.
     this.deps.store.setups.record(sandboxId, exercise.id, Date.now());
     this.log.info("exercise setup ran", { exerciseId: exercise.id, sandboxId, sessionId, ms: Math.round(performance.now() - started) });
-    return { exerciseId: exercise.id, state: "ran" };
+    return { exerciseId: exercise.id, state: "ran", ...(exercise.start ? { start: exercise.start } : {}) };
   }
 }

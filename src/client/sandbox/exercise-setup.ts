@@ -5,7 +5,7 @@
  * ("start a new sandbox") arrives as a new session, and its setups run again.
  */
 import type { SetupResult } from "../../../contracts/grading-api.ts";
-import { on } from "../common/bus.ts";
+import { emit, on } from "../common/bus.ts";
 import { sandbox } from "./sandbox-session.ts";
 
 export function prepareExercises(root: ParentNode = document): void {
@@ -32,6 +32,8 @@ export function prepareExercises(root: ParentNode = document): void {
         line.textContent = "Preparing your sandbox for this exercise…";
       }
       const outcome = await postSetup(id);
+      // Killercoda's foreground.sh: typed where the learner will look, once, as the scenario would.
+      if (!("error" in outcome) && outcome.start) emit("shipshape:run", { terminal: "main", command: outcome.start, interrupt: false });
       element.dataset.setup = "error" in outcome ? "error" : "ready";
       if (line) {
         line.textContent = "error" in outcome ? outcome.error : "Your sandbox is prepared for this exercise.";

@@ -115,7 +115,8 @@ export function convertScenario(scenario: Scenario, options: ImportOptions): Imp
       solution = `echo "No reference solution for step ${n} yet: write one in content/exercises/${id}.yaml." >&2\nexit 1`;
     }
     let stepSetup: string | undefined;
-    if (exercises.length === 0) stepSetup = setup;
+    const first = exercises.length === 0;
+    if (first) stepSetup = setup;
     if (step.background) {
       warnings.push(`Step ${n}'s background script runs when the lesson opens, with the scenario's starting state, not when the learner reaches the step.`);
       stepSetup = [stepSetup, `# step ${n}'s background script\n${step.background}`].filter(Boolean).join("\n");
@@ -136,6 +137,7 @@ export function convertScenario(scenario: Scenario, options: ImportOptions): Imp
       ],
       solution,
       ...(stepSetup ? { setup: stepSetup } : {}),
+      ...(first && scenario.intro.foreground ? { start: FOREGROUND_COMMAND } : {}),
       ...(previous ? { after: previous } : {}),
     };
     exercises.push({ id, exercise, yaml: exerciseYaml(exercise, scenario) });
@@ -156,6 +158,9 @@ export function convertScenario(scenario: Scenario, options: ImportOptions): Imp
 export function probePaths(script: string): string {
   return script.replace(/(^|[\s"'=:(<>|])\/root(?=\/|[\s"';)|&]|$)/gm, "$1$SANDBOX_ROOT/root");
 }
+
+/** Where the setup saves init/foreground.sh; the first exercise's `start` types this command. */
+const FOREGROUND_COMMAND = "bash /root/.scenario/foreground.sh";
 
 /** Assets first (so background.sh can use them), then the intro's background script. */
 export function startingState(scenario: Scenario): string | undefined {
@@ -303,8 +308,8 @@ function lessonMdx(scenario: Scenario, options: ImportOptions, exercises: Import
   parts.push(`{/* Imported from a Killercoda scenario by ./shipshape import; edit freely. */}`);
   if (scenario.intro.text.trim()) parts.push(markdownToMdx(scenario.intro.text, warnings, "intro.md"));
   if (scenario.intro.foreground) {
-    parts.push("The scenario starts with a script in your terminal:");
-    parts.push(runTag("bash /root/.scenario/foreground.sh", ""));
+    parts.push("When your sandbox is prepared, the scenario starts this in your terminal; run it again with:");
+    parts.push(runTag(FOREGROUND_COMMAND, ""));
   }
   scenario.steps.forEach((step: ScenarioStep, i) => {
     const n = i + 1;
