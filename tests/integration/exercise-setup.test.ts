@@ -4,7 +4,7 @@ import { startTestApp } from "../support/server.ts";
 import { openSession, TestTerminal, type Session } from "../support/terminal.ts";
 
 /**
- * Starting states through the API, as the lesson page asks for them: tidy-up's setup (two finished
+ * Starting states through the API, as the lesson page asks for them: tidy-up's setup (two leftover
  * hello-world containers) runs in the learner's own sandbox when they open the lesson, once per
  * sandbox, and again in a new sandbox. Before, it ran only in lesson CI, so "no hello-world left"
  * passed in a sandbox that never had one.
@@ -39,8 +39,8 @@ describe("exercise setup (starting state)", () => {
     const { status, body } = await setup("tidy-up");
     expect(status).toBe(200);
     expect(body.state).toBe("ran");
-    await term.run("docker ps -a --format '{{.Image}} {{.Status}}'");
-    expect(term.output).toMatch(/hello-world Exited \(0\)[\s\S]*hello-world Exited \(0\)/);
+    await term.run("docker ps -a --format '{{.Names}} {{.Image}} {{.Status}}'");
+    expect(term.output).toMatch(/leftover-2 hello-world Created\s+leftover-1 hello-world Created/);
     const verdict = await check("tidy-up");
     expect(verdict.tasks.find((t) => t.taskId === "no-hello-left")).toMatchObject({ passed: false });
   });
