@@ -37,3 +37,14 @@ export interface QuizAnswerResult {
   /** ISO time of the verdict, as stored. */
   at: string;
 }
+
+/**
+ * `POST /api/exercises/:id/setup`: the exercise's starting state in the learner's sandbox.
+ * `ran`: it ran now; `already`: it ran in this sandbox before (a reload); `none`: the exercise has no setup.
+ */
+export interface SetupResult {
+  exerciseId: string;
+  state: "ran" | "already" | "none";
+  /** With `ran`: the exercise's `start` command, for the page to type into the learner's terminal. */
+  start?: string;
+}

@@ -12,17 +12,21 @@ import { lessonSchema } from "./schemas/lesson.ts";
 // Exercises and quizzes are validated by the grading server's own schemas, then cut down to what
 // a page may show: the reference `solution` and `setup`, a quiz's right answer and explanation,
 // never enter the site's data store, so no page can leak them.
+// SHIPSHAPE_CONTENT_DIR, as the server reads it: a test (or an author trying an import) can build
+// the site from a content folder of its own, e.g. imported Killercoda scenarios in a temporary one.
+const contentDir = (process.env.SHIPSHAPE_CONTENT_DIR ?? "./content").replace(/\/+$/, "");
+
 export const collections = {
   lessons: defineCollection({
-    loader: lessonLoader({ base: "./content/lessons" }),
+    loader: lessonLoader({ base: `${contentDir}/lessons` }),
     schema: lessonSchema,
   }),
   exercises: defineCollection({
-    loader: yamlFolderLoader({ base: "./content/exercises", what: "exercise", hint: EXERCISE_HINT }),
+    loader: yamlFolderLoader({ base: `${contentDir}/exercises`, what: "exercise", hint: EXERCISE_HINT }),
     schema: exerciseSchema.transform(publicExercise),
   }),
   quizzes: defineCollection({
-    loader: yamlFolderLoader({ base: "./content/quizzes", what: "quiz", hint: QUIZ_HINT }),
+    loader: yamlFolderLoader({ base: `${contentDir}/quizzes`, what: "quiz", hint: QUIZ_HINT }),
     schema: quizSchema.transform(publicQuiz),
   }),
 };

@@ -228,6 +228,26 @@ export const removedCheckSchema = z
   })
   .strict();
 
+export const scriptCheckSchema = z
+  .object({
+    kind: z
+      .literal("script")
+      .describe(
+        "an author's bash script that passes by exiting 0 (a Killercoda verify.sh). It runs in the grading probe, never in the sandbox: " +
+          "the probe's own bash, docker and curl, the sandbox's engine (DOCKER_HOST) and network (localhost is the sandbox), and the " +
+          "sandbox's files under $SANDBOX_ROOT (its /root is also the script's working directory and HOME). Its output is kept from the learner.",
+      ),
+    script: z.string().min(1).max(64 * 1024).describe("the script's text, run with `bash -e`: it passes when it exits 0, so any failing command fails it (a final `echo done` cannot pass it)"),
+    timeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(60)
+      .default(20)
+      .describe("the script fails when it runs longer than this (it is killed)"),
+  })
+  .strict();
+
 export const checkSchema = z.discriminatedUnion("kind", [
   imageCheckSchema,
   runCheckSchema,
@@ -239,6 +259,7 @@ export const checkSchema = z.discriminatedUnion("kind", [
   removedCheckSchema,
   networkCheckSchema,
   composeCheckSchema,
+  scriptCheckSchema,
 ]);
 export type Check = z.infer<typeof checkSchema>;
 
@@ -296,7 +317,24 @@ export const exerciseSchema = z
     setup: z
       .string()
       .optional()
-      .describe("bash run in the sandbox before lesson CI's fresh-sandbox check, each wrong attempt and the solution: the state the lesson has led up to (rarely needed)"),
+      .describe(
+        "the exercise's starting state: bash run as root in the learner's sandbox when they open the lesson in a sandbox that has not run it " +
+          "(once per sandbox, remembered by the server; a new sandbox runs it again), and before lesson CI's fresh-sandbox check",
+      ),
+    start: z
+      .string()
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe(
+        "a command typed into the learner's `main` terminal right after `setup` ran in their sandbox (an imported scenario's foreground.sh); " +
+          "not typed again on a reload, since the setup does not run again",
+      ),
+    after: z
+      .string()
+      .regex(/^[a-z0-9-]{1,64}$/)
+      .optional()
+      .describe("lesson CI only: the id of an exercise whose setup and solution run first, for steps that build on an earlier step (imported scenarios)"),
     wrongAttempts: z
       .array(wrongAttemptSchema)
       .min(1)
@@ -325,6 +363,8 @@ export function publicExercise(e: Exercise) {
     title: e.title,
     description: e.description,
     tasks: e.tasks.map((t) => ({ id: t.id, title: t.title, hints: t.hints })),
+    /** Whether the page must ask the server to prepare the sandbox (the setup's text stays on the server). */
+    hasSetup: e.setup !== undefined,
   };
 }
 export type PublicExercise = ReturnType<typeof publicExercise>;

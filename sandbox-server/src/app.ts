@@ -27,6 +27,8 @@ import { pruneOlderThan } from "./store/retention.ts";
 import { Grader } from "./grading/grader.ts";
 import { GradingService } from "./grading/grading-service.ts";
 import { gradingRoutes } from "./transport/grading-routes.ts";
+import { ExerciseSetup } from "./grading/exercise-setup.ts";
+import { setupRoutes } from "./transport/setup-routes.ts";
 import { quizRoutes } from "./transport/quiz-routes.ts";
 import { clientAddress, createHttpServer } from "./transport/http-server.ts";
 import { PublicOrigin } from "./common/public-origin.ts";
@@ -100,6 +102,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     : [];
   const grader = new Grader({ runtime, store, log, maxProbes: config.SHIPSHAPE_CHECKS_AT_ONCE, metrics: serverMetrics });
   const grading = new GradingService({ exercises, quizzes, grader, sessions, store });
+  const exerciseSetup = new ExerciseSetup({ exercises, sessions, runtime, store, log });
   const sockets = new TerminalSockets({
     sessions,
     signer,
@@ -173,6 +176,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     metricsTokens: [adminSecret.secret, ...(config.SHIPSHAPE_METRICS_TOKEN ? [config.SHIPSHAPE_METRICS_TOKEN] : [])],
     routes: {
       ...gradingRoutes({ grading }),
+      ...setupRoutes({ setup: exerciseSetup }),
       ...quizRoutes({ grading, signer, cookies: origin.cookies, clientKey }),
       ...workshopApi.routes,
     },

@@ -43,6 +43,7 @@ function probe(world: World, calls: string[][] = []): SandboxProbe {
     async readFile(): Promise<undefined> {
       return undefined; // these checks read no files
     },
+    authorScript: () => Promise.reject(new Error("no script checks here")),
     async close() {},
   };
 }

@@ -64,6 +64,7 @@ function fakeProbe(world: World, calls: string[][] = []): SandboxProbe {
     async readFile() {
       return undefined;
     },
+    authorScript: () => Promise.reject(new Error("no script checks here")),
     async close() {},
   };
 }

@@ -21,6 +21,7 @@ function countingRuntime() {
           return ok("[]");
         },
         readFile: async () => undefined,
+        authorScript: () => Promise.reject(new Error("no script checks here")),
         close: async () => {
           state.open--;
         },

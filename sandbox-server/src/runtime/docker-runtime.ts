@@ -297,6 +297,12 @@ export class DockerRuntime implements SandboxRuntime {
         }
         return r;
       },
+      // As the probe's root, the one user that may look into the sandbox's root through its engine's
+      // /proc entry (the tools user of `exec` may not).
+      authorScript: (cmd, options = {}) => {
+        const root = `/proc/${enginePid}/root`;
+        return run(withRelayReady(cmd), { ...options, env: [`SANDBOX_ROOT=${root}`, `HOME=${root}/root`, ...(options.env ?? [])] });
+      },
       readFile: async (path, maxBytes) => {
         const r = await run(["perl", "-e", READ_FILE_SCRIPT, String(enginePid), path, String(maxBytes)], { maxOutputBytes: maxBytes, timeoutMs: 15_000 });
         if (r.exitCode === 0) return r.stdout;

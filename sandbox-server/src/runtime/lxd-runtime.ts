@@ -467,6 +467,11 @@ export class LxdRuntime implements SandboxRuntime {
           ...options,
           env: ["DOCKER_HOST=unix:///proc/1/root/run/docker.sock", "LANG=C.UTF-8", ...(options?.env ?? [])],
         }),
+      authorScript: (cmd, options) =>
+        this.exec(sandboxId, cmd, {
+          ...options,
+          env: ["SANDBOX_ROOT=", "HOME=/root", "DOCKER_HOST=unix:///proc/1/root/run/docker.sock", "LANG=C.UTF-8", ...(options?.env ?? [])],
+        }),
       // WARNING: read inside the learner's own container, like the checks above (see this method's comment).
       readFile: async (path, maxBytes) => {
         const r = await this.exec(sandboxId, ["sh", "-c", 'test -f "$1" && head -c "$2" -- "$1"', "sh", path, String(maxBytes)], { timeoutMs: 10_000 });

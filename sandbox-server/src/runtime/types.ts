@@ -134,6 +134,13 @@ export interface SandboxProbe {
   exec(cmd: string[], options?: ExecOptions): Promise<ExecResult>;
   /** A regular file of the sandbox as its root sees it (symlinks resolve inside the sandbox); undefined when there is none. */
   readFile(path: string, maxBytes: number): Promise<string | undefined>;
+  /**
+   * Runs an author's command (a `script` check: a Killercoda verify.sh) with the probe's tools,
+   * the sandbox's engine and network as in `exec`, and the sandbox's files under $SANDBOX_ROOT
+   * (its /root as HOME and working directory).
+   * WARNING: authors' scripts are trusted like reference solutions; never pass learner text here.
+   */
+  authorScript(cmd: string[], options?: ExecOptions): Promise<ExecResult>;
   close(): Promise<void>;
 }
 

@@ -108,6 +108,12 @@ export class Store {
       CREATE TRIGGER IF NOT EXISTS pool_never_bound BEFORE INSERT ON pool_sandboxes
         WHEN EXISTS (SELECT 1 FROM sessions WHERE sandbox_id = NEW.sandbox_id)
         BEGIN SELECT RAISE(ABORT, 'sandbox already bound to a session'); END;
+      CREATE TABLE IF NOT EXISTS sandbox_setups (
+        sandbox_id TEXT NOT NULL,
+        exercise_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (sandbox_id, exercise_id)
+      );
     `);
   }
 
@@ -238,6 +244,19 @@ export class Store {
           lastAt: Number(row.last_at),
           lastMessage: String(row.last_message),
         })),
+  };
+
+  /**
+   * Which exercise setups (starting states) ran in which sandbox. Kept here rather than as a file in
+   * the sandbox: the learner is root there and could fake or delete a marker; a new sandbox (a
+   * reset) has no rows, so its setups run again.
+   */
+  readonly setups = {
+    ran: (sandboxId: string, exerciseId: string): boolean =>
+      this.db.prepare("SELECT 1 FROM sandbox_setups WHERE sandbox_id = ? AND exercise_id = ?").get(sandboxId, exerciseId) !== undefined,
+    record: (sandboxId: string, exerciseId: string, at: number): void => {
+      this.db.prepare("INSERT OR IGNORE INTO sandbox_setups (sandbox_id, exercise_id, at) VALUES (?, ?, ?)").run(sandboxId, exerciseId, at);
+    },
   };
 
   close(): void {
