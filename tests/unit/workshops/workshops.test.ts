@@ -203,7 +203,7 @@ describe("the workshop store", () => {
 
 describe("the lesson catalogue", () => {
   it("lists the published lessons of content/lessons in course order, with their titles", () => {
-    const lessons = loadLessonCatalog(path.resolve(import.meta.dirname, "../../content/lessons"));
+    const lessons = loadLessonCatalog(path.resolve(import.meta.dirname, "../../../content/lessons"));
     expect(lessons[0]).toMatchObject({ slug: "first-containers", title: "Your first containers", order: 1 });
     expect(lessons.map((l) => l.order)).toEqual([...lessons.map((l) => l.order)].sort((x, y) => x - y));
   });
