@@ -7,17 +7,30 @@ import path from "node:path";
 import { loadExercises } from "../sandbox-server/src/content/exercise-loader.ts";
 import { Grader } from "../sandbox-server/src/grading/grader.ts";
 import { silentLogger } from "../sandbox-server/src/log.ts";
-import { freshSandbox, testRuntime } from "../tests/support/sandbox.ts";
-import { repoRoot } from "../tests/support/server.ts";
+import { DockerRuntime } from "../sandbox-server/src/runtime/docker-runtime.ts";
+import { NAMESPACE, repoRoot, sandboxImage } from "./lib/server.ts";
 
 const runs = Number(process.argv[2] ?? 8);
 const classSize = Number(process.argv[3] ?? 6);
 const exercise = loadExercises(path.join(repoRoot, "content", "exercises")).get("run-and-stop")!;
-const runtime = testRuntime();
+const runtime = new DockerRuntime({
+  image: sandboxImage(),
+  network: process.env.SHIPSHAPE_SANDBOX_NETWORK ?? "shipshape-sandboxes",
+  namespace: NAMESPACE,
+  runtime: "",
+  log: silentLogger,
+});
+const freshSandbox = (name: string) =>
+  runtime.create({
+    sessionId: `${name}-${Math.random().toString(36).slice(2, 8)}`,
+    ownerId: "bench",
+    expiresAt: Date.now() + 30 * 60_000,
+    limits: { memoryBytes: 1024 ** 3, cpus: 1, pids: 1024, diskBytes: 4 * 1024 ** 3 },
+  });
 const grader = new Grader({ runtime, log: silentLogger, maxProbes: 4 });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const sandboxes = await Promise.all(Array.from({ length: classSize }, (_, i) => freshSandbox(runtime, `bench-check-${i}`)));
+const sandboxes = await Promise.all(Array.from({ length: classSize }, (_, i) => freshSandbox(`bench-check-${i}`)));
 try {
   await Promise.all(
     sandboxes.map((s) => runtime.exec(s.id, ["sh", "-c", "docker run -d --name web nginx >/dev/null && docker stop web >/dev/null && docker run hello-world >/dev/null"], { timeoutMs: 180_000 })),

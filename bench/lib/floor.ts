@@ -1,8 +1,6 @@
 import type { Duplex } from "node:stream";
-import Docker from "dockerode";
+import { floorExec } from "./engine-floor.ts";
 import { PROMPT, stripAnsi } from "./terminal.ts";
-
-const docker = new Docker();
 
 /**
  * The floor for a terminal: an interactive `bash` exec'd with a TTY straight through the engine
@@ -17,22 +15,15 @@ export class FloorTerminal {
 
   static async open(sandboxId: string): Promise<FloorTerminal> {
     const t = new FloorTerminal();
-    const exec = await docker.getContainer(sandboxId).exec({
-      Cmd: ["bash"],
-      AttachStdin: true,
-      AttachStdout: true,
-      AttachStderr: true,
-      Tty: true,
-      Env: ["TERM=xterm-256color"],
-    });
-    t.stream = (await exec.start({ hijack: true, stdin: true, Tty: true })) as Duplex;
+    const exec = await floorExec(sandboxId, ["bash"], { stdin: true, env: ["TERM=xterm-256color"] });
+    t.stream = exec.stream;
     t.stream.on("data", (c: Buffer) => {
       t.received += c.length;
       t.tail = (t.tail + c.toString("latin1")).slice(-8 * 1024);
       for (const l of t.listeners) l();
       for (const w of [...t.waiters]) w();
     });
-    await exec.resize({ h: 30, w: 120 }).catch(() => {});
+    await exec.resize({ cols: 120, rows: 30 }).catch(() => {});
     return t;
   }
 

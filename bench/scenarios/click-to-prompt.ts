@@ -1,6 +1,5 @@
 import { spawn } from "node:child_process";
-import type { Duplex } from "node:stream";
-import Docker from "dockerode";
+import { floorExec } from "../lib/engine-floor.ts";
 import { waitForPool, type BenchServer } from "../lib/server.ts";
 import { now, round, summarize, withTimeout, type Summary } from "../lib/stats.ts";
 import { BenchTerminal, endSession, openSession, PROMPT, stripAnsi } from "../lib/terminal.ts";
@@ -21,7 +20,6 @@ export interface ClickResult extends Summary {
   steps_p50_ms: { post: number; open: number; ready: number; prompt: number };
 }
 
-const docker = new Docker();
 
 /**
  * Browser-side request for a terminal to its prompt: POST /api/sessions (a new browser, so a new
@@ -65,15 +63,7 @@ export async function clickToPrompt(
  */
 export async function floorApi(sandboxId: string): Promise<number> {
   const t0 = now();
-  const exec = await docker.getContainer(sandboxId).exec({
-    Cmd: ["bash"],
-    AttachStdin: true,
-    AttachStdout: true,
-    AttachStderr: true,
-    Tty: true,
-    Env: ["TERM=xterm-256color"],
-  });
-  const stream = (await exec.start({ hijack: true, stdin: true, Tty: true })) as Duplex;
+  const { stream } = await floorExec(sandboxId, ["bash"], { stdin: true, env: ["TERM=xterm-256color"] });
   let text = "";
   try {
     await withTimeout(

@@ -1,5 +1,4 @@
-import type { Duplex } from "node:stream";
-import Docker from "dockerode";
+import { floorExec } from "../lib/engine-floor.ts";
 import { cpuMs, sampleRss } from "../lib/server.ts";
 import { now, round } from "../lib/stats.ts";
 
@@ -66,14 +65,7 @@ export async function throughput(term: StreamTerminal, pid: number, options: { m
  * as the socket delivers it (no terminal emulation, no WebSocket, no flow control).
  */
 export async function throughputFloor(sandboxId: string, options: { megabytes: number; timeoutMs: number }): Promise<{ bytes: number; seconds: number; mb_per_s: number }> {
-  const exec = await new Docker().getContainer(sandboxId).exec({
-    Cmd: ["sh", "-c", `yes ${LINE} | head -c ${options.megabytes * 1_000_000}`],
-    AttachStdout: true,
-    AttachStderr: true,
-    Tty: true,
-  });
-  const t0 = now();
-  const stream = (await exec.start({ hijack: true, stdin: false, Tty: true })) as Duplex;
+  const { stream, startedAt: t0 } = await floorExec(sandboxId, ["sh", "-c", `yes ${LINE} | head -c ${options.megabytes * 1_000_000}`], { stdin: false });
   let bytes = 0;
   await new Promise<void>((resolve) => {
     const timer = setTimeout(() => {

@@ -8,7 +8,7 @@ import { importGraph, importsOf, layerViolations, unitOf } from "../support/impo
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 describe("architecture: imports follow the layers of docs/architecture.md", () => {
-  it("no import in contracts/, sandbox-server/src/ or src/ runs against the layers", () => {
+  it("no import in contracts/, sandbox-server/src/, src/ or bench/ runs against the layers", () => {
     expect(layerViolations(repoRoot)).toEqual([]);
   });
 
@@ -22,6 +22,7 @@ describe("architecture: imports follow the layers of docs/architecture.md", () =
     expect(has("src/client/terminal/terminal-connection.ts", "contracts/close-codes.ts")).toBe(true);
     expect(has("src/user-components/Terminal.astro", "src/client/terminal/terminal-island.ts")).toBe(true);
     expect(has("sandbox-server/src/runtime/docker-runtime.ts", "dockerode")).toBe(true);
+    expect(has("bench/lib/floor.ts", "bench/lib/engine-floor.ts")).toBe(true);
   });
 
   it("places every source file in a layer", () => {
@@ -67,6 +68,14 @@ describe("the layer check", () => {
     expect(layerViolations(dir)).toHaveLength(2);
   });
 
+  it("refuses a benchmark talking to the engine other than through the runtime or the floor's one exec", () => {
+    const dir = tree({
+      "bench/scenarios/throughput.ts": 'import Docker from "dockerode";\nimport { floorExec } from "../lib/engine-floor.ts";\n',
+      "bench/lib/engine-floor.ts": 'import Docker from "dockerode";\n',
+    });
+    expect(layerViolations(dir)).toEqual(["bench/scenarios/throughput.ts:1 imports dockerode: only runtime, bench-floor may (bench may not)"]);
+  });
+
   it("refuses the site importing the server, and the browser loading zod through a contract", () => {
     const dir = tree({
       "contracts/workshop-api.ts": 'import { z } from "zod";\nexport const joinSchema = z.object({});\n',
@@ -87,7 +96,7 @@ describe("the layer check", () => {
 
   it("lets only the runtime import the Docker client", () => {
     const dir = tree({ "sandbox-server/src/preview/port-watcher.ts": 'import Docker from "dockerode";\n' });
-    expect(layerViolations(dir)).toEqual(["sandbox-server/src/preview/port-watcher.ts:1 imports dockerode: only runtime may (preview may not)"]);
+    expect(layerViolations(dir)).toEqual(["sandbox-server/src/preview/port-watcher.ts:1 imports dockerode: only runtime, bench-floor may (preview may not)"]);
   });
 
   it("tells type-only imports from value imports, and ignores imports shown in comments", () => {

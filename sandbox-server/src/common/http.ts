@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
+import { ShipshapeError } from "../errors.ts";
 import type { OriginPolicy } from "./public-origin.ts";
 
 /**
@@ -58,4 +59,23 @@ export function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
   res.end(text);
+}
+
+/** A small JSON request body, at most `maxBytes` (an empty body is `{}`); a clear error otherwise. */
+export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const tooLarge = () => new ShipshapeError("payload_too_large", `The request is too large; the limit is ${Math.ceil(maxBytes / 1024)} KiB.`);
+  if (Number(req.headers["content-length"] ?? 0) > maxBytes) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) throw tooLarge();
+    chunks.push(chunk);
+  }
+  if (size === 0) return {};
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    throw new ShipshapeError("bad_request", "The request body is not valid JSON.");
+  }
 }

@@ -1,12 +1,17 @@
 import { ShipshapeError, toShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { secondsSince, type ServerMetrics } from "../metrics.ts";
-import type { SandboxEvent, SandboxLimits, SandboxRuntime, StartProgress } from "../runtime/types.ts";
+import type { SandboxLimits, SandboxRuntime, StartProgress } from "../runtime/types.ts";
 import type { SessionRecord, Store } from "../store/store.ts";
 import { CloseCode } from "../../../contracts/close-codes.ts";
 import type { SandboxState } from "../../../contracts/session-api.ts";
 import type { ServerMessage } from "../../../contracts/terminal-protocol.ts";
-import { TerminalHub } from "./terminal-hub.ts";
+import type { TerminalHub } from "./terminal-hub.ts";
+import type { LiveSession } from "./live-session.ts";
+import { LimitWatchdog } from "./limit-watchdog.ts";
+import { SessionReaper } from "./reaper.ts";
+import { expiredMessage } from "./session-messages.ts";
+import { startedShell } from "./terminal-registry.ts";
 import { newId } from "../common/signing.ts";
 import { WarmPool } from "./warm-pool.ts";
 
@@ -35,33 +40,18 @@ export interface SessionView {
   status: SessionState;
 }
 
-/** Live, in-memory side of a session: the sandbox start and the terminals attached to it. */
-interface LiveSession {
-  record: SessionRecord;
-  ready: Promise<string>;
-  status: SessionState;
-  progressListeners: Set<(p: StartProgress) => void>;
-  hubs: Map<string, TerminalHub>;
-  lastActiveAt: number;
-  /** When each kind of limit notice was last sent, so a learner is told once a minute at most. */
-  noticesSent: Map<string, number>;
-  /** Found running when this server started: its shells are old ones, waiting silently in dtach. */
-  reattached: boolean;
-}
+// Moved with the shell registry; re-exported so callers keep their import.
+export { MAX_SHELLS_PER_SANDBOX } from "./terminal-registry.ts";
+export { expiredMessage, sandboxGoneMessage } from "./session-messages.ts";
 
-/** Distinct named shells (terminals) one sandbox may have. */
-export const MAX_SHELLS_PER_SANDBOX = 16;
 /** Touches are written to the database at most this often per session. */
 const TOUCH_WRITE_INTERVAL_MS = 15_000;
-const NOTICE_INTERVAL_MS = 60_000;
-/** Disk is measured every this many limit checks: it walks the inner engine's storage. */
-const DISK_CHECK_EVERY = 6;
-/** Above this share of the disk limit the sandbox is ended: there is no hard quota on every filesystem. */
-const DISK_HARD_FACTOR = 1.25;
 
 /**
  * Sessions: learner ↔ sandbox ↔ terminals. Owns the lifecycle rules (lifetime, idle timeout,
- * reattach after a restart, reaping orphans) and nothing about wires or engines.
+ * reattach after a restart, the warm pool and workshop reserves) and nothing about wires or
+ * engines. The reaper (reaper.ts), the limit watchdog (limit-watchdog.ts) and the named shells
+ * (terminal-registry.ts) work on the live sessions it hands them.
  */
 export class SessionManager {
   private readonly live = new Map<string, LiveSession>();
@@ -76,13 +66,14 @@ export class SessionManager {
   private readonly metrics: ServerMetrics;
   private reaper: NodeJS.Timeout | undefined;
   private limitChecker: NodeJS.Timeout | undefined;
-  private limitRounds = 0;
   private unsubscribeEvents: (() => void) | undefined;
   private starting = 0;
   private readonly pool: WarmPool;
   /** Per-workshop reserves: sandboxes started for one workshop's learners, claimed by them first. */
   private readonly reserves = new Map<string, WarmPool>();
   private started = false;
+  private readonly reaperRounds: SessionReaper;
+  private readonly watchdog: LimitWatchdog;
 
   constructor(options: { runtime: SandboxRuntime; store: Store; policy: SessionPolicy; log: Logger; metrics: ServerMetrics }) {
     this.runtime = options.runtime;
@@ -98,6 +89,19 @@ export class SessionManager {
       capacityLeft: () => this.capacityLeft(),
       members: this.store.pool,
     });
+    const sessions = () => this.live.values();
+    const end = (sessionId: string, reason: string) => this.end(sessionId, reason);
+    this.reaperRounds = new SessionReaper({
+      runtime: this.runtime,
+      policy: this.policy,
+      log: this.log,
+      metrics: this.metrics,
+      sessions,
+      end,
+      // Pool membership is the pools' (and through them the store's) to say, never a label's.
+      ownsPooled: (s) => this.pool.owns(s) || Boolean(s.workshopId && this.reserves.get(s.workshopId)?.owns(s)),
+    });
+    this.watchdog = new LimitWatchdog({ runtime: this.runtime, policy: this.policy, log: this.log, sessions, end });
   }
 
   /** Sandboxes that may still start: live and pooled ones (every reserve too) count. */
@@ -166,7 +170,7 @@ export class SessionManager {
    * to the next stranger (issue 13).
    */
   async start(): Promise<void> {
-    this.unsubscribeEvents = this.runtime.onSandboxEvent((sandboxId, event) => this.onSandboxEvent(sandboxId, event));
+    this.unsubscribeEvents = this.runtime.onSandboxEvent((sandboxId, event) => this.watchdog.onSandboxEvent(sandboxId, event));
     const reattachedTo = new Map<string, string>();
     for (const record of this.store.sessions.live().sort((a, b) => a.createdAt - b.createdAt)) {
       const holder = record.sandboxId ? reattachedTo.get(record.sandboxId) : undefined;
@@ -451,45 +455,12 @@ export class SessionManager {
     } finally {
       live.progressListeners.delete(onProgress);
     }
-    let hub = live.hubs.get(name);
-    if (!hub && live.hubs.size >= MAX_SHELLS_PER_SANDBOX) {
-      // Each name is a shell in the sandbox and a screen mirror here: bounded, and said so.
-      throw new ShipshapeError(
-        "limit_reached",
-        `This sandbox already has ${MAX_SHELLS_PER_SANDBOX} shells, the most it may have. Use one of them, or start a new sandbox.`,
-        `shell names: ${[...live.hubs.keys()].join(",")}`,
-      );
-    }
-    if (!hub) {
-      hub = new TerminalHub({
-        name,
-        sandboxId,
-        runtime: this.runtime,
-        log: this.log.child({ sessionId, sandboxId }),
-        metrics: this.metrics,
-        redrawOnStart: live.reattached,
-        ...size,
-      });
-      const created = hub;
-      hub.onDead = (reason) => {
-        live.hubs.delete(name);
-        if (reason === "engine unreachable") {
-          // Not known to be gone: with the engine's live-restore it is still running. The page
-          // retries (4503 is not final) and finds the same shell, or hears that it stopped.
-          created.dispose(CloseCode.engineUnavailable, "the Docker engine is not answering");
-          return;
-        }
-        created.dispose(CloseCode.sandboxGone, sandboxGoneMessage(reason, this.policy));
-      };
-      live.hubs.set(name, hub);
-    }
-    try {
-      await hub.start();
-    } catch (e) {
-      live.hubs.delete(name);
-      hub.dispose(CloseCode.serverError, "shell failed");
-      throw e;
-    }
+    const hub = await startedShell(live, sandboxId, name, size, {
+      runtime: this.runtime,
+      log: this.log,
+      metrics: this.metrics,
+      policy: this.policy,
+    });
     this.touch(sessionId);
     return hub;
   }
@@ -532,116 +503,17 @@ export class SessionManager {
     this.log.info("session ended", { sessionId, sandboxId, reason });
   }
 
-  /** Expired and idle sessions, sandboxes nobody owns, storage nobody uses. */
-  async reap(): Promise<void> {
-    const now = Date.now();
-    for (const live of [...this.live.values()]) {
-      const attached = [...live.hubs.values()].some((h) => h.clientCount > 0);
-      if (live.record.expiresAt <= now) {
-        this.metrics.sandboxesReaped.inc();
-        await this.end(live.record.id, "expired");
-      } else if (!attached && live.status.state === "ready" && now - live.lastActiveAt > this.policy.idleTimeoutMs) {
-        this.metrics.sandboxesReaped.inc();
-        await this.end(live.record.id, "idle");
-      }
-    }
-    try {
-      const sandboxes = await this.runtime.list();
-      // Sandboxes that stopped or vanished behind our back (an engine restart, a `docker rm`)
-      // while their engine events were missed: end those sessions now, saying why.
-      const listed = new Map(sandboxes.map((s) => [s.id, s]));
-      for (const live of [...this.live.values()]) {
-        const id = live.record.sandboxId;
-        if (!id || live.status.state !== "ready" || listed.get(id)?.running) continue;
-        const info = await this.runtime.inspect(id).catch(() => undefined); // listed a moment ago? ask again
-        if (info === undefined || info?.running) continue;
-        this.log.warn("sandbox stopped while nobody was told; ending its session", { sessionId: live.record.id, sandboxId: id });
-        await this.end(live.record.id, `sandbox stopped: ${sandboxGoneMessage(info?.exitReason ?? "removed", this.policy)}`);
-      }
-      const known = new Set([...this.live.values()].map((l) => l.record.sandboxId).filter(Boolean));
-      for (const s of sandboxes) {
-        if (this.pool.owns(s) || (s.workshopId && this.reserves.get(s.workshopId)?.owns(s))) known.add(s.id);
-      }
-      const startingSessions = new Set([...this.live.values()].filter((l) => !l.record.sandboxId).map((l) => l.record.id));
-      const keep = new Set<string>();
-      for (const s of sandboxes) {
-        if (known.has(s.id) || (startingSessions.has(s.sessionId) && s.expiresAt > now)) {
-          keep.add(s.id);
-          continue;
-        }
-        this.metrics.sandboxesReaped.inc();
-        this.log.info("reaping orphaned sandbox", { sandboxId: s.id, sessionId: s.sessionId });
-        await this.runtime.destroy(s.id).catch(() => {});
-      }
-      await this.runtime.removeOrphanedStorage(keep);
-    } catch (e) {
-      this.log.warn("reaper could not list sandboxes", { error: toShipshapeError(e).detail });
-    }
+  /** Expired and idle sessions, sandboxes nobody owns, storage nobody uses (reaper.ts). */
+  reap(): Promise<void> {
+    return this.reaperRounds.reap();
   }
 
   /**
-   * Tells learners with a terminal open when their sandbox nears a limit, in plain words. Disk is
-   * measured for every sandbox, attached or not: closing the tab must not let a `dd` run on.
+   * Tells learners with a terminal open when their sandbox nears a limit, in plain words; ends a
+   * sandbox far over its disk limit, attached or not (limit-watchdog.ts).
    */
-  async checkLimits(): Promise<void> {
-    const measureDisk = this.limitRounds++ % DISK_CHECK_EVERY === 0;
-    const { limits } = this.policy;
-    for (const live of [...this.live.values()]) {
-      const sandboxId = live.record.sandboxId;
-      if (!sandboxId || live.status.state !== "ready") continue;
-      const attached = [...live.hubs.values()].some((h) => h.clientCount > 0);
-      if (!attached && !measureDisk) continue;
-      const usage = await this.runtime.usage(sandboxId, { disk: measureDisk }).catch(() => undefined);
-      if (!usage) continue;
-      if (!attached) {
-        if (usage.diskBytes !== undefined && usage.diskBytes >= limits.diskBytes * DISK_HARD_FACTOR) {
-          this.log.warn("detached sandbox far over its disk limit; ending it", { sessionId: live.record.id, sandboxId, bytes: usage.diskBytes });
-          await this.end(live.record.id, `sandbox stopped: ${diskOverMessage(usage.diskBytes, limits.diskBytes)}`);
-        }
-        continue;
-      }
-      if (usage.pids >= limits.pids * 0.9) {
-        this.notify(live, "pids_limit", `Your sandbox is at its limit of ${limits.pids} processes, so new programs cannot start. Something may be starting processes in a loop: press Ctrl-C, or start a new sandbox.`);
-      }
-      if (usage.memoryBytes >= limits.memoryBytes * 0.9) {
-        this.notify(live, "memory_limit", `Your sandbox is using ${mib(usage.memoryBytes)} of its ${mib(limits.memoryBytes)} memory limit. Programs that need more will be stopped: try stopping containers you no longer need (docker ps, docker stop).`);
-      }
-      if (usage.diskBytes !== undefined && usage.diskBytes >= limits.diskBytes * 0.9) {
-        if (usage.diskBytes >= limits.diskBytes * DISK_HARD_FACTOR) {
-          this.log.warn("sandbox far over its disk limit; ending it", { sessionId: live.record.id, sandboxId, bytes: usage.diskBytes });
-          await this.end(live.record.id, `sandbox stopped: ${diskOverMessage(usage.diskBytes, limits.diskBytes)}`);
-          continue;
-        }
-        this.notify(live, "disk_limit", `Your sandbox is using ${gib(usage.diskBytes)} of its ${gib(limits.diskBytes)} disk limit for images, containers and volumes. Free space with: docker system prune -a. Far over the limit, the sandbox is stopped.`);
-      }
-    }
-  }
-
-  private notify(live: LiveSession, code: string, message: string): void {
-    const last = live.noticesSent.get(code) ?? 0;
-    if (Date.now() - last < NOTICE_INTERVAL_MS) return;
-    live.noticesSent.set(code, Date.now());
-    for (const hub of live.hubs.values()) hub.broadcast({ type: "notice", code, message });
-    this.log.info("limit notice", { sessionId: live.record.id, sandboxId: live.record.sandboxId, code });
-  }
-
-  private onSandboxEvent(sandboxId: string, event: SandboxEvent): void {
-    for (const live of this.live.values()) {
-      if (live.record.sandboxId !== sandboxId) continue;
-      if (event.kind === "oom") {
-        this.notify(live, "oom", `A program in your sandbox needed more than the sandbox's memory limit of ${mib(this.policy.limits.memoryBytes)} and was stopped by the system ("Killed").`);
-        continue;
-      }
-      const reason = event.reason;
-      // The engine may be going away itself (it stops every container when it stops): never let
-      // the look-up reject unobserved, which would end the whole server.
-      void this.runtime.inspect(sandboxId).catch(() => null).then((info) => {
-        const why = info?.exitReason === "oom" ? "oom" : reason;
-        this.log.warn("sandbox stopped under its learner", { sessionId: live.record.id, sandboxId, reason: why });
-        for (const hub of live.hubs.values()) hub.broadcast({ type: "notice", code: "sandbox_stopped", message: sandboxGoneMessage(why, this.policy) });
-        void this.end(live.record.id, `sandbox stopped: ${sandboxGoneMessage(why, this.policy)}`);
-      });
-    }
+  checkLimits(): Promise<void> {
+    return this.watchdog.check();
   }
 
   async stop(): Promise<void> {
@@ -670,29 +542,4 @@ export class SessionManager {
       status: live.status,
     };
   }
-}
-
-const mib = (bytes: number) => `${Math.round(bytes / 1024 ** 2)} MiB`;
-const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
-
-function diskOverMessage(used: number, limit: number): string {
-  return `Your sandbox used ${gib(used)} of disk, over its ${gib(limit)} limit, and was stopped. Start a new one.`;
-}
-
-function minutes(ms: number): string {
-  const m = Math.round(ms / 60_000);
-  return m >= 120 ? `${Math.round(m / 60)} hours` : `${m} minutes`;
-}
-
-export function expiredMessage(reason: string, policy: SessionPolicy): string {
-  return reason.includes("idle")
-    ? `Your sandbox was removed after ${minutes(policy.idleTimeoutMs)} without activity. Start a new one.`
-    : `Your sandbox reached its time limit of ${minutes(policy.ttlMs)} and was removed. Start a new one.`;
-}
-
-export function sandboxGoneMessage(reason: string, policy: SessionPolicy): string {
-  if (reason.includes("oom")) {
-    return `Your sandbox ran out of memory (its limit is ${mib(policy.limits.memoryBytes)}) and was stopped. Start a new one.`;
-  }
-  return "Your sandbox stopped. Start a new one.";
 }

@@ -9,18 +9,11 @@
  * Nothing is fetched while the page is hidden; coming back fetches at once.
  */
 import { CloseCode } from "../../../contracts/close-codes.ts";
+import type { PublishedPort } from "../../../contracts/preview-api.ts";
 import { on } from "../common/bus.ts";
 
-export interface PreviewPort {
-  port: number;
-  containerPort: number;
-  container: string;
-  image: string;
-  reachable: boolean;
-  /** Opens the preview (a path on this site); null when the port cannot be reached from outside. */
-  url: string | null;
-  previewUrl: string | null;
-}
+/** One published port, as the server describes it (contracts/preview-api.ts). */
+export type PreviewPort = PublishedPort;
 
 export type PortsState =
   | { state: "loading" }
