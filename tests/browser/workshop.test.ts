@@ -164,7 +164,7 @@ describe("a classroom workshop, end to end", () => {
     await ana.waitForURL(/\/lessons\/first-containers\//);
     await readyTerminal(ana, "main");
     // The exercise's reference solution, typed as a learner would.
-    await typeLine(ana, "main", "docker run -d --name web nginx && docker stop web && docker run hello-world; echo solved-$((40+2))");
+    await typeLine(ana, "main", "docker run -d --name first-cache redis:7 && docker stop first-cache && docker run busybox echo Containers are processes; echo solved-$((40+2))");
     await waitForTerminalText(ana, "main", /^solved-42$/m, 180_000);
 
     // Check, in the lesson's exercise, as the learner would.
@@ -271,12 +271,12 @@ describe("a classroom workshop, end to end", () => {
     const mine = rows.slice(1).filter((r) => r[1] === "run-and-stop");
     const verdicts = mine.map((r) => [r[0], r[1], r[2], r[3]]);
     expect(verdicts).toEqual([
-      ["Ana", "run-and-stop", "web-stopped", "passed"],
-      ["Ana", "run-and-stop", "hello-ran", "passed"],
-      ["Ben", "run-and-stop", "web-stopped", "failed"],
-      ["Ben", "run-and-stop", "hello-ran", "failed"],
-      ["Cy", "run-and-stop", "web-stopped", "not attempted"],
-      ["Cy", "run-and-stop", "hello-ran", "not attempted"],
+      ["Ana", "run-and-stop", "cache-stopped", "passed"],
+      ["Ana", "run-and-stop", "busybox-said", "passed"],
+      ["Ben", "run-and-stop", "cache-stopped", "failed"],
+      ["Ben", "run-and-stop", "busybox-said", "failed"],
+      ["Cy", "run-and-stop", "cache-stopped", "not attempted"],
+      ["Cy", "run-and-stop", "busybox-said", "not attempted"],
     ]);
     for (const r of mine.slice(0, 4)) expect(Number.isNaN(Date.parse(r[4]!))).toBe(false);
     expect(mine.slice(4).every((r) => r[4] === "")).toBe(true);

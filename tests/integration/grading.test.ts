@@ -78,11 +78,11 @@ describe("grading", () => {
   });
 
   it("passes real work, stores it server-side, and shows it as progress after a reload", async () => {
-    await term.run("docker run -d --name web nginx && docker stop web && docker run hello-world > /dev/null", 120_000);
+    await term.run("docker run -d --name first-cache redis:7 && docker stop first-cache && docker run busybox echo Containers are processes", 120_000);
     const { body } = await check("run-and-stop");
     expect(body.tasks.map((t) => [t.taskId, t.passed])).toEqual([
-      ["web-stopped", true],
-      ["hello-ran", true],
+      ["cache-stopped", true],
+      ["busybox-said", true],
     ]);
     const progress = await fetch(`${app.url}/api/progress`, { headers: { cookie: session.cookie } });
     const json = (await progress.json()) as { exercises: Array<{ exerciseId: string; passed: boolean }> };
