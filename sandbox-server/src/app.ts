@@ -63,6 +63,7 @@ export interface App {
 export async function startApp(config: Config, log: Logger, runtimeOverride?: SandboxRuntime): Promise<App> {
   mkdirSync(config.SHIPSHAPE_DATA_DIR, { recursive: true });
   const store = new Store(path.join(config.SHIPSHAPE_DATA_DIR, "shipshape.db"));
+  if (store.schemaUpgrades.length > 0) log.info("database upgraded", { steps: store.schemaUpgrades });
   const signer = new Signer(config.SHIPSHAPE_SECRET ?? loadOrCreateSecret(config.SHIPSHAPE_DATA_DIR));
   const metrics = new Metrics();
   const serverMetrics = createServerMetrics(metrics);

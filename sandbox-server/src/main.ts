@@ -2,6 +2,7 @@ import { ConfigError, loadConfig } from "./config.ts";
 import { startApp } from "./app.ts";
 import { createLogger } from "./log.ts";
 import { ContentError } from "./content/content-files.ts";
+import { SchemaError } from "./store/migrations.ts";
 
 /** Entry point: validate configuration, start, and stop cleanly on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -20,7 +21,7 @@ async function main(): Promise<void> {
   try {
     app = await startApp(config, log);
   } catch (e) {
-    if (e instanceof ContentError) {
+    if (e instanceof ContentError || e instanceof SchemaError) {
       process.stderr.write(e.message + "\n");
       process.exit(2);
     }

@@ -16,12 +16,7 @@ export class InstructorSessionStore implements RevokedSignIns {
 
   constructor(db: DatabaseSync) {
     this.db = db;
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS revoked_instructor_sessions (
-        id TEXT PRIMARY KEY,
-        expires_at INTEGER NOT NULL
-      );
-    `);
+    // Its table comes from the store's migrations (migrations.ts).
   }
 
   revoke(id: string, expiresAt: number): void {

@@ -1,6 +1,7 @@
 import { DatabaseSync } from "node:sqlite";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
+import { migrate } from "./migrations.ts";
 
 /** A learner's session: one browser (owner) ↔ one sandbox ↔ its terminals. */
 export interface SessionRecord {
@@ -61,61 +62,14 @@ export class Store {
     this.migrate();
   }
 
+  /** Every table of the file, workshops' and instructors' included (migrations.ts). */
   private migrate(): void {
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS sessions (
-        id TEXT PRIMARY KEY,
-        owner_id TEXT NOT NULL,
-        sandbox_id TEXT,
-        workshop_id TEXT,
-        created_at INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL,
-        last_active_at INTEGER NOT NULL,
-        state TEXT NOT NULL,
-        ended_reason TEXT
-      );
-      CREATE INDEX IF NOT EXISTS sessions_owner ON sessions(owner_id, state);
-      CREATE TABLE IF NOT EXISTS results (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        owner_id TEXT NOT NULL,
-        session_id TEXT NOT NULL,
-        workshop_id TEXT,
-        exercise_id TEXT NOT NULL,
-        task_id TEXT NOT NULL,
-        passed INTEGER NOT NULL,
-        message TEXT NOT NULL,
-        at INTEGER NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS results_owner ON results(owner_id, exercise_id, task_id);
-      CREATE INDEX IF NOT EXISTS sessions_sandbox ON sessions(sandbox_id);
-      -- Warm sandboxes nobody has claimed. After a restart, pool membership comes from here and
-      -- never from container labels: a claimed pool sandbox keeps its "pool" labels for life.
-      CREATE TABLE IF NOT EXISTS pool_sandboxes (
-        sandbox_id TEXT PRIMARY KEY,
-        workshop_id TEXT,
-        added_at INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL
-      );
-      -- The last line of defence: no write may bind one sandbox to a second session, or list a
-      -- session's sandbox as free. Triggers rather than a unique index, so a database written by
-      -- an older server with such a pair still opens (start() ends the later session of a pair).
-      CREATE TRIGGER IF NOT EXISTS sessions_one_sandbox_insert BEFORE INSERT ON sessions
-        WHEN NEW.sandbox_id IS NOT NULL AND EXISTS (SELECT 1 FROM sessions WHERE sandbox_id = NEW.sandbox_id)
-        BEGIN SELECT RAISE(ABORT, 'sandbox already bound to a session'); END;
-      CREATE TRIGGER IF NOT EXISTS sessions_one_sandbox_update BEFORE UPDATE OF sandbox_id ON sessions
-        WHEN NEW.sandbox_id IS NOT NULL AND EXISTS (SELECT 1 FROM sessions WHERE sandbox_id = NEW.sandbox_id AND id != NEW.id)
-        BEGIN SELECT RAISE(ABORT, 'sandbox already bound to a session'); END;
-      CREATE TRIGGER IF NOT EXISTS pool_never_bound BEFORE INSERT ON pool_sandboxes
-        WHEN EXISTS (SELECT 1 FROM sessions WHERE sandbox_id = NEW.sandbox_id)
-        BEGIN SELECT RAISE(ABORT, 'sandbox already bound to a session'); END;
-      CREATE TABLE IF NOT EXISTS sandbox_setups (
-        sandbox_id TEXT NOT NULL,
-        exercise_id TEXT NOT NULL,
-        at INTEGER NOT NULL,
-        PRIMARY KEY (sandbox_id, exercise_id)
-      );
-    `);
+    const applied = migrate(this.db);
+    this.schemaUpgrades = applied.map((m) => `${m.version}: ${m.name}`);
   }
+
+  /** The schema steps this open applied (empty when the file was current), for the start log. */
+  schemaUpgrades: string[] = [];
 
   readonly sessions = {
     insert: (s: SessionRecord): void => {

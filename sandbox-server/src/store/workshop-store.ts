@@ -53,49 +53,7 @@ export class WorkshopStore {
 
   constructor(db: DatabaseSync) {
     this.db = db;
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS workshops (
-        id TEXT PRIMARY KEY,
-        code TEXT NOT NULL UNIQUE,
-        title TEXT NOT NULL,
-        lessons TEXT NOT NULL,
-        capacity INTEGER NOT NULL,
-        duration_ms INTEGER NOT NULL,
-        warm_target INTEGER NOT NULL DEFAULT 0,
-        created_at INTEGER NOT NULL,
-        started_at INTEGER,
-        ended_at INTEGER,
-        ended_reason TEXT
-      );
-      CREATE TABLE IF NOT EXISTS workshop_members (
-        id TEXT PRIMARY KEY,
-        workshop_id TEXT NOT NULL REFERENCES workshops(id),
-        owner_id TEXT NOT NULL,
-        display_name TEXT NOT NULL,
-        name_key TEXT NOT NULL,
-        joined_at INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        queued_at INTEGER NOT NULL,
-        admitted_at INTEGER,
-        left_at INTEGER,
-        UNIQUE (workshop_id, owner_id),
-        UNIQUE (workshop_id, name_key)
-      );
-      CREATE INDEX IF NOT EXISTS workshop_members_owner ON workshop_members(owner_id, status);
-      CREATE TABLE IF NOT EXISTS workshop_messages (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        workshop_id TEXT NOT NULL REFERENCES workshops(id),
-        message TEXT NOT NULL,
-        at INTEGER NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS results_workshop ON results(workshop_id, owner_id);
-      CREATE TRIGGER IF NOT EXISTS results_frozen_after_workshop_end BEFORE INSERT ON results
-        WHEN NEW.workshop_id IS NOT NULL
-         AND EXISTS (SELECT 1 FROM workshops w WHERE w.id = NEW.workshop_id AND w.ended_at IS NOT NULL)
-      BEGIN
-        SELECT RAISE(IGNORE);
-      END;
-    `);
+    // Its tables are created with the others, by the store's migrations (migrations.ts).
   }
 
   readonly workshops = {

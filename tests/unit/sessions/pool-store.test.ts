@@ -68,7 +68,8 @@ describe("pool membership in the store", () => {
   it("opens a database an older server wrote with one sandbox in two sessions (start() then ends the later one)", () => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), "shipshape-store-")), "shipshape.db");
     const old = new Store(file);
-    old.db.exec("DROP TRIGGER sessions_one_sandbox_insert");
+    // A server before the fix: schema 1, without the triggers that step 2 adds.
+    old.db.exec("DROP TRIGGER sessions_one_sandbox_insert; PRAGMA user_version = 1");
     old.sessions.insert(session("a", "sb-1"));
     old.sessions.insert(session("b", "sb-1"));
     old.close();
