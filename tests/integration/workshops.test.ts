@@ -368,15 +368,15 @@ describe("classroom workshops API", () => {
     for (const r of body) expect(r[0]).not.toMatch(/^[=+\-@]/);
     const zoeRows = body.filter((r) => r[0] === "Zoë");
     expect(zoeRows.map((r) => [r[1], r[2], r[3]])).toEqual([
-      ["run-and-stop", "web-stopped", "failed"],
-      ["run-and-stop", "hello-ran", "failed"],
+      ["run-and-stop", "cache-stopped", "failed"],
+      ["run-and-stop", "busybox-said", "failed"],
     ]);
     expect(Date.parse(zoeRows[0]![4]!)).toBeGreaterThan(Date.now() - 120_000);
     expect(body.filter((r) => r[0] === "Doe, Jo").every((r) => r[3] === "not attempted" && r[4] === "")).toBe(true);
 
     // Ending freezes the grades: nothing recorded for the workshop afterwards counts, or is even stored.
     await call(app, "POST", `/api/workshops/${w.id}/end`, { cookie: instructor });
-    app.store.results.insert({ ownerId: "late", sessionId: "late", workshopId: w.id, exerciseId: "run-and-stop", taskId: "hello-ran", passed: true, message: "", at: Date.now() });
+    app.store.results.insert({ ownerId: "late", sessionId: "late", workshopId: w.id, exerciseId: "run-and-stop", taskId: "busybox-said", passed: true, message: "", at: Date.now() });
     expect(app.store.db.prepare("SELECT COUNT(*) AS n FROM results WHERE owner_id = 'late'").get()!.n).toBe(0);
     const after = await call(app, "GET", `/api/workshops/${w.id}/grades.csv`, { cookie: instructor });
     expect(after.text).toBe(reply.text);
