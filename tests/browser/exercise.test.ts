@@ -63,9 +63,9 @@ describe("exercises and quizzes on a lesson page", () => {
     await expect(exercise().getAttribute("aria-busy")).resolves.toBe("true");
     await button.click({ force: true });
 
-    await expect.poll(() => task("web-stopped").getAttribute("data-result"), { timeout: 60_000 }).toBe("fail");
-    await expect(task("hello-ran").getAttribute("data-result")).resolves.toBe("fail");
-    await expect(task("web-stopped").locator("[data-task-message]").textContent()).resolves.toBe("There is no container named `web` yet.");
+    await expect.poll(() => task("cache-stopped").getAttribute("data-result"), { timeout: 60_000 }).toBe("fail");
+    await expect(task("busybox-said").getAttribute("data-result")).resolves.toBe("fail");
+    await expect(task("cache-stopped").locator("[data-task-message]").textContent()).resolves.toBe("There is no container named `first-cache` yet.");
     await expect(status().textContent()).resolves.toMatch(/^0 of 2 tasks pass\. Not yet: /);
     await expect(button.getAttribute("aria-disabled")).resolves.toBeNull();
     expect(checks).toHaveLength(1);
@@ -73,13 +73,13 @@ describe("exercises and quizzes on a lesson page", () => {
   }, 120_000);
 
   it("reveals hints one at a time, and keeps keyboard focus on the last one", async () => {
-    const hints = task("web-stopped").locator("[data-hint]");
+    const hints = task("cache-stopped").locator("[data-hint]");
     await expect(hints.count()).resolves.toBe(2);
     await expect(hints.first().isVisible()).resolves.toBe(false);
-    await task("web-stopped").getByRole("button", { name: "Show a hint (1 of 2)" }).click();
-    await expect(hints.first().textContent()).resolves.toContain("docker run -d --name web nginx");
+    await task("cache-stopped").getByRole("button", { name: "Show a hint (1 of 2)" }).click();
+    await expect(hints.first().textContent()).resolves.toContain("docker run -d --name NAME IMAGE");
     await expect(hints.nth(1).isVisible()).resolves.toBe(false);
-    const next = task("web-stopped").getByRole("button", { name: "Show another hint (2 of 2)" });
+    const next = task("cache-stopped").getByRole("button", { name: "Show another hint (2 of 2)" });
     await next.focus();
     await page.keyboard.press("Enter");
     await expect(hints.nth(1).isVisible()).resolves.toBe(true);
@@ -88,12 +88,12 @@ describe("exercises and quizzes on a lesson page", () => {
   });
 
   it("passes once the learner has done the work in the terminal", async () => {
-    await typeLine(page, "main", "docker run -d --name web nginx && docker stop web && docker run hello-world");
-    // hello-world's last line (its first has scrolled away by then).
-    await waitForTerminalText(page, "main", /docs\.docker\.com\/get-started\/[\s\S]*sandbox:/, 120_000);
+    await typeLine(page, "main", "docker run -d --name first-cache redis:7 && docker stop first-cache && docker run busybox echo Containers are processes");
+    // busybox's line, then the next prompt.
+    await waitForTerminalText(page, "main", /^Containers are processes$[\s\S]*sandbox:/m, 120_000);
     await exercise().getByRole("button", { name: "Check" }).click();
-    await expect.poll(() => task("web-stopped").getAttribute("data-result"), { timeout: 60_000 }).toBe("pass");
-    await expect(task("hello-ran").getAttribute("data-result")).resolves.toBe("pass");
+    await expect.poll(() => task("cache-stopped").getAttribute("data-result"), { timeout: 60_000 }).toBe("pass");
+    await expect(task("busybox-said").getAttribute("data-result")).resolves.toBe("pass");
     await expect(status().textContent()).resolves.toBe("All 2 tasks pass. Well done!");
     await expect.poll(() => exercise().locator("[data-exercise-badge]").isVisible()).toBe(true);
     await expect.poll(() => page.locator(".lesson-header [data-lesson-progress]").textContent(), { timeout: 10_000 }).toContain("1 of 2 exercises passed");
@@ -103,8 +103,8 @@ describe("exercises and quizzes on a lesson page", () => {
     const progress = page.waitForResponse((r) => r.url().endsWith("/api/progress"));
     await visit(page);
     await progress;
-    await expect.poll(() => task("web-stopped").getAttribute("data-result")).toBe("pass");
-    await expect(task("hello-ran").getAttribute("data-result")).resolves.toBe("pass");
+    await expect.poll(() => task("cache-stopped").getAttribute("data-result")).toBe("pass");
+    await expect(task("busybox-said").getAttribute("data-result")).resolves.toBe("pass");
     await expect(exercise().locator("[data-exercise-badge]").isVisible()).resolves.toBe(true);
     await expect(status().textContent()).resolves.toBe("You passed this exercise.");
     const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }));
@@ -116,7 +116,7 @@ describe("exercises and quizzes on a lesson page", () => {
     );
     await visit(page);
     await page.waitForTimeout(500);
-    await expect(task("web-stopped").getAttribute("data-result")).resolves.toBe("none");
+    await expect(task("cache-stopped").getAttribute("data-result")).resolves.toBe("none");
     await expect(exercise().locator("[data-exercise-badge]").isVisible()).resolves.toBe(false);
     await page.unroute("**/api/progress");
     await visit(page);
@@ -197,7 +197,7 @@ describe("exercises and quizzes on a lesson page", () => {
     await ex.getByRole("button", { name: "Check" }).click();
     await expect.poll(() => ex.locator("[data-exercise-status]").getAttribute("data-kind")).toBe("error");
     await expect(ex.getByRole("status").textContent()).resolves.toBe("You have no sandbox yet: open a terminal first.");
-    await expect(ex.locator('[data-task-id="web-stopped"]').getAttribute("data-result")).resolves.toBe("none");
+    await expect(ex.locator('[data-task-id="cache-stopped"]').getAttribute("data-result")).resolves.toBe("none");
     await fresh.close();
   });
 
