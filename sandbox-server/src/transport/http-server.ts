@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from "node:stream";
 import { z } from "zod";
 import { openSessionSchema, sandboxFileSchema, type SessionAnswer, type SessionLimits } from "../../../contracts/session-api.ts";
-import { json, originAllowed, readCookie, requestUrl, type HttpMount } from "../common/http.ts";
+import { json, originAllowed, readCookie, readJsonBody, requestUrl, type HttpMount } from "../common/http.ts";
 import { ShipshapeError, toShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -382,25 +382,8 @@ export function setOwnerCookie(res: ServerResponse, cookies: CookieNames, value:
   res.setHeader("set-cookie", cookieHeader(cookies.owner, value, { secure: cookies.secure, sameSite: "Lax", maxAgeSeconds: 31536000 }));
 }
 
-export async function readJson(req: IncomingMessage): Promise<unknown> {
-  const declared = Number(req.headers["content-length"] ?? 0);
-  if (declared > MAX_BODY_BYTES) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw tooLarge();
-    chunks.push(chunk);
-  }
-  if (size === 0) return {};
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
-  } catch {
-    throw new ShipshapeError("bad_request", "The request body is not valid JSON.");
-  }
-}
-
-function tooLarge(): ShipshapeError {
-  return new ShipshapeError("payload_too_large", `The request is too large; the limit is ${MAX_BODY_BYTES / 1024} KiB.`);
+/** An API request's JSON body, at most MAX_BODY_BYTES. */
+export function readJson(req: IncomingMessage): Promise<unknown> {
+  return readJsonBody(req, MAX_BODY_BYTES);
 }
 
