@@ -21,6 +21,7 @@ const exercise = (script: string, timeoutSeconds?: number): Exercise =>
     title: "A script check",
     tasks: [{ id: "verify", title: "The step is done", check: { kind: "script", script, ...(timeoutSeconds ? { timeoutSeconds } : {}) } }],
     solution: "true",
+    wrongAttempts: [{ name: "nothing done", script: "true" }],
   });
 const grade = async (script: string, timeoutSeconds?: number) => (await grader.grade(exercise(script, timeoutSeconds), sandbox.id)).tasks[0]!;
 const inSandbox = (script: string) => runtime.exec(sandbox.id, ["sh", "-c", script], { timeoutMs: 120_000 });
