@@ -137,6 +137,34 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: "instructors as people: named accounts, one-time invites, workshops owned by one (issue 20)",
+    sql: `
+      CREATE TABLE IF NOT EXISTS instructors (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'instructor')),
+        created_at INTEGER NOT NULL,
+        disabled_at INTEGER
+      );
+      -- The built-in account the admin secret signs in as; it owns every workshop made before accounts.
+      INSERT OR IGNORE INTO instructors (id, name, role, created_at) VALUES ('admin', 'Admin', 'admin', 0);
+      -- Only the SHA-256 of an invite token is kept: a copy of the database does not sign anyone in.
+      CREATE TABLE IF NOT EXISTS instructor_invites (
+        token_hash TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'instructor')),
+        created_by TEXT NOT NULL REFERENCES instructors(id),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER,
+        instructor_id TEXT REFERENCES instructors(id)
+      );
+      ALTER TABLE workshops ADD COLUMN owner_instructor_id TEXT NOT NULL DEFAULT 'admin';
+      CREATE INDEX IF NOT EXISTS workshops_owner ON workshops(owner_instructor_id);
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = migrations[migrations.length - 1]!.version;
