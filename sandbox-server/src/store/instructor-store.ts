@@ -51,21 +51,19 @@ export class InstructorStore {
   }
 
   /**
-   * Marks the invite used and creates its account in one transaction. The conditional UPDATE is
-   * what makes an invite single-use: of two simultaneous redemptions only one changes the row.
+   * Marks the invite used and creates its account in one transaction. BEGIN IMMEDIATE takes the
+   * write lock first, so of two simultaneous redemptions only one finds the invite unused.
    */
   redeem(tokenHash: string, accountId: string, at: number): InstructorAccount | undefined {
     this.db.exec("BEGIN IMMEDIATE");
     try {
-      const changed = this.db
-        .prepare("UPDATE instructor_invites SET used_at = ?, instructor_id = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?")
-        .run(at, accountId, tokenHash, at).changes;
-      if (Number(changed) !== 1) {
+      const invite = this.invite(tokenHash);
+      if (!invite || invite.usedAt !== null || invite.expiresAt <= at) {
         this.db.exec("ROLLBACK");
         return undefined;
       }
-      const invite = this.invite(tokenHash)!;
       this.db.prepare("INSERT INTO instructors (id, name, role, created_at) VALUES (?, ?, ?, ?)").run(accountId, invite.name, invite.role, at);
+      this.db.prepare("UPDATE instructor_invites SET used_at = ?, instructor_id = ? WHERE token_hash = ? AND used_at IS NULL").run(at, accountId, tokenHash);
       this.db.exec("COMMIT");
     } catch (e) {
       this.db.exec("ROLLBACK");

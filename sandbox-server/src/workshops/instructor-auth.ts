@@ -123,7 +123,7 @@ export class InstructorAuth {
     if (by.role !== "admin") throw new ShipshapeError("forbidden", "Only an admin can invite instructors.");
     const clean = name.normalize("NFKC").replace(/\s+/g, " ").trim();
     // Control and format characters would let a name forge lines in logs and lists.
-    if (!clean || clean.length > 80 || /[\p{Cc}\p{Cf}]/u.test(clean)) {
+    if (!clean || clean.length > 80 || /[\p{Cc}\p{Cf}]/u.test(name)) {
       throw new ShipshapeError("bad_request", "Give the instructor's name: 1 to 80 characters, no control characters.");
     }
     const token = randomBytes(32).toString("base64url");
