@@ -54,8 +54,9 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
   const badCodes = new RateLimiter({ capacity: 30, refillPerMinute: 30 });
   const streams = new Set<ServerResponse>();
 
-  // Every attempt counts, like sign-in: a token is 256 bits, so this only keeps a guesser slow and visible.
-  const inviteAttempts = new RateLimiter({ capacity: 10, refillPerMinute: 10 });
+  // Per address, like sign-in; only refused links cost a token (as with join codes), so a school's
+  // instructors behind one address can all accept theirs, while a guesser is stopped after 10.
+  const badInvites = new RateLimiter({ capacity: 10, refillPerMinute: 10 });
 
   const requireInstructor = (req: IncomingMessage): SignedInInstructor => {
     const instructor = auth.whoIs(readCookie(req, cookies.instructor));
@@ -76,9 +77,18 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
     }
     return instructor;
   };
-  const takeInviteAttempt = (req: IncomingMessage) => {
-    if (!inviteAttempts.take(address(req))) {
-      throw new ShipshapeError("rate_limited", "Too many invite link attempts from your address. Wait a minute and try again.");
+  /** Runs an invite look-up unless this address has run out of wrong tries; a wrong one costs a try. */
+  const inviteAttempt = <T>(req: IncomingMessage, attempt: () => T): T => {
+    const tooMany = () => new ShipshapeError("rate_limited", "Too many invite link attempts from your address. Wait a minute and try again.");
+    if (badInvites.waitMs(address(req)) > 0) throw tooMany();
+    try {
+      return attempt();
+    } catch (e) {
+      if (e instanceof ShipshapeError && e.code === "unauthorized") {
+        log.warn("instructor invite refused", { address: address(req) });
+        badInvites.take(address(req));
+      }
+      throw e;
     }
   };
   const address = deps.clientKey;
@@ -124,20 +134,12 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
       json(res, 201, invite);
     },
     "POST /api/instructor/invites/preview": async (req, res) => {
-      takeInviteAttempt(req);
       const body = inviteTokenSchema.parse(await readJson(req));
-      json(res, 200, auth.previewInvite(body.token));
+      json(res, 200, inviteAttempt(req, () => auth.previewInvite(body.token)));
     },
     "POST /api/instructor/invites/redeem": async (req, res) => {
-      takeInviteAttempt(req);
       const body = inviteTokenSchema.parse(await readJson(req));
-      let instructor: SignedInInstructor;
-      try {
-        instructor = auth.redeemInvite(body.token);
-      } catch (e) {
-        log.warn("instructor invite refused", { address: address(req) });
-        throw e;
-      }
+      const instructor = inviteAttempt(req, () => auth.redeemInvite(body.token));
       const { value, maxAgeSeconds } = auth.issue(instructor.id);
       setInstructorCookie(res, value, maxAgeSeconds);
       log.info("instructor account created from an invite", { instructorId: instructor.id, role: instructor.role });
