@@ -191,6 +191,18 @@ describe("instructor accounts and invites", () => {
     expect((await call(app, "GET", `/api/workshops/${wa.id}`, { cookie: a.cookie })).status).toBe(200);
   });
 
+  it("gives an existing instructor a one-time sign-in link into the same account", async () => {
+    const e = await accept((await invite("Instructor E")).link);
+    const we = await createWorkshop(e.cookie, "E's class");
+    const made = await call(app, "POST", `/api/instructor/instructors/${e.instructor.id}/sign-in-link`, { cookie: admin });
+    expect(made.status, made.text).toBe(201);
+    const again = await accept(made.body.link);
+    expect(again.instructor).toEqual(e.instructor);
+    expect((await call(app, "GET", `/api/workshops/${we.id}`, { cookie: again.cookie })).status).toBe(200);
+    expect((await call(app, "POST", "/api/instructor/invites/redeem", { body: { token: tokenOf(made.body.link) } })).status).toBe(401);
+    expect((await call(app, "POST", `/api/instructor/instructors/${e.instructor.id}/sign-in-link`, { cookie: e.cookie })).status).toBe(403);
+  });
+
   it("lets only admins invite, list and disable", async () => {
     const c = await accept((await invite("Instructor C")).link);
     expect((await call(app, "POST", "/api/instructor/invites", { cookie: c.cookie, body: { name: "Mallory", role: "admin" } })).status).toBe(403);
@@ -223,6 +235,8 @@ describe("instructor accounts and invites", () => {
     expect(text).toContain("event: signed-out");
     expect((await call(app, "GET", "/api/workshops", { cookie: d.cookie })).status).toBe(401);
     expect((await call(app, "GET", "/api/instructor/session", { cookie: d.cookie })).body).toEqual({ signedIn: false });
+    // Nor does a sign-in link into the disabled account work.
+    expect((await call(app, "POST", `/api/instructor/instructors/${d.instructor.id}/sign-in-link`, { cookie: admin })).status).toBe(400);
     expect(await watchStatus(app, d.cookie, wd.id)).toBe(403);
     // The admin still has the workshop.
     expect((await call(app, "GET", `/api/workshops/${wd.id}`, { cookie: admin })).status).toBe(200);

@@ -51,25 +51,28 @@ export class InstructorStore {
   }
 
   /**
-   * Marks the invite used and creates its account in one transaction. BEGIN IMMEDIATE takes the
+   * Marks the invite used and creates its account (or, for a sign-in link, finds it) in one transaction. BEGIN IMMEDIATE takes the
    * write lock first, so of two simultaneous redemptions only one finds the invite unused.
    */
   redeem(tokenHash: string, accountId: string, at: number): InstructorAccount | undefined {
     this.db.exec("BEGIN IMMEDIATE");
     try {
       const invite = this.invite(tokenHash);
-      if (!invite || invite.usedAt !== null || invite.expiresAt <= at) {
+      // A sign-in link names its (existing) account; it is no good once that account is disabled.
+      const existing = invite?.instructorId != null ? this.get(invite.instructorId) : undefined;
+      if (!invite || invite.usedAt !== null || invite.expiresAt <= at || (invite.instructorId !== null && (!existing || existing.disabledAt !== null))) {
         this.db.exec("ROLLBACK");
         return undefined;
       }
-      this.db.prepare("INSERT INTO instructors (id, name, role, created_at) VALUES (?, ?, ?, ?)").run(accountId, invite.name, invite.role, at);
-      this.db.prepare("UPDATE instructor_invites SET used_at = ?, instructor_id = ? WHERE token_hash = ? AND used_at IS NULL").run(at, accountId, tokenHash);
+      const id = existing?.id ?? accountId;
+      if (!existing) this.db.prepare("INSERT INTO instructors (id, name, role, created_at) VALUES (?, ?, ?, ?)").run(id, invite.name, invite.role, at);
+      this.db.prepare("UPDATE instructor_invites SET used_at = ?, instructor_id = ? WHERE token_hash = ? AND used_at IS NULL").run(at, id, tokenHash);
       this.db.exec("COMMIT");
+      return this.get(id);
     } catch (e) {
       this.db.exec("ROLLBACK");
       throw e;
     }
-    return this.get(accountId);
   }
 }
 

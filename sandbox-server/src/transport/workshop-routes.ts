@@ -150,6 +150,13 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
       const admin = requireInstructor(req);
       json(res, 200, { instructors: auth.listAccounts(admin) });
     },
+    "POST /api/instructor/instructors/:id/sign-in-link": (req, res, _owner, params) => {
+      const admin = requireInstructor(req);
+      const { token, expiresAt, name, role } = auth.createSignInLink(admin, params.id!);
+      log.info("instructor sign-in link created", { by: admin.id, instructorId: params.id });
+      const link: CreatedInvite = { link: `/instructor/#invite=${token}`, name, role, expiresAt };
+      json(res, 201, link);
+    },
     "POST /api/instructor/instructors/:id/disable": (req, res, _owner, params) => {
       const admin = requireInstructor(req);
       const account = auth.disable(admin, params.id!);

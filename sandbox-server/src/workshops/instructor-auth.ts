@@ -133,10 +133,28 @@ export class InstructorAuth {
     return { token, expiresAt };
   }
 
+  /**
+   * A one-time sign-in link for an existing account (there are no passwords: a person whose
+   * 12-hour cookie expired asks an admin for one). Same token rules as an invite.
+   */
+  createSignInLink(by: SignedInInstructor, accountId: string): { token: string; expiresAt: number; name: string; role: InstructorRole } {
+    if (by.role !== "admin") throw new ShipshapeError("forbidden", "Only an admin can make sign-in links.");
+    if (accountId === BUILT_IN_ADMIN_ID) throw new ShipshapeError("bad_request", "The built-in admin signs in with the admin secret.");
+    const account = this.accounts.get(accountId);
+    if (!account) throw new ShipshapeError("not_found", "There is no such instructor.");
+    if (account.disabledAt !== null) throw new ShipshapeError("bad_request", `${account.name} is disabled; invite them again as a new account.`);
+    const token = randomBytes(32).toString("base64url");
+    const now = this.now();
+    const expiresAt = now + INVITE_TTL_MS;
+    this.accounts.insertInvite({ tokenHash: tokenHash(token), name: account.name, role: account.role, createdBy: by.id, createdAt: now, expiresAt, usedAt: null, instructorId: account.id });
+    return { token, expiresAt, name: account.name, role: account.role };
+  }
+
   /** Who an invite would sign in as, without using it; the same refusal for every bad token. */
   previewInvite(token: string): { name: string; role: InstructorRole; expiresAt: number } {
     const invite = tokenPattern.test(token) ? this.accounts.invite(tokenHash(token)) : undefined;
     if (!invite || invite.usedAt !== null || invite.expiresAt <= this.now()) throw badInvite();
+    if (invite.instructorId !== null && this.accounts.get(invite.instructorId)?.disabledAt !== null) throw badInvite();
     return { name: invite.name, role: invite.role, expiresAt: invite.expiresAt };
   }
 
@@ -268,7 +286,10 @@ class AccountsInMemory implements InstructorAccounts {
   redeem(hash: string, accountId: string, at: number) {
     const invite = this.invites.get(hash);
     if (!invite || invite.usedAt !== null || invite.expiresAt <= at) return undefined;
+    const existing = invite.instructorId !== null ? this.accounts.get(invite.instructorId) : undefined;
+    if (invite.instructorId !== null && (!existing || existing.disabledAt !== null)) return undefined;
     invite.usedAt = at;
+    if (existing) return existing;
     invite.instructorId = accountId;
     const account: InstructorAccount = { id: accountId, name: invite.name, role: invite.role, createdAt: at, disabledAt: null };
     this.accounts.set(accountId, account);

@@ -4,7 +4,7 @@
  * secret in the URL fragment, and an invite link carries its token there too (fragments are never
  * sent to a server); this page uses either once and removes it from the address bar and history.
  */
-import type { InstructorAccount, InstructorSessionView, WorkshopSummary } from "../../../contracts/workshop-api.ts";
+import type { CreatedInvite, InstructorAccount, InstructorSessionView, WorkshopSummary } from "../../../contracts/workshop-api.ts";
 import { ApiError, formatClock, instructorApi } from "./workshop-api.ts";
 
 export function dashboardHref(id: string): string {
@@ -48,6 +48,15 @@ export function mountInstructorHome(): void {
   const peopleStatus = document.querySelector<HTMLElement>("[data-people-status]")!;
   let me: InstructorSessionView["instructor"];
 
+  /** Shows a one-time link (an invite, or a sign-in link for an existing account) with its copy button. */
+  const showLink = (created: CreatedInvite, what: string) => {
+    inviteLink.value = new URL(created.link, location.origin).href;
+    inviteStatus.textContent = `${what} for ${created.name}: send it to them yourself; it works once, until ${new Date(created.expiresAt).toLocaleString()}.`;
+    inviteResult.hidden = false;
+    inviteLink.focus();
+    inviteLink.select();
+  };
+
   const showPeople = async () => {
     const accounts: InstructorAccount[] = await instructorApi.instructors();
     people.replaceChildren(
@@ -68,6 +77,18 @@ export function mountInstructorHome(): void {
           disable.className = "button";
           disable.textContent = "Disable";
           disable.setAttribute("aria-label", `Disable ${account.name}`);
+          const link = document.createElement("button");
+          link.type = "button";
+          link.className = "button";
+          link.textContent = "New sign-in link";
+          link.setAttribute("aria-label", `New sign-in link for ${account.name}`);
+          link.addEventListener("click", async () => {
+            try {
+              showLink(await instructorApi.signInLink(account.id), "Sign-in link");
+            } catch (error) {
+              peopleStatus.textContent = error instanceof Error ? error.message : String(error);
+            }
+          });
           disable.addEventListener("click", async () => {
             if (!confirm(`Disable ${account.name}? They are signed out at once and cannot sign in again.`)) return;
             try {
@@ -79,7 +100,7 @@ export function mountInstructorHome(): void {
               peopleStatus.textContent = error instanceof Error ? error.message : String(error);
             }
           });
-          actions.append(disable);
+          actions.append(link, " ", disable);
         }
         tr.append(name, role, state, actions);
         return tr;
@@ -219,11 +240,7 @@ export function mountInstructorHome(): void {
     submit.disabled = true;
     try {
       const created = await instructorApi.createInvite(name, data.get("role") === "admin" ? "admin" : "instructor");
-      inviteLink.value = new URL(created.link, location.origin).href;
-      inviteStatus.textContent = `Send this link to ${created.name} yourself; it expires ${new Date(created.expiresAt).toLocaleString()}.`;
-      inviteResult.hidden = false;
-      inviteLink.focus();
-      inviteLink.select();
+      showLink(created, "Invite link");
       await showPeople();
     } catch (error) {
       inviteFormError.textContent = error instanceof Error ? error.message : String(error);
@@ -253,7 +270,7 @@ export function mountInstructorHome(): void {
     inviteSection.querySelector<HTMLElement>("#invite-title")!.focus();
     try {
       const preview = await instructorApi.previewInvite(token);
-      inviteText.textContent = `You are invited as ${preview.name}, ${preview.role === "admin" ? "an admin" : "an instructor"}. The link works once.`;
+      inviteText.textContent = `This link signs you in as ${preview.name}, ${preview.role === "admin" ? "an admin" : "an instructor"}. It works once.`;
       inviteAccept.hidden = false;
       inviteAccept.onclick = async () => {
         inviteAccept.disabled = true;

@@ -61,6 +61,7 @@ export const instructorApi = {
   previewInvite: (token: string) => request<InvitePreview>("POST", "/api/instructor/invites/preview", { token }),
   redeemInvite: (token: string) => request<InstructorSessionView>("POST", "/api/instructor/invites/redeem", { token }),
   instructors: () => request<{ instructors: InstructorAccount[] }>("GET", "/api/instructor/instructors").then((r) => r.instructors),
+  signInLink: (id: string) => request<CreatedInvite>("POST", `/api/instructor/instructors/${encodeURIComponent(id)}/sign-in-link`),
   disableInstructor: (id: string) => request<InstructorAccount>("POST", `/api/instructor/instructors/${encodeURIComponent(id)}/disable`),
   lessons: () => request<{ lessons: CatalogEntry[] }>("GET", "/api/instructor/lessons").then((r) => r.lessons),
   list: () => request<{ workshops: WorkshopSummary[] }>("GET", "/api/workshops").then((r) => r.workshops),

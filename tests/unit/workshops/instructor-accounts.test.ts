@@ -137,3 +137,21 @@ describe("instructor accounts", () => {
     expect(workshops.workshops.get("old1")!.ownerInstructorId).toBe(BUILT_IN_ADMIN_ID);
   });
 });
+
+describe("sign-in links for existing accounts", () => {
+  it("sign in to the same account once, and stop working when the account is disabled", () => {
+    const { auth, admin } = setUp();
+    const ada = auth.redeemInvite(auth.createInvite(admin, "Ada", "instructor").token);
+    const link = auth.createSignInLink(admin, ada.id);
+    expect(link).toMatchObject({ name: "Ada", role: "instructor" });
+    expect(auth.redeemInvite(link.token)).toEqual(ada);
+    expect(codeOf(() => auth.redeemInvite(link.token))).toBe("unauthorized");
+    expect(auth.listAccounts(admin)).toHaveLength(2);
+    const unused = auth.createSignInLink(admin, ada.id);
+    auth.disable(admin, ada.id);
+    expect(codeOf(() => auth.previewInvite(unused.token))).toBe("unauthorized");
+    expect(codeOf(() => auth.redeemInvite(unused.token))).toBe("unauthorized");
+    expect(codeOf(() => auth.createSignInLink(admin, ada.id))).toBe("bad_request");
+    expect(codeOf(() => auth.createSignInLink(ada, admin.id))).toBe("forbidden");
+  });
+});
