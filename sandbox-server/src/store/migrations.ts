@@ -13,6 +13,17 @@ export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /**
+   * Runs after `sql` in the same transaction, for what SQL cannot say idempotently (SQLite has no
+   * ADD COLUMN IF NOT EXISTS): every step must be safe on a file that already has its changes.
+   */
+  apply?: (db: DatabaseSync) => void;
+}
+
+/** Adds a column unless the table has it already. */
+function addColumnOnce(db: DatabaseSync, table: string, column: string, definition: string): void {
+  const columns = db.prepare(`PRAGMA table_info(${table})`).all().map((c) => String(c.name));
+  if (!columns.includes(column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
 }
 
 export const migrations: readonly Migration[] = [
@@ -161,9 +172,11 @@ export const migrations: readonly Migration[] = [
         used_at INTEGER,
         instructor_id TEXT REFERENCES instructors(id)
       );
-      ALTER TABLE workshops ADD COLUMN owner_instructor_id TEXT NOT NULL DEFAULT 'admin';
-      CREATE INDEX IF NOT EXISTS workshops_owner ON workshops(owner_instructor_id);
     `,
+    apply: (db) => {
+      addColumnOnce(db, "workshops", "owner_instructor_id", "TEXT NOT NULL DEFAULT 'admin'");
+      db.exec("CREATE INDEX IF NOT EXISTS workshops_owner ON workshops(owner_instructor_id)");
+    },
   },
 ];
 
@@ -187,6 +200,7 @@ export function migrate(db: DatabaseSync, steps: readonly Migration[] = migratio
     db.exec("BEGIN IMMEDIATE");
     try {
       db.exec(step.sql);
+      step.apply?.(db);
       // PRAGMA takes no parameters; the version is a number from the list above.
       db.exec(`PRAGMA user_version = ${Math.trunc(step.version)}`);
       db.exec("COMMIT");

@@ -10,11 +10,10 @@ import {
   signInSchema,
 } from "../../../contracts/workshop-api.ts";
 import { json, readCookie } from "../common/http.ts";
-import { BUILT_IN_ADMIN_ID } from "../store/instructor-store.ts";
 import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { newId, type Signer } from "../common/signing.ts";
-import { InstructorAuth, type SignedInInstructor } from "../workshops/instructor-auth.ts";
+import { BUILT_IN_ADMIN_ID, InstructorAuth, type SignedInInstructor } from "../workshops/instructor-auth.ts";
 import type { CreatedInvite, InstructorSessionView } from "../../../contracts/workshop-api.ts";
 import { normalizeJoinCode } from "../workshops/join-code.ts";
 import type { WorkshopService } from "../workshops/workshop-service.ts";

@@ -4,6 +4,8 @@ import path from "node:path";
 import { newId, Signer } from "../common/signing.ts";
 import type { RevokedSignIns } from "../store/instructor-session-store.ts";
 import { BUILT_IN_ADMIN_ID, type InviteRecord } from "../store/instructor-store.ts";
+
+export { BUILT_IN_ADMIN_ID };
 import { ShipshapeError } from "../errors.ts";
 import type { InstructorAccount, InstructorRole } from "../../../contracts/workshop-api.ts";
 

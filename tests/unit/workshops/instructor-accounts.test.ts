@@ -155,3 +155,20 @@ describe("sign-in links for existing accounts", () => {
     expect(codeOf(() => auth.createSignInLink(ada, admin.id))).toBe("forbidden");
   });
 });
+
+describe("schema step 5", () => {
+  it("upgrades a schema-4 database: existing workshops belong to the admin, and the step is safe to run twice", () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), "shipshape-schema5-")), "shipshape.db");
+    const fresh = new Store(file);
+    // A database as schema 4 left it: no accounts, no owner column, one workshop.
+    fresh.db.exec("DROP TABLE instructor_invites; DROP TABLE instructors; DROP INDEX workshops_owner; ALTER TABLE workshops DROP COLUMN owner_instructor_id; PRAGMA user_version = 4");
+    fresh.db.exec("INSERT INTO workshops (id, code, title, lessons, capacity, duration_ms, created_at) VALUES ('w4', 'ABCDEF', 'Old', '[]', 1, 60000, 1)");
+    fresh.close();
+    const upgraded = new Store(file);
+    expect(new WorkshopStore(upgraded.db).workshops.get("w4")!.ownerInstructorId).toBe(BUILT_IN_ADMIN_ID);
+    expect(new InstructorStore(upgraded.db).get(BUILT_IN_ADMIN_ID)).toMatchObject({ role: "admin", disabledAt: null });
+    upgraded.db.exec("PRAGMA user_version = 4");
+    upgraded.close();
+    expect(() => new Store(file).close()).not.toThrow();
+  });
+});
