@@ -13,6 +13,13 @@ const MAX_DURATION_MINUTES = 12 * 60;
 /** `POST /api/instructor/session` */
 export const signInSchema = z.object({ secret: z.string().max(200) }).strict();
 
+/** `POST /api/instructor/invites` (admins only) */
+export const createInviteSchema = z
+  .object({ name: z.string().max(200), role: z.enum(["admin", "instructor"]) })
+  .strict();
+/** `POST /api/instructor/invites/preview` and `/redeem`: the token from the link's #invite= fragment. */
+export const inviteTokenSchema = z.object({ token: z.string().max(200) }).strict();
+
 /** `POST /api/workshops` */
 export const createWorkshopSchema = z
   .object({
@@ -35,6 +42,38 @@ export const messageSchema = z.object({ message: z.string().max(2_000) }).strict
 export const joinSchema = z.object({ code: z.string().max(40), name: z.string().max(400) }).strict();
 
 // ---- answers ----------------------------------------------------------------------------------
+
+export type InstructorRole = "admin" | "instructor";
+
+/** A named instructor account. Admins see every workshop and manage accounts; instructors their own. */
+export interface InstructorAccount {
+  id: string;
+  name: string;
+  role: InstructorRole;
+  createdAt: number;
+  disabledAt: number | null;
+}
+
+/** `GET /api/instructor/session` */
+export interface InstructorSessionView {
+  signedIn: boolean;
+  instructor?: { id: string; name: string; role: InstructorRole };
+}
+
+/** `POST /api/instructor/invites`: the one-time link, shown once (only its hash is stored). */
+export interface CreatedInvite {
+  link: string;
+  name: string;
+  role: InstructorRole;
+  expiresAt: number;
+}
+
+/** `POST /api/instructor/invites/preview`: who the link signs in as, before it is used. */
+export interface InvitePreview {
+  name: string;
+  role: InstructorRole;
+  expiresAt: number;
+}
 
 /**
  * A learner's place in a workshop. `admitted` holds a seat (and a sandbox); `queued` waits for
@@ -60,6 +99,8 @@ export interface CatalogEntry {
 
 export interface WorkshopSummary {
   id: string;
+  /** The instructor account that created it (workshops from before accounts: "admin"). */
+  ownerInstructorId: string;
   code: string;
   joinPath: string;
   title: string;

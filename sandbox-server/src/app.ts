@@ -23,6 +23,7 @@ import { ContentWatcher } from "./content/content-watcher.ts";
 import { loadExercises } from "./content/exercise-loader.ts";
 import { loadQuizzes } from "./content/quiz-loader.ts";
 import { InstructorSessionStore } from "./store/instructor-session-store.ts";
+import { InstructorStore } from "./store/instructor-store.ts";
 import { pruneOlderThan } from "./store/retention.ts";
 import { Grader } from "./grading/grader.ts";
 import { GradingService } from "./grading/grading-service.ts";
@@ -113,7 +114,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   });
   const adminSecret = loadAdminSecret(config.SHIPSHAPE_ADMIN_SECRET, config.SHIPSHAPE_DATA_DIR);
   const instructorSessions = new InstructorSessionStore(store.db);
-  const instructorAuth = new InstructorAuth(adminSecret.secret, Date.now, instructorSessions);
+  const instructorAuth = new InstructorAuth(adminSecret.secret, Date.now, instructorSessions, new InstructorStore(store.db));
   // The preview proxy decides its host names once the port is bound (preview.start below).
   let servesPreviewHost: (host: string | undefined) => boolean = () => false;
   const origin = new PublicOrigin({

@@ -140,7 +140,10 @@ describe("classroom workshops API", () => {
     expect(wrong.headers.get("set-cookie")).toBeNull();
     const right = await call(app, "POST", "/api/instructor/session", { body: { secret: ADMIN_SECRET } });
     expect(right.headers.get("set-cookie")).toMatch(/^__Host-shipshape_instructor=[^;]+; Path=\/; HttpOnly; SameSite=Strict; Max-Age=43200; Secure$/);
-    expect((await call(app, "GET", "/api/instructor/session", { cookie: cookieOf(right)! })).body).toEqual({ signedIn: true });
+    expect((await call(app, "GET", "/api/instructor/session", { cookie: cookieOf(right)! })).body).toEqual({
+      signedIn: true,
+      instructor: { id: "admin", name: "Admin", role: "admin" },
+    });
     expect((await call(app, "GET", "/api/instructor/session")).body).toEqual({ signedIn: false });
   });
 

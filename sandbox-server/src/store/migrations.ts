@@ -13,6 +13,17 @@ export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /**
+   * Runs after `sql` in the same transaction, for what SQL cannot say idempotently (SQLite has no
+   * ADD COLUMN IF NOT EXISTS): every step must be safe on a file that already has its changes.
+   */
+  apply?: (db: DatabaseSync) => void;
+}
+
+/** Adds a column unless the table has it already. */
+function addColumnOnce(db: DatabaseSync, table: string, column: string, definition: string): void {
+  const columns = db.prepare(`PRAGMA table_info(${table})`).all().map((c) => String(c.name));
+  if (!columns.includes(column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
 }
 
 export const migrations: readonly Migration[] = [
@@ -137,6 +148,36 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: "instructors as people: named accounts, one-time invites, workshops owned by one (issue 20)",
+    sql: `
+      CREATE TABLE IF NOT EXISTS instructors (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'instructor')),
+        created_at INTEGER NOT NULL,
+        disabled_at INTEGER
+      );
+      -- The built-in account the admin secret signs in as; it owns every workshop made before accounts.
+      INSERT OR IGNORE INTO instructors (id, name, role, created_at) VALUES ('admin', 'Admin', 'admin', 0);
+      -- Only the SHA-256 of an invite token is kept: a copy of the database does not sign anyone in.
+      CREATE TABLE IF NOT EXISTS instructor_invites (
+        token_hash TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'instructor')),
+        created_by TEXT NOT NULL REFERENCES instructors(id),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER,
+        instructor_id TEXT REFERENCES instructors(id)
+      );
+    `,
+    apply: (db) => {
+      addColumnOnce(db, "workshops", "owner_instructor_id", "TEXT NOT NULL DEFAULT 'admin'");
+      db.exec("CREATE INDEX IF NOT EXISTS workshops_owner ON workshops(owner_instructor_id)");
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = migrations[migrations.length - 1]!.version;
@@ -159,6 +200,7 @@ export function migrate(db: DatabaseSync, steps: readonly Migration[] = migratio
     db.exec("BEGIN IMMEDIATE");
     try {
       db.exec(step.sql);
+      step.apply?.(db);
       // PRAGMA takes no parameters; the version is a number from the list above.
       db.exec(`PRAGMA user_version = ${Math.trunc(step.version)}`);
       db.exec("COMMIT");

@@ -4,6 +4,8 @@ import type { MemberStatus, WorkshopMessage } from "../../../contracts/workshop-
 /** A classroom workshop: who may join (its code), what it covers, how many seats, until when. */
 export interface WorkshopRecord {
   id: string;
+  /** The instructor account that created it; only it and admins may see or change it. */
+  ownerInstructorId: string;
   code: string;
   title: string;
   /** Lesson slugs, in the order the instructor chose. */
@@ -57,13 +59,14 @@ export class WorkshopStore {
   }
 
   readonly workshops = {
-    insert: (w: WorkshopRecord): void => {
+    /** A workshop written without an owner belongs to the built-in admin, as the column's default says. */
+    insert: (w: Omit<WorkshopRecord, "ownerInstructorId"> & { ownerInstructorId?: string }): void => {
       this.db
         .prepare(
-          `INSERT INTO workshops (id, code, title, lessons, capacity, duration_ms, warm_target, created_at, started_at, ended_at, ended_reason)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO workshops (id, owner_instructor_id, code, title, lessons, capacity, duration_ms, warm_target, created_at, started_at, ended_at, ended_reason)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(w.id, w.code, w.title, JSON.stringify(w.lessons), w.capacity, w.durationMs, w.warmTarget, w.createdAt, w.startedAt, w.endedAt, w.endedReason);
+        .run(w.id, w.ownerInstructorId ?? "admin", w.code, w.title, JSON.stringify(w.lessons), w.capacity, w.durationMs, w.warmTarget, w.createdAt, w.startedAt, w.endedAt, w.endedReason);
     },
     get: (id: string): WorkshopRecord | undefined => {
       const row = this.db.prepare("SELECT * FROM workshops WHERE id = ?").get(id);
@@ -189,6 +192,7 @@ function toWorkshop(row: Record<string, unknown>): WorkshopRecord {
   }
   return {
     id: String(row.id),
+    ownerInstructorId: row.owner_instructor_id == null ? "admin" : String(row.owner_instructor_id),
     code: String(row.code),
     title: String(row.title),
     lessons,

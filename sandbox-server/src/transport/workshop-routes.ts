@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   capacitySchema,
+  createInviteSchema,
   createWorkshopSchema,
+  inviteTokenSchema,
   joinSchema,
   messageSchema,
   prewarmSchema,
@@ -11,7 +13,8 @@ import { json, readCookie } from "../common/http.ts";
 import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { newId, type Signer } from "../common/signing.ts";
-import type { InstructorAuth } from "../workshops/instructor-auth.ts";
+import { BUILT_IN_ADMIN_ID, InstructorAuth, type SignedInInstructor } from "../workshops/instructor-auth.ts";
+import type { CreatedInvite, InstructorSessionView } from "../../../contracts/workshop-api.ts";
 import { normalizeJoinCode } from "../workshops/join-code.ts";
 import type { WorkshopService } from "../workshops/workshop-service.ts";
 import { readJson, setOwnerCookie, type Routes } from "./http-server.ts";
@@ -38,7 +41,8 @@ export interface WorkshopRoutesDeps {
 
 /**
  * Classroom workshops over HTTP (docs/workshops.md). Instructor routes need the signed
- * `shipshape_instructor` cookie (from the admin secret); learner routes use the owner cookie, as
+ * `shipshape_instructor` cookie (from the admin secret, or an admin's one-time invite), and a
+ * workshop's routes its owner or an admin; learner routes use the owner cookie, as
  * sessions do. POST/PATCH/DELETE are refused from foreign origins by the HTTP server.
  */
 export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; close(): void } {
@@ -49,9 +53,41 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
   const badCodes = new RateLimiter({ capacity: 30, refillPerMinute: 30 });
   const streams = new Set<ServerResponse>();
 
-  const requireInstructor = (req: IncomingMessage) => {
-    if (!auth.verify(readCookie(req, cookies.instructor))) {
-      throw new ShipshapeError("unauthorized", "Sign in as an instructor first (at /instructor/).");
+  // Per address, like sign-in; only refused links cost a token (as with join codes), so a school's
+  // instructors behind one address can all accept theirs, while a guesser is stopped after 10.
+  const badInvites = new RateLimiter({ capacity: 10, refillPerMinute: 10 });
+
+  const requireInstructor = (req: IncomingMessage): SignedInInstructor => {
+    const instructor = auth.whoIs(readCookie(req, cookies.instructor));
+    if (!instructor) throw new ShipshapeError("unauthorized", "Sign in as an instructor first (at /instructor/).");
+    return instructor;
+  };
+  /**
+   * The signed-in instructor, when they may see and change this workshop (its owner, or an admin).
+   * An unknown workshop is a 404 for everyone; another instructor's is a 403.
+   */
+  const requireWorkshop = (req: IncomingMessage, id: string): SignedInInstructor => {
+    const instructor = requireInstructor(req);
+    const owner = workshops.ownerOf(id);
+    if (owner === undefined) workshops.get(id); // throws the usual "no such workshop"
+    else if (!InstructorAuth.mayManage(instructor, owner)) {
+      log.warn("workshop refused to another instructor", { workshopId: id, instructorId: instructor.id });
+      throw new ShipshapeError("forbidden", "This workshop belongs to another instructor. Ask them, or an admin, to open it.");
+    }
+    return instructor;
+  };
+  /** Runs an invite look-up unless this address has run out of wrong tries; a wrong one costs a try. */
+  const inviteAttempt = <T>(req: IncomingMessage, attempt: () => T): T => {
+    const tooMany = () => new ShipshapeError("rate_limited", "Too many invite link attempts from your address. Wait a minute and try again.");
+    if (badInvites.waitMs(address(req)) > 0) throw tooMany();
+    try {
+      return attempt();
+    } catch (e) {
+      if (e instanceof ShipshapeError && e.code === "unauthorized") {
+        log.warn("instructor invite refused", { address: address(req) });
+        badInvites.take(address(req));
+      }
+      throw e;
     }
   };
   const address = deps.clientKey;
@@ -70,12 +106,14 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
         log.warn("instructor sign-in refused", { address: address(req) });
         throw new ShipshapeError("unauthorized", "That is not the instructor secret. It is in the server's data directory (admin-secret) or SHIPSHAPE_ADMIN_SECRET.");
       }
-      const { value, maxAgeSeconds } = auth.issue();
+      const { value, maxAgeSeconds } = auth.issue(BUILT_IN_ADMIN_ID);
       setInstructorCookie(res, value, maxAgeSeconds);
       json(res, 200, { signedIn: true });
     },
     "GET /api/instructor/session": (req, res) => {
-      json(res, 200, { signedIn: auth.verify(readCookie(req, cookies.instructor)) });
+      const instructor = auth.whoIs(readCookie(req, cookies.instructor));
+      const view: InstructorSessionView = instructor ? { signedIn: true, instructor } : { signedIn: false };
+      json(res, 200, view);
     },
     "DELETE /api/instructor/session": (req, res) => {
       // Revoked on the server (a copy of the cookie stops working too), then cleared in the browser.
@@ -83,6 +121,48 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
       setInstructorCookie(res, "", 0);
       res.writeHead(204).end();
     },
+
+    // ---- instructor accounts: invites (admins make them; the invited person uses one once) ----
+    "POST /api/instructor/invites": async (req, res) => {
+      const admin = requireInstructor(req);
+      const body = createInviteSchema.parse(await readJson(req));
+      const { token, expiresAt } = auth.createInvite(admin, body.name, body.role);
+      log.info("instructor invite created", { by: admin.id, role: body.role });
+      // A fragment, never a query: the token does not reach server logs or a Referer header.
+      const invite: CreatedInvite = { link: `/instructor/#invite=${token}`, name: auth.previewInvite(token).name, role: body.role, expiresAt };
+      json(res, 201, invite);
+    },
+    "POST /api/instructor/invites/preview": async (req, res) => {
+      const body = inviteTokenSchema.parse(await readJson(req));
+      json(res, 200, inviteAttempt(req, () => auth.previewInvite(body.token)));
+    },
+    "POST /api/instructor/invites/redeem": async (req, res) => {
+      const body = inviteTokenSchema.parse(await readJson(req));
+      const instructor = inviteAttempt(req, () => auth.redeemInvite(body.token));
+      const { value, maxAgeSeconds } = auth.issue(instructor.id);
+      setInstructorCookie(res, value, maxAgeSeconds);
+      log.info("instructor account created from an invite", { instructorId: instructor.id, role: instructor.role });
+      const view: InstructorSessionView = { signedIn: true, instructor };
+      json(res, 200, view);
+    },
+    "GET /api/instructor/instructors": (req, res) => {
+      const admin = requireInstructor(req);
+      json(res, 200, { instructors: auth.listAccounts(admin) });
+    },
+    "POST /api/instructor/instructors/:id/sign-in-link": (req, res, _owner, params) => {
+      const admin = requireInstructor(req);
+      const { token, expiresAt, name, role } = auth.createSignInLink(admin, params.id!);
+      log.info("instructor sign-in link created", { by: admin.id, instructorId: params.id });
+      const link: CreatedInvite = { link: `/instructor/#invite=${token}`, name, role, expiresAt };
+      json(res, 201, link);
+    },
+    "POST /api/instructor/instructors/:id/disable": (req, res, _owner, params) => {
+      const admin = requireInstructor(req);
+      const account = auth.disable(admin, params.id!);
+      log.info("instructor disabled", { by: admin.id, instructorId: account.id });
+      json(res, 200, account);
+    },
+
     "GET /api/instructor/lessons": (req, res) => {
       requireInstructor(req);
       json(res, 200, { lessons: workshops.lessonCatalog() });
@@ -90,39 +170,39 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
 
     // ---- instructor: workshops ----
     "GET /api/workshops": (req, res) => {
-      requireInstructor(req);
-      json(res, 200, { workshops: workshops.list() });
+      const instructor = requireInstructor(req);
+      json(res, 200, { workshops: workshops.list(instructor.role === "admin" ? undefined : instructor.id) });
     },
     "POST /api/workshops": async (req, res) => {
-      requireInstructor(req);
+      const instructor = requireInstructor(req);
       const body = createWorkshopSchema.parse(await readJson(req));
-      json(res, 201, workshops.create(body));
+      json(res, 201, workshops.create(body, instructor.id));
     },
     "GET /api/workshops/:id": (req, res, _owner, params) => {
-      requireInstructor(req);
+      requireWorkshop(req, params.id!);
       json(res, 200, workshops.dashboard(params.id!));
     },
     "PATCH /api/workshops/:id": async (req, res, _owner, params) => {
-      requireInstructor(req);
+      requireWorkshop(req, params.id!);
       const body = capacitySchema.parse(await readJson(req));
       json(res, 200, workshops.setCapacity(params.id!, body.capacity));
     },
     "POST /api/workshops/:id/prewarm": async (req, res, _owner, params) => {
-      requireInstructor(req);
+      requireWorkshop(req, params.id!);
       const body = prewarmSchema.parse(await readJson(req));
       json(res, 200, workshops.prewarm(params.id!, body.count));
     },
     "POST /api/workshops/:id/messages": async (req, res, _owner, params) => {
-      requireInstructor(req);
+      requireWorkshop(req, params.id!);
       const body = messageSchema.parse(await readJson(req));
       json(res, 200, workshops.broadcast(params.id!, body.message));
     },
     "POST /api/workshops/:id/end": async (req, res, _owner, params) => {
-      requireInstructor(req);
+      requireWorkshop(req, params.id!);
       json(res, 200, await workshops.end(params.id!));
     },
     "GET /api/workshops/:id/grades.csv": (req, res, _owner, params) => {
-      requireInstructor(req);
+      requireWorkshop(req, params.id!);
       const { filename, csv } = workshops.gradesCsv(params.id!);
       res.writeHead(200, {
         "content-type": "text/csv; charset=utf-8",
@@ -135,7 +215,7 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
     },
     /** The live dashboard as Server-Sent Events: a `dashboard` event with the whole grid whenever it changes. */
     "GET /api/workshops/:id/events": (req, res, _owner, params) => {
-      requireInstructor(req);
+      requireWorkshop(req, params.id!);
       const id = params.id!;
       workshops.get(id); // 404 before the stream starts
       res.writeHead(200, {

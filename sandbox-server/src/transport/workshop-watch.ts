@@ -4,7 +4,7 @@ import { WebSocketServer, type WebSocket } from "ws";
 import { toShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { AttachedBrowser } from "../sessions/terminal-hub.ts";
-import type { InstructorAuth } from "../workshops/instructor-auth.ts";
+import { InstructorAuth } from "../workshops/instructor-auth.ts";
 import type { WorkshopService } from "../workshops/workshop-service.ts";
 import { json, originAllowed, readCookie, type HttpMount } from "../common/http.ts";
 import { CloseCode } from "../../../contracts/close-codes.ts";
@@ -30,8 +30,8 @@ const terminalPattern = /^[a-z0-9-]{1,32}$/;
 
 /**
  * `GET /ws/watch?workshop=W&learner=M&terminal=main`: an instructor's read-only view of a
- * learner's shell. The upgrade is refused unless the Origin is the site's and the instructor
- * cookie is valid; the learner must be a member of that workshop with the shell open.
+ * learner's shell. The upgrade is refused unless the Origin is the site's, the instructor
+ * cookie is valid and its account owns the workshop (or is an admin); the learner must be a member of that workshop with the shell open.
  *
  * WARNING: nothing received on this socket reaches the learner's shell. Binary frames are dropped
  * here, and the client is marked read-only so the hub would drop them too.
@@ -84,13 +84,20 @@ export class WorkshopWatchSockets implements HttpMount {
       return refuse(403, "Forbidden origin");
     }
     const cookie = readCookie(req, this.deps.cookies.instructor);
-    if (!this.deps.auth.verify(cookie)) return refuse(403, "Instructors only: sign in first");
+    const instructor = this.deps.auth.whoIs(cookie);
+    if (!instructor) return refuse(403, "Instructors only: sign in first");
     const url = new URL(req.url ?? "/", "http://placeholder");
     const workshopId = url.searchParams.get("workshop") ?? "";
     const memberId = url.searchParams.get("learner") ?? "";
     const terminal = url.searchParams.get("terminal") ?? "main";
     if (!idPattern.test(workshopId) || !idPattern.test(memberId) || !terminalPattern.test(terminal)) {
       return refuse(400, "Bad request: workshop, learner and terminal are required");
+    }
+    // Only the workshop's owner or an admin watches its learners (an unknown workshop closes 4004 below).
+    const owner = this.deps.workshops.ownerOf(workshopId);
+    if (owner !== undefined && !InstructorAuth.mayManage(instructor, owner)) {
+      this.log.warn("watch refused: another instructor's workshop", { workshopId, instructorId: instructor.id });
+      return refuse(403, "Forbidden: this workshop belongs to another instructor");
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, workshopId, memberId, terminal, cookie));
   }

@@ -3,6 +3,11 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { newId, Signer } from "../common/signing.ts";
 import type { RevokedSignIns } from "../store/instructor-session-store.ts";
+import { BUILT_IN_ADMIN_ID, type InviteRecord } from "../store/instructor-store.ts";
+
+export { BUILT_IN_ADMIN_ID };
+import { ShipshapeError } from "../errors.ts";
+import type { InstructorAccount, InstructorRole } from "../../../contracts/workshop-api.ts";
 
 /** An instructor signs in again after this long. */
 export const INSTRUCTOR_SESSION_MS = 12 * 3600_000;
@@ -35,25 +40,55 @@ export function loadAdminSecret(fromEnv: string | undefined, dataDir: string): A
   return { secret, source: "generated", file };
 }
 
+/** An invite link works for this long, once. */
+export const INVITE_TTL_MS = 7 * 24 * 3600_000;
+
+/** Where accounts and invites live: the SQLite store on the server, an in-memory one in unit tests. */
+export interface InstructorAccounts {
+  get(id: string): InstructorAccount | undefined;
+  all(): InstructorAccount[];
+  disable(id: string, at: number): boolean;
+  insertInvite(invite: InviteRecord): void;
+  invite(tokenHash: string): InviteRecord | undefined;
+  redeem(tokenHash: string, accountId: string, at: number): InstructorAccount | undefined;
+}
+
+/** Who a valid cookie belongs to. */
+export interface SignedInInstructor {
+  id: string;
+  name: string;
+  role: InstructorRole;
+}
+
 /**
- * Instructor sign-in: the admin secret is exchanged for a signed, expiring, HttpOnly cookie that
- * names one sign-in. The cookie's key is derived from the admin secret itself, so changing the
- * secret signs every instructor out; signing out revokes that one sign-in on the server, so a copy
- * of the cookie kept elsewhere stops working too, and open dashboard streams on it end.
+ * Instructor sign-in. The admin secret signs in as the built-in "admin" account; anyone else signs
+ * in once through a one-time invite link an admin made for them. Either way the browser gets a
+ * signed, expiring, HttpOnly cookie that names the account and one sign-in. The cookie's key is
+ * derived from the admin secret itself, so changing the secret signs every instructor out; signing
+ * out revokes that one sign-in on the server, and disabling an account refuses all of its cookies
+ * at once (the account is looked up on every request), so a copy of a cookie kept elsewhere stops
+ * working too, and open dashboard streams and viewers on it end.
  */
 export class InstructorAuth {
   private readonly secretDigest: Buffer;
   private readonly signer: Signer;
   private readonly now: () => number;
   private readonly revoked: RevokedSignIns;
-  /** Open dashboard streams and viewers, per sign-in: ended when it is revoked. */
-  private readonly watchers = new Map<string, Set<() => void>>();
+  private readonly accounts: InstructorAccounts;
+  /** Open dashboard streams and viewers, per sign-in: ended when it is revoked or its account disabled. */
+  private readonly watchers = new Map<string, { accountId: string; ends: Set<() => void> }>();
 
-  constructor(adminSecret: string, now: () => number = Date.now, revoked: RevokedSignIns = new RevokedInMemory()) {
+  constructor(
+    adminSecret: string,
+    now: () => number = Date.now,
+    revoked: RevokedSignIns = new RevokedInMemory(),
+    accounts: InstructorAccounts = new AccountsInMemory(now),
+  ) {
     this.secretDigest = digest(adminSecret);
     this.signer = new Signer(adminSecret).derive("instructor-cookie");
     this.now = now;
     this.revoked = revoked;
+    this.accounts = accounts;
   }
 
   /** Constant-time comparison (of digests, so the length of the secret does not leak either). */
@@ -61,13 +96,99 @@ export class InstructorAuth {
     return timingSafeEqual(digest(given.trim()), this.secretDigest);
   }
 
-  issue(): { value: string; maxAgeSeconds: number } {
+  /** A cookie for one account (the admin secret's sign-in: BUILT_IN_ADMIN_ID). */
+  issue(accountId: string = BUILT_IN_ADMIN_ID): { value: string; maxAgeSeconds: number } {
+    if (!accountIdPattern.test(accountId)) throw new Error(`not an instructor account id: ${accountId}`);
     const expiresAt = this.now() + INSTRUCTOR_SESSION_MS;
-    return { value: this.signer.sign(`instructor:${expiresAt}:${newId(16)}`), maxAgeSeconds: INSTRUCTOR_SESSION_MS / 1000 };
+    return { value: this.signer.sign(`instructor:${accountId}:${expiresAt}:${newId(16)}`), maxAgeSeconds: INSTRUCTOR_SESSION_MS / 1000 };
   }
 
   verify(cookie: string | undefined): boolean {
     return this.signIn(cookie) !== undefined;
+  }
+
+  /** The account a cookie signs in as, while the cookie is valid, not revoked, and the account not disabled. */
+  whoIs(cookie: string | undefined): SignedInInstructor | undefined {
+    return this.signIn(cookie)?.account;
+  }
+
+  /** Whether this instructor may see and change this workshop: its owner, or any admin. */
+  static mayManage(instructor: SignedInInstructor, ownerInstructorId: string): boolean {
+    return instructor.role === "admin" || instructor.id === ownerInstructorId;
+  }
+
+  /**
+   * A one-time invite for a named account. Returns the token for the link; only its SHA-256 is
+   * stored, so the link is shown once and a copy of the database signs nobody in.
+   */
+  createInvite(by: SignedInInstructor, name: string, role: InstructorRole): { token: string; expiresAt: number } {
+    if (by.role !== "admin") throw new ShipshapeError("forbidden", "Only an admin can invite instructors.");
+    const clean = name.normalize("NFKC").replace(/\s+/g, " ").trim();
+    // Control and format characters would let a name forge lines in logs and lists.
+    if (!clean || clean.length > 80 || /[\p{Cc}\p{Cf}]/u.test(name)) {
+      throw new ShipshapeError("bad_request", "Give the instructor's name: 1 to 80 characters, no control characters.");
+    }
+    const token = randomBytes(32).toString("base64url");
+    const now = this.now();
+    const expiresAt = now + INVITE_TTL_MS;
+    this.accounts.insertInvite({ tokenHash: tokenHash(token), name: clean, role, createdBy: by.id, createdAt: now, expiresAt, usedAt: null, instructorId: null });
+    return { token, expiresAt };
+  }
+
+  /**
+   * A one-time sign-in link for an existing account (there are no passwords: a person whose
+   * 12-hour cookie expired asks an admin for one). Same token rules as an invite.
+   */
+  createSignInLink(by: SignedInInstructor, accountId: string): { token: string; expiresAt: number; name: string; role: InstructorRole } {
+    if (by.role !== "admin") throw new ShipshapeError("forbidden", "Only an admin can make sign-in links.");
+    if (accountId === BUILT_IN_ADMIN_ID) throw new ShipshapeError("bad_request", "The built-in admin signs in with the admin secret.");
+    const account = this.accounts.get(accountId);
+    if (!account) throw new ShipshapeError("not_found", "There is no such instructor.");
+    if (account.disabledAt !== null) throw new ShipshapeError("bad_request", `${account.name} is disabled; invite them again as a new account.`);
+    const token = randomBytes(32).toString("base64url");
+    const now = this.now();
+    const expiresAt = now + INVITE_TTL_MS;
+    this.accounts.insertInvite({ tokenHash: tokenHash(token), name: account.name, role: account.role, createdBy: by.id, createdAt: now, expiresAt, usedAt: null, instructorId: account.id });
+    return { token, expiresAt, name: account.name, role: account.role };
+  }
+
+  /** Who an invite would sign in as, without using it; the same refusal for every bad token. */
+  previewInvite(token: string): { name: string; role: InstructorRole; expiresAt: number } {
+    const invite = tokenPattern.test(token) ? this.accounts.invite(tokenHash(token)) : undefined;
+    if (!invite || invite.usedAt !== null || invite.expiresAt <= this.now()) throw badInvite();
+    if (invite.instructorId !== null && this.accounts.get(invite.instructorId)?.disabledAt !== null) throw badInvite();
+    return { name: invite.name, role: invite.role, expiresAt: invite.expiresAt };
+  }
+
+  /** Uses an invite (once): creates its account and returns it, for the caller to issue a cookie. */
+  redeemInvite(token: string): SignedInInstructor {
+    if (!tokenPattern.test(token)) throw badInvite();
+    const account = this.accounts.redeem(tokenHash(token), newId(12), this.now());
+    if (!account) throw badInvite();
+    return { id: account.id, name: account.name, role: account.role };
+  }
+
+  listAccounts(by: SignedInInstructor): InstructorAccount[] {
+    if (by.role !== "admin") throw new ShipshapeError("forbidden", "Only an admin can list instructors.");
+    return this.accounts.all();
+  }
+
+  /** Disables an account: its cookies are refused from now on and what is open on them ends. */
+  disable(by: SignedInInstructor, accountId: string): InstructorAccount {
+    if (by.role !== "admin") throw new ShipshapeError("forbidden", "Only an admin can disable instructors.");
+    if (accountId === BUILT_IN_ADMIN_ID) {
+      throw new ShipshapeError("bad_request", "The built-in admin account cannot be disabled; change the admin secret to sign it out.");
+    }
+    if (accountId === by.id) throw new ShipshapeError("bad_request", "You cannot disable your own account.");
+    const account = this.accounts.get(accountId);
+    if (!account) throw new ShipshapeError("not_found", "There is no such instructor.");
+    this.accounts.disable(accountId, this.now());
+    for (const [signInId, entry] of [...this.watchers]) {
+      if (entry.accountId !== accountId) continue;
+      this.watchers.delete(signInId);
+      for (const end of entry.ends) end();
+    }
+    return this.accounts.get(accountId)!;
   }
 
   /** Ends this cookie's sign-in on the server, and whatever is open on it. */
@@ -75,14 +196,14 @@ export class InstructorAuth {
     const signIn = this.signIn(cookie);
     if (!signIn) return;
     this.revoked.revoke(signIn.id, signIn.expiresAt);
-    const ends = this.watchers.get(signIn.id);
+    const entry = this.watchers.get(signIn.id);
     this.watchers.delete(signIn.id);
-    for (const end of ends ?? []) end();
+    for (const end of entry?.ends ?? []) end();
   }
 
   /**
-   * Calls `end` once when this cookie's sign-in is revoked or expires (a stream must not outlive
-   * the cookie that opened it). Returns the unsubscribe function.
+   * Calls `end` once when this cookie's sign-in is revoked, expires, or its account is disabled
+   * (a stream must not outlive the cookie that opened it). Returns the unsubscribe function.
    */
   watch(cookie: string | undefined, end: () => void): () => void {
     const signIn = this.signIn(cookie);
@@ -97,27 +218,84 @@ export class InstructorAuth {
       unsubscribe();
       end();
     };
-    const set = this.watchers.get(signIn.id) ?? new Set();
-    set.add(once);
-    this.watchers.set(signIn.id, set);
+    const entry = this.watchers.get(signIn.id) ?? { accountId: signIn.account.id, ends: new Set<() => void>() };
+    entry.ends.add(once);
+    this.watchers.set(signIn.id, entry);
     // setTimeout holds at most 2^31-1 ms (24.8 days); a sign-in lasts 12 hours.
     const timer = setTimeout(once, Math.min(2 ** 31 - 1, Math.max(0, signIn.expiresAt - this.now())));
     timer.unref();
     const unsubscribe = () => {
       clearTimeout(timer);
-      set.delete(once);
-      if (set.size === 0 && this.watchers.get(signIn.id) === set) this.watchers.delete(signIn.id);
+      entry.ends.delete(once);
+      if (entry.ends.size === 0 && this.watchers.get(signIn.id) === entry) this.watchers.delete(signIn.id);
     };
     return unsubscribe;
   }
 
-  private signIn(cookie: string | undefined): { id: string; expiresAt: number } | undefined {
+  private signIn(cookie: string | undefined): { id: string; expiresAt: number; account: SignedInInstructor } | undefined {
     const value = this.signer.verify(cookie);
-    const m = value ? /^instructor:(\d+):([a-z0-9]{8,64})$/.exec(value) : null;
+    if (!value) return undefined;
+    // Cookies from before accounts ("instructor:<expires>:<id>") came from the admin secret.
+    const m = /^instructor:(?:([A-Za-z0-9_-]{1,64}):)?(\d+):([a-z0-9]{8,64})$/.exec(value);
     if (!m) return undefined;
-    const signIn = { expiresAt: Number(m[1]), id: m[2]! };
-    if (signIn.expiresAt <= this.now() || this.revoked.isRevoked(signIn.id)) return undefined;
-    return signIn;
+    const expiresAt = Number(m[2]);
+    const id = m[3]!;
+    if (expiresAt <= this.now() || this.revoked.isRevoked(id)) return undefined;
+    const account = this.accounts.get(m[1] ?? BUILT_IN_ADMIN_ID);
+    if (!account || account.disabledAt !== null) return undefined;
+    return { id, expiresAt, account: { id: account.id, name: account.name, role: account.role } };
+  }
+}
+
+const accountIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
+/** 32 random bytes in base64url: 43 characters. */
+const tokenPattern = /^[A-Za-z0-9_-]{43}$/;
+
+function badInvite(): ShipshapeError {
+  // One answer for forged, used and expired links: a guesser learns nothing from the difference.
+  return new ShipshapeError("unauthorized", "This invite link is not valid: it was already used, has expired, or was mistyped. Ask an admin for a new one.");
+}
+
+function tokenHash(token: string): string {
+  return createHash("sha256").update(token, "utf8").digest("hex");
+}
+
+/** Accounts kept in memory only (unit tests); the server uses the database's InstructorStore. */
+class AccountsInMemory implements InstructorAccounts {
+  private readonly accounts = new Map<string, InstructorAccount>();
+  private readonly invites = new Map<string, InviteRecord>();
+  constructor(now: () => number) {
+    this.accounts.set(BUILT_IN_ADMIN_ID, { id: BUILT_IN_ADMIN_ID, name: "Admin", role: "admin", createdAt: now(), disabledAt: null });
+  }
+  get(id: string) {
+    return this.accounts.get(id);
+  }
+  all() {
+    return [...this.accounts.values()];
+  }
+  disable(id: string, at: number) {
+    const a = this.accounts.get(id);
+    if (!a || a.disabledAt !== null) return false;
+    a.disabledAt = at;
+    return true;
+  }
+  insertInvite(invite: InviteRecord) {
+    this.invites.set(invite.tokenHash, { ...invite });
+  }
+  invite(hash: string) {
+    return this.invites.get(hash);
+  }
+  redeem(hash: string, accountId: string, at: number) {
+    const invite = this.invites.get(hash);
+    if (!invite || invite.usedAt !== null || invite.expiresAt <= at) return undefined;
+    const existing = invite.instructorId !== null ? this.accounts.get(invite.instructorId) : undefined;
+    if (invite.instructorId !== null && (!existing || existing.disabledAt !== null)) return undefined;
+    invite.usedAt = at;
+    if (existing) return existing;
+    invite.instructorId = accountId;
+    const account: InstructorAccount = { id: accountId, name: invite.name, role: invite.role, createdAt: at, disabledAt: null };
+    this.accounts.set(accountId, account);
+    return account;
   }
 }
 

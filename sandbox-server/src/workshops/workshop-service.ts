@@ -97,11 +97,20 @@ export class WorkshopService {
     return this.views.lessonCatalog();
   }
 
-  list(): WorkshopSummary[] {
-    return this.store.workshops.all().map((w) => this.views.summary(w));
+  /** Every workshop, or only those one instructor owns. */
+  list(ownerInstructorId?: string): WorkshopSummary[] {
+    return this.store.workshops
+      .all()
+      .filter((w) => ownerInstructorId === undefined || w.ownerInstructorId === ownerInstructorId)
+      .map((w) => this.views.summary(w));
   }
 
-  create(input: CreateWorkshop): WorkshopSummary {
+  /** Who owns a workshop; undefined when there is no such workshop. */
+  ownerOf(id: string): string | undefined {
+    return this.store.workshops.get(id)?.ownerInstructorId;
+  }
+
+  create(input: CreateWorkshop, ownerInstructorId = "admin"): WorkshopSummary {
     const title = cleanText(input.title, "a title", 100);
     const lessons = [...new Set(input.lessons)];
     const unknown = lessons.filter((l) => !this.views.knowsLesson(l));
@@ -117,6 +126,7 @@ export class WorkshopService {
     }
     const record: WorkshopRecord = {
       id: newId(9),
+      ownerInstructorId,
       code,
       title,
       lessons,

@@ -57,6 +57,7 @@ export class WorkshopViews {
     const reserve = this.sessions.reserveCounts(w.id);
     return {
       id: w.id,
+      ownerInstructorId: w.ownerInstructorId,
       code: w.code,
       joinPath: `/join/${w.code}`,
       title: w.title,

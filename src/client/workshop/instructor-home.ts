@@ -1,9 +1,10 @@
 /**
- * /instructor/: sign in with the admin secret, list workshops, create one. The server prints a
- * sign-in link with the secret in the URL fragment (never sent to a server); this page uses it
- * once and removes it from the address bar and history.
+ * /instructor/: sign in with the admin secret or accept an invite, list workshops, create one;
+ * admins also invite instructors and disable them. The server prints a sign-in link with the
+ * secret in the URL fragment, and an invite link carries its token there too (fragments are never
+ * sent to a server); this page uses either once and removes it from the address bar and history.
  */
-import type { WorkshopSummary } from "../../../contracts/workshop-api.ts";
+import type { CreatedInvite, InstructorAccount, InstructorSessionView, WorkshopSummary } from "../../../contracts/workshop-api.ts";
 import { ApiError, formatClock, instructorApi } from "./workshop-api.ts";
 
 export function dashboardHref(id: string): string {
@@ -31,10 +32,86 @@ export function mountInstructorHome(): void {
   const createForm = document.querySelector<HTMLFormElement>("[data-create-form]")!;
   const choices = createForm.querySelector<HTMLElement>("[data-lesson-choices]")!;
   const createError = createForm.querySelector<HTMLElement>("[data-create-error]")!;
+  const inviteSection = document.querySelector<HTMLElement>("[data-invite]")!;
+  const inviteText = inviteSection.querySelector<HTMLElement>("[data-invite-text]")!;
+  const inviteError = inviteSection.querySelector<HTMLElement>("[data-invite-error]")!;
+  const inviteAccept = inviteSection.querySelector<HTMLButtonElement>("[data-invite-accept]")!;
+  const who = document.querySelector<HTMLElement>("[data-who]")!;
+  const adminArea = document.querySelector<HTMLElement>("[data-admin]")!;
+  const inviteForm = document.querySelector<HTMLFormElement>("[data-invite-form]")!;
+  const inviteFormError = inviteForm.querySelector<HTMLElement>("[data-invite-form-error]")!;
+  const inviteResult = inviteForm.querySelector<HTMLElement>("[data-invite-result]")!;
+  const inviteLink = inviteForm.querySelector<HTMLInputElement>("[data-invite-link]")!;
+  const inviteCopy = inviteForm.querySelector<HTMLButtonElement>("[data-invite-copy]")!;
+  const inviteStatus = inviteForm.querySelector<HTMLElement>("[data-invite-status]")!;
+  const people = document.querySelector<HTMLElement>("[data-people]")!;
+  const peopleStatus = document.querySelector<HTMLElement>("[data-people-status]")!;
+  let me: InstructorSessionView["instructor"];
+
+  /** Shows a one-time link (an invite, or a sign-in link for an existing account) with its copy button. */
+  const showLink = (created: CreatedInvite, what: string) => {
+    inviteLink.value = new URL(created.link, location.origin).href;
+    inviteStatus.textContent = `${what} for ${created.name}: send it to them yourself; it works once, until ${new Date(created.expiresAt).toLocaleString()}.`;
+    inviteResult.hidden = false;
+    inviteLink.focus();
+    inviteLink.select();
+  };
+
+  const showPeople = async () => {
+    const accounts: InstructorAccount[] = await instructorApi.instructors();
+    people.replaceChildren(
+      ...accounts.map((account) => {
+        const tr = document.createElement("tr");
+        const name = document.createElement("th");
+        name.scope = "row";
+        name.textContent = account.name;
+        const role = document.createElement("td");
+        role.textContent = account.role === "admin" ? "Admin" : "Instructor";
+        const state = document.createElement("td");
+        state.textContent = account.disabledAt === null ? "Active" : `Disabled ${new Date(account.disabledAt).toLocaleDateString()}`;
+        const actions = document.createElement("td");
+        // The built-in admin is the admin secret's account; it is signed out by changing the secret.
+        if (account.disabledAt === null && account.id !== "admin" && account.id !== me?.id) {
+          const disable = document.createElement("button");
+          disable.type = "button";
+          disable.className = "button";
+          disable.textContent = "Disable";
+          disable.setAttribute("aria-label", `Disable ${account.name}`);
+          const link = document.createElement("button");
+          link.type = "button";
+          link.className = "button";
+          link.textContent = "New sign-in link";
+          link.setAttribute("aria-label", `New sign-in link for ${account.name}`);
+          link.addEventListener("click", async () => {
+            try {
+              showLink(await instructorApi.signInLink(account.id), "Sign-in link");
+            } catch (error) {
+              peopleStatus.textContent = error instanceof Error ? error.message : String(error);
+            }
+          });
+          disable.addEventListener("click", async () => {
+            if (!confirm(`Disable ${account.name}? They are signed out at once and cannot sign in again.`)) return;
+            try {
+              await instructorApi.disableInstructor(account.id);
+              peopleStatus.textContent = `${account.name} is disabled.`;
+              await showPeople();
+              peopleStatus.focus();
+            } catch (error) {
+              peopleStatus.textContent = error instanceof Error ? error.message : String(error);
+            }
+          });
+          actions.append(link, " ", disable);
+        }
+        tr.append(name, role, state, actions);
+        return tr;
+      }),
+    );
+  };
 
   const showSignIn = (message = "") => {
     loading.hidden = true;
     signedIn.hidden = true;
+    inviteSection.hidden = true;
     signInSection.hidden = false;
     signInError.textContent = message;
     secretInput.focus();
@@ -43,10 +120,15 @@ export function mountInstructorHome(): void {
   const showWorkshops = async (focus: boolean) => {
     loading.hidden = true;
     signInSection.hidden = true;
+    inviteSection.hidden = true;
     signedIn.hidden = false;
     if (focus) heading.focus();
     try {
-      const [workshops, lessons] = await Promise.all([instructorApi.list(), instructorApi.lessons()]);
+      const [session, workshops, lessons] = await Promise.all([instructorApi.session(), instructorApi.list(), instructorApi.lessons()]);
+      me = session.instructor;
+      who.textContent = me ? `Signed in as ${me.name}${me.role === "admin" ? " (admin)" : ""}` : "";
+      adminArea.hidden = me?.role !== "admin";
+      if (me?.role === "admin") await showPeople();
       empty.hidden = workshops.length > 0;
       table.hidden = workshops.length === 0;
       list.replaceChildren(
@@ -145,12 +227,78 @@ export function mountInstructorHome(): void {
     }
   });
 
-  // A sign-in link from the server's start-up message: #secret=… (fragments never reach a server).
+  inviteForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    inviteFormError.textContent = "";
+    const data = new FormData(inviteForm);
+    const name = String(data.get("name") ?? "").trim();
+    if (!name) {
+      inviteFormError.textContent = "Enter the instructor's name.";
+      return inviteForm.querySelector<HTMLInputElement>("#invite-name")?.focus();
+    }
+    const submit = inviteForm.querySelector<HTMLButtonElement>('button[type="submit"]')!;
+    submit.disabled = true;
+    try {
+      const created = await instructorApi.createInvite(name, data.get("role") === "admin" ? "admin" : "instructor");
+      showLink(created, "Invite link");
+      await showPeople();
+    } catch (error) {
+      inviteFormError.textContent = error instanceof Error ? error.message : String(error);
+      if (error instanceof ApiError && error.status === 401) showSignIn("Your sign-in has expired; sign in again.");
+    } finally {
+      submit.disabled = false;
+    }
+  });
+
+  inviteCopy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(inviteLink.value);
+      inviteStatus.textContent = "Link copied.";
+    } catch {
+      // No clipboard permission (or not a secure context): leave it selected for Ctrl+C.
+      inviteLink.focus();
+      inviteLink.select();
+      inviteStatus.textContent = "Copying is not allowed here; the link is selected, press Ctrl+C (⌘C on a Mac).";
+    }
+  });
+
+  const showInvite = async (token: string) => {
+    loading.hidden = true;
+    signInSection.hidden = true;
+    signedIn.hidden = true;
+    inviteSection.hidden = false;
+    inviteSection.querySelector<HTMLElement>("#invite-title")!.focus();
+    try {
+      const preview = await instructorApi.previewInvite(token);
+      inviteText.textContent = `This link signs you in as ${preview.name}, ${preview.role === "admin" ? "an admin" : "an instructor"}. It works once.`;
+      inviteAccept.hidden = false;
+      inviteAccept.onclick = async () => {
+        inviteAccept.disabled = true;
+        inviteError.textContent = "";
+        try {
+          await instructorApi.redeemInvite(token);
+          await showWorkshops(true);
+        } catch (error) {
+          inviteError.textContent = error instanceof Error ? error.message : String(error);
+        } finally {
+          inviteAccept.disabled = false;
+        }
+      };
+    } catch (error) {
+      inviteText.textContent = "";
+      inviteError.textContent = error instanceof Error ? error.message : String(error);
+    }
+  };
+
+  // A sign-in link from the server's start-up message: #secret=…, or an invite: #invite=…
+  // (fragments never reach a server).
   const fragment = new URLSearchParams(location.hash.slice(1));
   const fromLink = fragment.get("secret");
-  if (fromLink) history.replaceState(null, "", location.pathname + location.search);
+  const invite = fragment.get("invite");
+  if (fromLink || invite) history.replaceState(null, "", location.pathname + location.search);
 
   void (async () => {
+    if (invite) return showInvite(invite);
     if (fromLink) {
       try {
         await instructorApi.signIn(fromLink);

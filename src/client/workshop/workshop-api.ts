@@ -3,7 +3,18 @@
  * their dashboard, and the learner's join flow. The shapes are the server's own
  * (contracts/workshop-api.ts); nothing here touches the DOM, so the pages' scripts stay small.
  */
-import type { CatalogEntry, CreateWorkshop, DashboardSnapshot, LearnerView, WorkshopSummary } from "../../../contracts/workshop-api.ts";
+import type {
+  CatalogEntry,
+  CreatedInvite,
+  CreateWorkshop,
+  DashboardSnapshot,
+  InstructorAccount,
+  InstructorRole,
+  InstructorSessionView,
+  InvitePreview,
+  LearnerView,
+  WorkshopSummary,
+} from "../../../contracts/workshop-api.ts";
 
 /** A failed call; `message` is the server's sentence for a person. */
 export class ApiError extends Error {
@@ -45,6 +56,13 @@ export const instructorApi = {
   signedIn: () => request<{ signedIn: boolean }>("GET", "/api/instructor/session").then((r) => r.signedIn),
   signIn: (secret: string) => request<{ signedIn: boolean }>("POST", "/api/instructor/session", { secret }),
   signOut: () => request<void>("DELETE", "/api/instructor/session"),
+  session: () => request<InstructorSessionView>("GET", "/api/instructor/session"),
+  createInvite: (name: string, role: InstructorRole) => request<CreatedInvite>("POST", "/api/instructor/invites", { name, role }),
+  previewInvite: (token: string) => request<InvitePreview>("POST", "/api/instructor/invites/preview", { token }),
+  redeemInvite: (token: string) => request<InstructorSessionView>("POST", "/api/instructor/invites/redeem", { token }),
+  instructors: () => request<{ instructors: InstructorAccount[] }>("GET", "/api/instructor/instructors").then((r) => r.instructors),
+  signInLink: (id: string) => request<CreatedInvite>("POST", `/api/instructor/instructors/${encodeURIComponent(id)}/sign-in-link`),
+  disableInstructor: (id: string) => request<InstructorAccount>("POST", `/api/instructor/instructors/${encodeURIComponent(id)}/disable`),
   lessons: () => request<{ lessons: CatalogEntry[] }>("GET", "/api/instructor/lessons").then((r) => r.lessons),
   list: () => request<{ workshops: WorkshopSummary[] }>("GET", "/api/workshops").then((r) => r.workshops),
   create: (input: CreateWorkshop) =>
