@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser, newContext, readyTerminal, typeLine, uniqueToken, waitForTerminalText, PROMPT } from "../browser/harness.ts";
 import { sandboxImage, startTestApp } from "../support/server.ts";
 import { openSession, TestTerminal, type Session } from "../support/terminal.ts";
-import { BlackoutProxy, PrivateEngine, spawnServer, type ServerProcess } from "./processes.ts";
+import { BlackoutProxy, freePort, PrivateEngine, spawnServer, type ServerProcess } from "./processes.ts";
 import { leftovers, pollUntil, securityEnv, sleep } from "./support.ts";
 
 async function containersOf(namespace: string, host?: string): Promise<string[]> {
@@ -266,9 +266,11 @@ describe("the network drops for 30 s between a browser and the server", () => {
   let page: Page;
 
   beforeAll(async () => {
-    server = await spawnServer();
+    // The browser reaches the server only through the proxy: that address is the course's public URL.
+    const proxyPort = await freePort();
+    server = await spawnServer({ SHIPSHAPE_PUBLIC_URL: `http://127.0.0.1:${proxyPort}` });
     proxy = new BlackoutProxy({ host: "127.0.0.1", port: server.port });
-    const url = await proxy.listen();
+    const url = await proxy.listen(proxyPort);
     browser = await launchBrowser();
     page = await (await newContext(browser, url)).newPage();
   }, 120_000);

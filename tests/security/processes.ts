@@ -25,7 +25,7 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once("error", reject);
@@ -256,7 +256,8 @@ export class BlackoutProxy {
     from.on("close", () => this.flushes.delete(flush));
   }
 
-  async listen(): Promise<string> {
+  /** Listens on `port` (0: any free one); the page's Host names this port, so the server's public URL must too. */
+  async listen(port = 0): Promise<string> {
     this.server = createServer((client) => {
       this.sockets.add(client);
       client.on("error", () => {});
@@ -278,7 +279,7 @@ export class BlackoutProxy {
         this.held.push(link);
       } else link();
     });
-    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", () => r()));
+    await new Promise<void>((r) => this.server!.listen(port, "127.0.0.1", () => r()));
     const a = this.server.address();
     this.port = typeof a === "object" && a ? a.port : 0;
     return `http://127.0.0.1:${this.port}`;
