@@ -44,6 +44,10 @@ export default defineConfig({
           environment: "node",
           // Each exercise gets its own sandbox and may build images: minutes, not seconds.
           testTimeout: 600_000,
+          // Three proofs at once start many nested engines; under that load an inner engine has been
+          // seen to miss an OOM event (exit 137 with OOMKilled false, limits-oom). One retry, in fresh
+          // sandboxes, where every proof must pass again in full.
+          retry: 1,
           hookTimeout: 120_000,
           maxConcurrency: 3,
         },
