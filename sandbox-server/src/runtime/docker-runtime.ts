@@ -97,6 +97,20 @@ export class DockerRuntime implements SandboxRuntime {
   }
 
   async create(spec: SandboxSpec, onProgress: (p: StartProgress) => void = () => {}): Promise<SandboxInfo> {
+    try {
+      return await this.createOnce(spec, onProgress);
+    } catch (e) {
+      // An inner dockerd can give up while it starts (containerd slow to answer on a loaded machine)
+      // and take the sandbox with it. That is the server's problem, not the learner's: one more try
+      // in a fresh container before anyone is told to try again.
+      if (!(e instanceof InnerEngineExited)) throw e;
+      this.log.warn("sandbox stopped while its engine started; trying a fresh one", { detail: e.detail });
+      onProgress({ step: "Creating your sandbox again", progress: 0.1 });
+      return await this.createOnce(spec, onProgress);
+    }
+  }
+
+  private async createOnce(spec: SandboxSpec, onProgress: (p: StartProgress) => void): Promise<SandboxInfo> {
     if (this.networkUnsafe) {
       throw new ShipshapeError(
         "engine_unavailable",
@@ -163,9 +177,7 @@ export class DockerRuntime implements SandboxRuntime {
         if (r.exitCode === 0) return;
         last = r.stderr.trim() || last;
         const info = await this.inspect(id);
-        if (!info?.running) {
-          throw new ShipshapeError("sandbox_failed", "Your sandbox stopped while it was starting. Try again.", last);
-        }
+        if (!info?.running) throw new InnerEngineExited(`${last}; ${await this.whyStopped(id)}`);
         await sleep(100);
       }
     } finally {
@@ -504,6 +516,19 @@ export class DockerRuntime implements SandboxRuntime {
     return { ok: problems.length === 0, problems, repaired, at };
   }
 
+  /** For the log when a starting sandbox stops: its exit state and the end of its inner dockerd's log. */
+  private async whyStopped(id: string): Promise<string> {
+    try {
+      const container = this.docker.getContainer(id);
+      const { State } = await container.inspect();
+      const tar = await streamToBuffer(await container.getArchive({ path: "/var/log/dockerd.log" }));
+      const tail = fileFromTar(tar).toString("utf8").trimEnd().split("\n").slice(-5).join(" | ");
+      return `exit ${State.ExitCode}${State.OOMKilled ? " (OOM-killed)" : ""}${State.Error ? ` ${State.Error}` : ""}; dockerd.log: ${tail}`;
+    } catch (e) {
+      return `no more detail (${String(e)})`;
+    }
+  }
+
   private async destroyByName(name: string): Promise<void> {
     await this.docker.getContainer(name).remove({ force: true, v: true }).catch(() => {});
     await this.removeVolume(storageVolumeName(name));
@@ -716,4 +741,26 @@ export class Capped {
   text(): string {
     return Buffer.concat(this.chunks).toString("utf8");
   }
+}
+
+/** A sandbox whose container stopped while its inner engine was starting (create tries once more). */
+class InnerEngineExited extends ShipshapeError {
+  constructor(detail: string) {
+    super("sandbox_failed", "Your sandbox stopped while it was starting. Try again.", detail);
+  }
+}
+
+function streamToBuffer(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("end", () => resolve(Buffer.concat(chunks)));
+    stream.on("error", reject);
+  });
+}
+
+/** The content of the first file in a tar archive (ustar: a 512-byte header, size in octal at 124). */
+function fileFromTar(tar: Buffer): Buffer {
+  const size = parseInt(tar.subarray(124, 136).toString("ascii").replace(/\0.*$/, "").trim(), 8) || 0;
+  return tar.subarray(512, 512 + size);
 }
