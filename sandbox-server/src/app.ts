@@ -13,6 +13,7 @@ import { NetworkWatch } from "./sessions/network-watch.ts";
 import { PreviewProxy } from "./preview/preview-proxy.ts";
 import { previewPath } from "./preview/preview-routes.ts";
 import { SandboxStateWatchers } from "./inspector/state-watcher.ts";
+import { EngineEventFeeds } from "./sessions/engine-watch.ts";
 import { SandboxStateSockets } from "./transport/sandbox-state-socket.ts";
 import { EngineHealth } from "./sessions/engine-health.ts";
 import { SandboxFiles } from "./sessions/sandbox-files.ts";
@@ -156,11 +157,13 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   await sessions.start().catch((e: unknown) => log.warn("could not reattach sessions at start", { error: String(e) }));
   workshops.start();
 
-  const preview = new PreviewProxy({ config, sessions, runtime, signer, log, metrics: serverMetrics, origins: origin });
+  // One `docker events` per watched sandbox, shared by its port list and its sandbox panel.
+  const feeds = new EngineEventFeeds({ runtime, sessions });
+  const preview = new PreviewProxy({ config, sessions, runtime, feeds, signer, log, metrics: serverMetrics, origins: origin });
   servesPreviewHost = (host) => preview.servesHost(host);
   const health = new EngineHealth({ runtime, sessions, metrics, log });
   // The sandbox panel: its port links are the preview's own paths, made from the session and port.
-  const stateWatchers = new SandboxStateWatchers({ runtime, sessions, log: log.child({ component: "sandbox-state" }), previewUrl: previewPath });
+  const stateWatchers = new SandboxStateWatchers({ runtime, sessions, feeds, log: log.child({ component: "sandbox-state" }), previewUrl: previewPath });
   const stateSockets = new SandboxStateSockets({ watchers: stateWatchers, sessions, origins: origin, log });
   metrics.gauge("shipshape_sandbox_state_watches", "Sandboxes whose engine the sandbox panel watches", () => stateWatchers.counters.watches);
   const server = createHttpServer({
@@ -241,6 +244,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
       preview.close();
       stateSockets.close();
       stateWatchers.close();
+      feeds.close();
       watch.close();
       workshopApi.close(); // open dashboard streams would keep server.close() waiting
       workshops.close();

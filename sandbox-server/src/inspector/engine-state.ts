@@ -56,23 +56,6 @@ export function engineStateCommand(knownImageIds: Iterable<string> = []): string
 
 export const ENGINE_STATE_COMMAND = engineStateCommand();
 
-/**
- * Nudges a re-read when anything the panel shows changes; ends when its input ends (see
- * execStream). Exec, attach and health events are left out: they change nothing drawn.
- */
-export const ENGINE_EVENTS_COMMAND = [
-  "sh",
-  "-c",
-  [
-    "docker events --format '{{.Type}}'",
-    ...["container", "image", "volume", "network"].map((t) => `--filter type=${t}`),
-    ...["create", "start", "die", "destroy", "rename", "pause", "unpause", "oom", "kill", "tag", "untag", "delete", "pull", "load", "import", "connect", "disconnect", "prune", "remove"].map(
-      (e) => `--filter event=${e}`,
-    ),
-    '& pid=$!; cat >/dev/null; kill "$pid" 2>/dev/null',
-  ].join(" "),
-];
-
 /** The most output one read may return; more means a learner is filling it on purpose. */
 export const MAX_STATE_OUTPUT_BYTES = 1024 * 1024;
 

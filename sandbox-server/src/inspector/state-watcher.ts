@@ -1,9 +1,10 @@
 import { StateLimits, type PublishedPortView, type SandboxState } from "../../../contracts/sandbox-state.ts";
-import { ShipshapeError, toShipshapeError } from "../errors.ts";
+import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { ExecStream, SandboxRuntime } from "../runtime/types.ts";
+import type { SandboxRuntime } from "../runtime/types.ts";
+import { EngineWatches, type EngineEventFeeds, type ReadPacing } from "../sessions/engine-watch.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
-import { cleanText, ENGINE_EVENTS_COMMAND, engineStateCommand, MAX_STATE_OUTPUT_BYTES, parseEngineState, toSandboxState, type EngineState } from "./engine-state.ts";
+import { cleanText, engineStateCommand, MAX_STATE_OUTPUT_BYTES, parseEngineState, toSandboxState, type EngineState } from "./engine-state.ts";
 import { describeChanges } from "./state-changes.ts";
 
 export interface StateSnapshot {
@@ -13,44 +14,19 @@ export interface StateSnapshot {
   changes: string[];
 }
 
-/** The fewest milliseconds between two reads of one sandbox, however many events arrive. */
-const MIN_REFRESH_INTERVAL_MS = 1_000;
-/**
- * A budget of reads per sandbox: bursts of up to READ_BURST, then one per READ_REFILL_MS, so a
- * sandbox whose events never stop (a restart loop, a fake `docker events`) costs one read every
- * 5 s. A read runs several docker commands in the sandbox, so it is dearer than the port list's.
- */
-const READ_BURST = 20;
-const READ_REFILL_MS = 5_000;
-/** Events come in bursts (`docker compose up`, a build); one read after the burst is enough. */
-const EVENT_DEBOUNCE_MS = 250;
-const RESTART_DELAY_MS = 2_000;
-/** Without a streaming exec (or while it is down), read at this rate. */
-const POLL_INTERVAL_MS = 5_000;
-/** After a burst of events, one more read this much later (the engine can report before it lists). */
-const CONFIRM_READ_MS = 1_500;
+/** A read runs several docker commands in the sandbox: dearer than the port list's, so paced slower. */
+const STATE_READS: ReadPacing = {
+  minIntervalMs: 1_000,
+  burst: 20,
+  refillMs: 5_000,
+  debounceMs: 250,
+  confirmMs: 1_500,
+  pollIntervalMs: 5_000,
+};
 const READ_TIMEOUT_MS = 15_000;
-/** Errors that mean the session or its sandbox is gone: the watch ends, the page is told. */
-const GONE = ["not_found", "session_expired", "sandbox_gone", "unauthorized", "sandbox_failed"];
 
-interface Watch {
-  sessionId: string;
-  ownerId: string;
-  listeners: Set<(s: StateSnapshot) => void>;
-  enders: Set<(reason: string) => void>;
-  last: { json: string; snapshot: StateSnapshot; at: number } | undefined;
-  stream: ExecStream | undefined;
-  timer: NodeJS.Timeout | undefined;
-  confirm: NodeJS.Timeout | undefined;
-  poller: NodeJS.Timeout | undefined;
-  running: Promise<void> | undefined;
-  dirty: boolean;
-  closed: boolean;
-  budget: number;
-  budgetAt: number;
-  /** Layer histories of the images the last read listed, so the next read skips their `docker history`. */
-  histories: EngineState["histories"];
-}
+/** Layer histories of the images the last read listed, so the next read skips their `docker history`. */
+type Histories = { histories: EngineState["histories"] };
 
 export interface StateWatcherCounters {
   /** Watches open now (one per watched sandbox). */
@@ -61,21 +37,21 @@ export interface StateWatcherCounters {
 
 /**
  * The sandbox panel's source: one watch per watched sandbox however many pages look, driven by
- * the inner engine's events (one long-running `docker events` exec), not by polling. A watch reads
- * the engine's state (one exec, ENGINE_STATE_COMMAND) after each burst of events, tells its
- * listeners only real changes, and stops, ending its `docker events`, when the last one leaves.
+ * the inner engine's events (shared with the port list, see EngineEventFeeds), not by polling. A
+ * watch reads the engine's state (one exec) after each burst of events, tells its listeners only
+ * real changes, and stops when the last one leaves.
  */
 export class SandboxStateWatchers {
-  private readonly watches = new Map<string, Watch>();
+  private readonly watches: EngineWatches<SandboxState, Histories>;
   private readonly runtime: SandboxRuntime;
   private readonly sessions: SessionManager;
   private readonly log: Logger;
   private readonly previewUrl: (sessionId: string, port: number) => string;
-  private reads = 0;
 
   constructor(options: {
     runtime: SandboxRuntime;
     sessions: SessionManager;
+    feeds: EngineEventFeeds;
     log: Logger;
     /** The server's own link to a port's preview; never taken from the sandbox's output. */
     previewUrl: (sessionId: string, port: number) => string;
@@ -84,10 +60,18 @@ export class SandboxStateWatchers {
     this.sessions = options.sessions;
     this.log = options.log;
     this.previewUrl = options.previewUrl;
+    this.watches = new EngineWatches({
+      feeds: options.feeds,
+      read: (sessionId, ownerId, memo) => this.read(sessionId, ownerId, memo),
+      memo: () => ({ histories: new Map() }),
+      pacing: STATE_READS,
+      log: this.log,
+      what: "engine state",
+    });
   }
 
   get counters(): StateWatcherCounters {
-    return { watches: this.watches.size, reads: this.reads };
+    return this.watches.counters;
   }
 
   /**
@@ -95,38 +79,7 @@ export class SandboxStateWatchers {
    * session or its sandbox is gone. Returns the unsubscribe function.
    */
   subscribe(sessionId: string, ownerId: string, listener: (s: StateSnapshot) => void, onEnd: (reason: string) => void): () => void {
-    let watch = this.watches.get(sessionId);
-    if (!watch) {
-      watch = {
-        sessionId,
-        ownerId,
-        listeners: new Set(),
-        enders: new Set(),
-        last: undefined,
-        stream: undefined,
-        timer: undefined,
-        confirm: undefined,
-        poller: undefined,
-        running: undefined,
-        dirty: false,
-        closed: false,
-        budget: READ_BURST,
-        budgetAt: Date.now(),
-        histories: new Map(),
-      };
-      this.watches.set(sessionId, watch);
-      void this.follow(watch);
-    }
-    watch.listeners.add(listener);
-    watch.enders.add(onEnd);
-    if (watch.last) listener({ ...watch.last.snapshot, changes: [] });
-    else this.schedule(watch, 0);
-    const w = watch;
-    return () => {
-      w.listeners.delete(listener);
-      w.enders.delete(onEnd);
-      if (w.listeners.size === 0) this.stop(w);
-    };
+    return this.watches.subscribe(sessionId, ownerId, (state, previous) => listener({ sessionId, state, changes: describeChanges(previous, state) }), onEnd);
   }
 
   /** The last lines a container printed, fetched when the learner opens it; bounded in count and length. */
@@ -146,18 +99,17 @@ export class SandboxStateWatchers {
   }
 
   close(): void {
-    for (const w of [...this.watches.values()]) this.stop(w);
+    this.watches.close();
   }
 
-  private async read(w: Watch): Promise<SandboxState> {
-    this.reads++;
-    const sandboxId = await this.sessions.sandboxOf(w.sessionId, w.ownerId);
-    const result = await this.runtime.exec(sandboxId, engineStateCommand(w.histories.keys()), { timeoutMs: READ_TIMEOUT_MS, maxOutputBytes: MAX_STATE_OUTPUT_BYTES });
-    if (result.timedOut) this.log.debug("the sandbox state read timed out", { sessionId: w.sessionId });
-    const engine: EngineState = parseEngineState(result.stdout, w.histories);
-    w.histories = engine.histories;
-    if (engine.rejected > 0) this.log.warn("ignored sandbox state records that were not what docker prints", { sessionId: w.sessionId, records: engine.rejected });
-    return toSandboxState({ ...engine, truncated: engine.truncated || result.truncated }, this.portsOf(w.sessionId, engine));
+  private async read(sessionId: string, ownerId: string, memo: Histories): Promise<SandboxState> {
+    const sandboxId = await this.sessions.sandboxOf(sessionId, ownerId);
+    const result = await this.runtime.exec(sandboxId, engineStateCommand(memo.histories.keys()), { timeoutMs: READ_TIMEOUT_MS, maxOutputBytes: MAX_STATE_OUTPUT_BYTES });
+    if (result.timedOut) this.log.debug("the sandbox state read timed out", { sessionId });
+    const engine: EngineState = parseEngineState(result.stdout, memo.histories);
+    memo.histories = engine.histories;
+    if (engine.rejected > 0) this.log.warn("ignored sandbox state records that were not what docker prints", { sessionId, records: engine.rejected });
+    return toSandboxState({ ...engine, truncated: engine.truncated || result.truncated }, this.portsOf(sessionId, engine));
   }
 
   /** One entry per published TCP port, its link made here from the session and the port number alone. */
@@ -177,115 +129,5 @@ export class SandboxStateWatchers {
       }
     }
     return [...byPort.values()].sort((a, b) => a.port - b.port);
-  }
-
-  /** Runs a read soon; reads never overlap and never come closer than MIN_REFRESH_INTERVAL_MS. */
-  private schedule(w: Watch, delayMs = EVENT_DEBOUNCE_MS): void {
-    if (w.closed) return;
-    if (w.running) {
-      w.dirty = true;
-      return;
-    }
-    if (w.timer) return;
-    const now = Date.now();
-    w.budget = Math.min(READ_BURST, w.budget + (now - w.budgetAt) / READ_REFILL_MS);
-    w.budgetAt = now;
-    const sinceLast = w.last ? now - w.last.at : Infinity;
-    const wait = Math.max(delayMs, MIN_REFRESH_INTERVAL_MS - sinceLast, w.budget >= 1 ? 0 : (1 - w.budget) * READ_REFILL_MS);
-    w.timer = setTimeout(() => {
-      w.timer = undefined;
-      w.budget = Math.min(READ_BURST, w.budget + (Date.now() - w.budgetAt) / READ_REFILL_MS) - 1;
-      w.budgetAt = Date.now();
-      w.running = this.refresh(w).finally(() => {
-        w.running = undefined;
-        if (w.dirty) {
-          w.dirty = false;
-          this.schedule(w);
-        }
-      });
-    }, wait);
-  }
-
-  private async refresh(w: Watch): Promise<void> {
-    let state: SandboxState;
-    try {
-      state = await this.read(w);
-    } catch (e) {
-      const err = toShipshapeError(e);
-      if (GONE.includes(err.code)) this.end(w, err.userMessage);
-      else this.log.warn("could not read a sandbox's engine state", { sessionId: w.sessionId, code: err.code, detail: err.detail });
-      return;
-    }
-    if (w.closed) return;
-    const json = JSON.stringify(state);
-    if (w.last?.json === json) {
-      w.last.at = Date.now();
-      return;
-    }
-    const snapshot: StateSnapshot = { sessionId: w.sessionId, state, changes: describeChanges(w.last?.snapshot.state, state) };
-    w.last = { json, snapshot, at: Date.now() };
-    for (const l of [...w.listeners]) l(snapshot);
-  }
-
-  /** Follows the inner engine's events; falls back to slow polling while that is not possible. */
-  private async follow(w: Watch): Promise<void> {
-    if (w.closed) return;
-    if (!this.runtime.execStream) {
-      w.poller ??= setInterval(() => this.schedule(w, 0), POLL_INTERVAL_MS);
-      return;
-    }
-    let stream: ExecStream;
-    try {
-      const sandboxId = await this.sessions.sandboxOf(w.sessionId, w.ownerId);
-      stream = await this.runtime.execStream(sandboxId, ENGINE_EVENTS_COMMAND);
-    } catch (e) {
-      const err = toShipshapeError(e);
-      if (GONE.includes(err.code)) return this.end(w, err.userMessage);
-      w.poller ??= setInterval(() => this.schedule(w, 0), POLL_INTERVAL_MS);
-      setTimeout(() => void this.follow(w), RESTART_DELAY_MS * 5).unref();
-      return;
-    }
-    if (w.closed) return stream.close();
-    w.stream = stream;
-    if (w.poller) clearInterval(w.poller);
-    w.poller = undefined;
-    this.schedule(w, 0);
-    // The content is learner-controlled and not needed: any output means "read again", and once
-    // more a moment later.
-    stream.stdout.on("data", () => {
-      this.schedule(w);
-      if (w.confirm) clearTimeout(w.confirm);
-      w.confirm = setTimeout(() => {
-        w.confirm = undefined;
-        this.schedule(w, 0);
-      }, CONFIRM_READ_MS);
-    });
-    stream.stdout.once("end", () => {
-      if (w.stream === stream) w.stream = undefined;
-      if (w.closed) return;
-      // The inner engine restarted, or the sandbox is going: read (which notices the latter), retry.
-      this.schedule(w, 0);
-      w.poller ??= setInterval(() => this.schedule(w, 0), POLL_INTERVAL_MS);
-      setTimeout(() => void this.follow(w), RESTART_DELAY_MS).unref();
-    });
-  }
-
-  private end(w: Watch, reason: string): void {
-    const enders = [...w.enders];
-    this.stop(w);
-    for (const e of enders) e(reason);
-  }
-
-  private stop(w: Watch): void {
-    if (w.closed) return;
-    w.closed = true;
-    if (this.watches.get(w.sessionId) === w) this.watches.delete(w.sessionId);
-    if (w.timer) clearTimeout(w.timer);
-    if (w.confirm) clearTimeout(w.confirm);
-    if (w.poller) clearInterval(w.poller);
-    w.stream?.close();
-    w.stream = undefined;
-    w.listeners.clear();
-    w.enders.clear();
   }
 }

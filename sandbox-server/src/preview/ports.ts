@@ -11,13 +11,6 @@
 /** Tab-separated, one container per line; `--no-trunc` gives full 64-hex ids. */
 export const DOCKER_PS_COMMAND = ["docker", "ps", "--no-trunc", "--format", "{{.ID}}\t{{.Names}}\t{{.Image}}\t{{.Ports}}"];
 
-/** Nudges a re-read when a container starts, stops or goes; ends when its input ends (see execStream). */
-export const DOCKER_EVENTS_COMMAND = [
-  "sh",
-  "-c",
-  'docker events --filter type=container --filter event=start --filter event=die --filter event=destroy --format "{{.Status}}" & pid=$!; cat >/dev/null; kill "$pid" 2>/dev/null',
-];
-
 export const MAX_CONTAINERS = 200;
 export const MAX_BINDINGS = 500;
 

@@ -5,6 +5,7 @@ import { z } from "zod";
 import { ShipshapeError, toShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { SandboxRuntime } from "../runtime/types.ts";
+import type { EngineEventFeeds } from "../sessions/engine-watch.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
 import type { Signer } from "../common/signing.ts";
 import { json, originAllowed, readJsonBody } from "../common/http.ts";
@@ -59,6 +60,7 @@ export class PreviewApi {
   constructor(options: {
     sessions: SessionManager;
     runtime: SandboxRuntime;
+    feeds: EngineEventFeeds;
     signer: Signer;
     log: Logger;
     origins: OriginPolicy;
@@ -75,6 +77,7 @@ export class PreviewApi {
     this.watchers = new PortWatchers({
       runtime: options.runtime,
       sessions: this.sessions,
+      feeds: options.feeds,
       log: this.log,
       describe: (sessionId, p): PublishedPort => {
         const domain = this.domain();

@@ -4,6 +4,7 @@ import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { ServerMetrics } from "../metrics.ts";
 import type { SandboxRuntime } from "../runtime/types.ts";
+import type { EngineEventFeeds } from "../sessions/engine-watch.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
 import type { Signer } from "../common/signing.ts";
 import { originAllowed, type HttpMount } from "../common/http.ts";
@@ -49,6 +50,8 @@ export interface PreviewOptions {
   >;
   sessions: SessionManager;
   runtime: SandboxRuntime;
+  /** The inner engines' event feeds, shared with the sandbox panel. */
+  feeds: EngineEventFeeds;
   signer: Signer;
   log: Logger;
   /** Counts previews that could not reach the learner's app, by reason. */
@@ -96,6 +99,7 @@ export class PreviewProxy implements HttpMount {
     this.api = new PreviewApi({
       sessions: this.sessions,
       runtime: options.runtime,
+      feeds: options.feeds,
       signer: options.signer,
       log: this.log,
       origins: this.origins,

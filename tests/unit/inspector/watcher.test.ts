@@ -4,6 +4,7 @@ import { ShipshapeError } from "../../../sandbox-server/src/errors.ts";
 import { silentLogger } from "../../../sandbox-server/src/log.ts";
 import { SandboxStateWatchers, type StateSnapshot } from "../../../sandbox-server/src/inspector/state-watcher.ts";
 import type { SandboxRuntime } from "../../../sandbox-server/src/runtime/types.ts";
+import { EngineEventFeeds } from "../../../sandbox-server/src/sessions/engine-watch.ts";
 import type { SessionManager } from "../../../sandbox-server/src/sessions/session-manager.ts";
 
 const volume = (name: string) => `@@volumes\n${JSON.stringify({ name, driver: "local" })}\n@@end\n`;
@@ -28,7 +29,7 @@ function fakes() {
       return "sandbox-1";
     },
   } as unknown as SessionManager;
-  const watchers = new SandboxStateWatchers({ runtime, sessions, log: silentLogger, previewUrl: (s, p) => `/preview/${s}/${p}/` });
+  const watchers = new SandboxStateWatchers({ runtime, sessions, feeds: new EngineEventFeeds({ runtime, sessions }), log: silentLogger, previewUrl: (s, p) => `/preview/${s}/${p}/` });
   return { state, watchers };
 }
 

@@ -4,6 +4,7 @@ import { ShipshapeError } from "../../../sandbox-server/src/errors.ts";
 import { silentLogger } from "../../../sandbox-server/src/log.ts";
 import { PortWatchers, type PortsSnapshot } from "../../../sandbox-server/src/preview/port-watcher.ts";
 import type { SandboxRuntime } from "../../../sandbox-server/src/runtime/types.ts";
+import { EngineEventFeeds } from "../../../sandbox-server/src/sessions/engine-watch.ts";
 import type { SessionManager } from "../../../sandbox-server/src/sessions/session-manager.ts";
 
 const ID = "4b56a209f99de46edbb927ddc93080ccb0b322336d73748a7f7f547aaffbb877";
@@ -32,6 +33,7 @@ function fakes() {
   const watchers = new PortWatchers({
     runtime,
     sessions,
+    feeds: new EngineEventFeeds({ runtime, sessions }),
     log: silentLogger,
     describe: (sessionId, p) => ({ ...p, url: `/preview/${sessionId}/${p.port}/`, previewUrl: null }),
   });
