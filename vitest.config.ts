@@ -2,6 +2,8 @@ import { defineConfig } from "vitest/config";
 
 // One project per layer: unit (no Docker), integration (real Docker engine), security (attacks,
 // faults and fuzzing against the real engine), browser (Chromium).
+const SECURITY_ALONE = ["tests/security/attacks.test.ts", "tests/security/network.test.ts"];
+
 export default defineConfig({
   test: {
     // Names this run's label namespaces, and removes what its tests left in the engine at the end.
@@ -29,10 +31,24 @@ export default defineConfig({
         test: {
           name: "security",
           include: ["tests/security/**/*.test.ts"],
+          // These two run alone (the project below): the attack table measures a bystander's echo
+          // under a fork bomb and a CPU hog, and the network suite flushes the shared egress rules,
+          // which pauses every server's new sandboxes until they are re-applied.
+          exclude: SECURITY_ALONE,
           environment: "node",
           testTimeout: 120_000,
           hookTimeout: 180_000,
-          // Attacks, faults and fuzzing measure latency and restart engines: one file at a time.
+          // Each file starts its own servers (faults: its own Docker engine); two at a time.
+          maxWorkers: 2,
+        },
+      },
+      {
+        test: {
+          name: "security-alone",
+          include: SECURITY_ALONE,
+          environment: "node",
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
           maxWorkers: 1,
           fileParallelism: false,
         },

@@ -21,6 +21,7 @@ npx vitest run --project integration
 
 section "Security: attacks, faults and fuzzing"
 npx vitest run --project security
+npx vitest run --project security-alone
 
 section "Lesson CI: every exercise fails on a fresh sandbox and passes after its solution"
 npx vitest run --project lessons
