@@ -76,8 +76,10 @@ export interface SandboxInfo {
   running: boolean;
   /** Address on the sandbox network (for the preview proxy); undefined when stopped. */
   address: string | undefined;
-  /** Why it stopped, when it did: "oom" when the memory limit killed it. */
+  /** Why it stopped, when it did: "oom" when the memory limit killed it, "member-lost" when the machine it ran on went down. */
   exitReason: string | undefined;
+  /** The machine it runs on, for engines that place sandboxes over several (an LXD cluster's member); undefined on one machine. */
+  member?: string | undefined;
 }
 
 export interface NetworkCheck {

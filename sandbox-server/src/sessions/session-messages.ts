@@ -24,5 +24,9 @@ export function sandboxGoneMessage(reason: string, policy: SessionPolicy): strin
   if (reason.includes("oom")) {
     return `Your sandbox ran out of memory (its limit is ${mib(policy.limits.memoryBytes)}) and was stopped. Start a new one.`;
   }
+  if (reason.includes("member-lost")) {
+    // A cluster member (one of the machines sandboxes run on) went down with this sandbox.
+    return "The machine your sandbox ran on stopped. Start a new sandbox: it will run on another machine. Files and containers in the old one are lost.";
+  }
   return "Your sandbox stopped. Start a new one.";
 }
