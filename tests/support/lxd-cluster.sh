@@ -48,7 +48,7 @@ start_daemon() {
   LXD_DIR=$d lxd waitready --timeout 60 </dev/null || die "lxd $m did not answer in 60 s: $(tail -5 "$d/lxd.log")"
 }
 
-member_of_cluster() { lxcm "$1" cluster list --format csv 2>/dev/null | grep -q "^$1,"; }
+member_of_cluster() { local l; l=$(lxcm "$1" cluster list --format csv 2>/dev/null) || return 1; [[ $'\n'"$l" == *$'\n'"$1,"* ]]; }
 
 image_alias() {
   [[ -n "${SHIPSHAPE_LXD_IMAGE:-}" ]] && { echo "$SHIPSHAPE_LXD_IMAGE"; return; }
@@ -62,8 +62,10 @@ up() {
   command -v lxd >/dev/null || die "LXD is not installed: run SHIPSHAPE_TIER=isolated ./shipshape setup first"
   mkdir -p "$ROOT"
   # Loopback addresses of our own: 127.0.0.0/8 routes to lo, but LXD binds an exact address.
+  local lo
+  lo=$(ip -4 addr show dev lo)
   for m in "${MEMBERS[@]}"; do
-    ip -4 addr show dev lo | grep -q "inet ${ADDRESS[$m]}/" || ip addr add "${ADDRESS[$m]}/32" dev lo
+    [[ "$lo" == *"inet ${ADDRESS[$m]}/"* ]] || ip addr add "${ADDRESS[$m]}/32" dev lo
   done
 
   start_daemon m1
@@ -92,7 +94,7 @@ EOF
       -subj "/CN=shipshape-server" -keyout "$ROOT/client.key" -out "$ROOT/client.crt" 2>/dev/null
     chmod 0600 "$ROOT/client.key"
   fi
-  lxcm m1 config trust list --format csv | grep -q shipshape-server ||
+  [[ "$(lxcm m1 config trust list --format csv)" == *shipshape-server* ]] ||
     lxcm m1 config trust add "$ROOT/client.crt" --name shipshape-server >/dev/null
   cp "$(dir m1)/cluster.crt" "$ROOT/cluster.crt"
 

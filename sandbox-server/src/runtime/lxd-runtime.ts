@@ -141,7 +141,7 @@ export class LxdRuntime implements SandboxRuntime {
   private async operation(method: string, path: string, body?: unknown): Promise<LxdOperation> {
     const started = await this.api<LxdResponse>(method, path, body);
     if (!started.operation) return started.metadata as LxdOperation;
-    const op = await this.api<LxdOperation>("GET", `${started.operation}/wait?timeout=120`);
+    const op = await this.api<LxdOperation>("GET", `${operationPath(started.operation)}/wait?timeout=120`);
     if (op.status_code >= 400) throw new LxdError(op.status_code, op.err || op.status);
     return op;
   }
@@ -580,7 +580,7 @@ export class LxdRuntime implements SandboxRuntime {
       } catch (e) {
         throw this.translateSandboxError(e, sandboxId);
       }
-      const opPath = started.operation!;
+      const opPath = operationPath(started.operation!);
       const fds = ((started.metadata as { metadata?: { fds?: Record<string, string> } }).metadata?.fds ?? {}) as Record<string, string>;
       const sockets: Record<string, ExecSocket> = {};
       try {
@@ -842,6 +842,14 @@ async function oomKillCount(name: string): Promise<number | undefined> {
     }
   }
   return undefined;
+}
+
+/**
+ * An operation's path without its query: a cluster member answers `/1.0/operations/<id>?project=default`,
+ * and `/wait` or `/websocket` must go before the query, not inside it.
+ */
+function operationPath(operation: string): string {
+  return operation.split("?")[0]!;
 }
 
 function envObject(list: string[] | undefined): Record<string, string> {
