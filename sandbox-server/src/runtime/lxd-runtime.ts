@@ -20,6 +20,7 @@ import type {
   ShellStream,
   StartProgress,
 } from "./types.ts";
+import { MEMBER_LOST_MESSAGE } from "./types.ts";
 
 const ENGINE_READY_TIMEOUT_MS = 30_000;
 const RESIZE_SETTLE_MS = 50;
@@ -578,7 +579,7 @@ export class LxdRuntime implements SandboxRuntime {
           ...(options.interactive ? { width: options.width ?? 80, height: options.height ?? 24 } : {}),
         });
       } catch (e) {
-        throw this.translateSandboxError(e, sandboxId);
+        throw await this.translateMemberError(e, sandboxId);
       }
       const opPath = operationPath(started.operation!);
       const fds = ((started.metadata as { metadata?: { fds?: Record<string, string> } }).metadata?.fds ?? {}) as Record<string, string>;
@@ -779,6 +780,27 @@ export class LxdRuntime implements SandboxRuntime {
       return new ShipshapeError("sandbox_failed", "The sandbox network or storage is missing on this server. The operator should run set-up again.", msg);
     }
     return this.translateEngineError(e);
+  }
+
+  /**
+   * A command that could not start, on a cluster: when the member holding the sandbox is offline,
+   * the sandbox is gone for its learner (said in words); while LXD has not yet noticed a silent
+   * member (cluster.offline_threshold), it is "not answering", which the page retries.
+   */
+  private async translateMemberError(e: unknown, sandboxId: string): Promise<ShipshapeError> {
+    if (e instanceof LxdError && e.status !== 404 && !/not running/i.test(e.message)) {
+      if (await this.lostSandbox(sandboxId).catch(() => undefined)) {
+        return new ShipshapeError("sandbox_gone", MEMBER_LOST_MESSAGE, `sandbox ${sandboxId}: its cluster member is offline (${e.message})`);
+      }
+      if (/cluster member|connection refused|no route to host/i.test(e.message)) {
+        return new ShipshapeError(
+          "engine_unavailable",
+          "The machine your sandbox runs on is not answering. Trying again…",
+          `sandbox ${sandboxId}: its cluster member did not answer (${e.message})`,
+        );
+      }
+    }
+    return this.translateSandboxError(e, sandboxId);
   }
 
   private translateSandboxError(e: unknown, sandboxId: string): ShipshapeError {

@@ -99,6 +99,13 @@ export interface NetworkCheck {
 
 export type SandboxEvent = { kind: "stopped"; reason: string } | { kind: "oom" };
 
+/**
+ * What a learner reads when the machine their sandbox ran on went down (a "stopped" event with
+ * reason "member-lost", or a command refused for that reason): what happened and what to do.
+ */
+export const MEMBER_LOST_MESSAGE =
+  "The machine your sandbox ran on stopped. Start a new sandbox: it will run on another machine. Files and containers in the old one are lost.";
+
 export interface SandboxUsage {
   memoryBytes: number;
   pids: number;

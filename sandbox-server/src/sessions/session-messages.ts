@@ -1,3 +1,4 @@
+import { MEMBER_LOST_MESSAGE } from "../runtime/types.ts";
 import type { SessionPolicy } from "./session-manager.ts";
 
 /** What a learner reads when a sandbox ends or nears a limit: one wording for every path that says it. */
@@ -26,7 +27,7 @@ export function sandboxGoneMessage(reason: string, policy: SessionPolicy): strin
   }
   if (reason.includes("member-lost")) {
     // A cluster member (one of the machines sandboxes run on) went down with this sandbox.
-    return "The machine your sandbox ran on stopped. Start a new sandbox: it will run on another machine. Files and containers in the old one are lost.";
+    return MEMBER_LOST_MESSAGE;
   }
   return "Your sandbox stopped. Start a new one.";
 }
