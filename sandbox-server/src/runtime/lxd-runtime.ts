@@ -324,8 +324,23 @@ export class LxdRuntime implements SandboxRuntime {
     const listed = (await this.api<LxdInstance[]>("GET", "/1.0/instances?recursion=1")).find((i) => i.name === sandboxId);
     if (!listed?.location || listed.location === "none") return undefined;
     const member = await this.api<{ status: string }>("GET", `/1.0/cluster/members/${encodeURIComponent(listed.location)}`);
-    if (member.status === "Online") return undefined;
+    if (member.status === "Online" || (await this.answers(sandboxId))) return undefined;
     return this.toInfo({ ...listed, status: "Error", config: null as unknown as Record<string, string> }) ?? undefined;
+  }
+
+  /**
+   * Whether LXD can still reach a sandbox (its state comes from the member holding it). A member's
+   * status alone is not taken as proof: once in our tests (a freshly made cluster, one member
+   * killed) a learner on the healthy member was told their machine stopped, cause not found; a
+   * learner must never lose a sandbox that still answers.
+   */
+  private async answers(sandboxId: string): Promise<boolean> {
+    try {
+      await this.api("GET", `/1.0/instances/${encodeURIComponent(sandboxId)}/state`);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   private toInfo(i: LxdInstance): SandboxInfo | null {
@@ -689,6 +704,10 @@ export class LxdRuntime implements SandboxRuntime {
       if (!i.location || !lost.includes(i.location)) continue;
       const info = this.toInfo(i.config ? { ...i, config: null as unknown as Record<string, string> } : i);
       if (!info) continue;
+      if (await this.answers(info.id)) {
+        this.log.warn("cluster member reported offline, but its sandbox answers; keeping it", { sandbox: info.id, member: i.location });
+        continue;
+      }
       this.log.warn("sandbox lost with its cluster member", { sandbox: info.id, member: i.location });
       for (const l of this.eventListeners) l(info.id, { kind: "stopped", reason: "member-lost" });
     }
