@@ -1,6 +1,6 @@
 /**
  * Workshop load test: an instructor pre-warms a class, then N learners (protocol clients, not
- * browsers) join within a few seconds; each waits for a shell prompt, runs `docker run hello-world`
+ * browsers) join within a few seconds; each waits for a shell prompt, runs `docker run busybox echo …`
  * and presses Check. Every step must succeed. The figures go to docs/BENCHMARKS.md under
  * "## Workshop load test" (only that section is touched).
  *
@@ -84,7 +84,7 @@ interface LearnerResult {
   joinMs: number;
   /** Since the first learner started joining. */
   promptAt: number;
-  /** From typing `docker run hello-world` to its output: the learner's own work, done by the inner engine. */
+  /** From typing `docker run busybox echo …` to its output: the learner's own work, done by the inner engine. */
   runMs: number;
   checkMs: number;
   passedHello: boolean;
@@ -131,15 +131,16 @@ async function learner(base: string, code: string, index: number, t0: number): P
     await waitFor(PROMPT, 60_000, "prompt");
     const promptAt = now() - t0;
     const runStart = now();
-    ws.send(Buffer.from("docker run hello-world >/dev/null && echo ran-$((40+2))\r"));
+    // The exercise's busybox-said task (content/exercises/run-and-stop.yaml; its hello-world task is gone).
+    ws.send(Buffer.from("docker run busybox echo Containers are processes >/dev/null && echo ran-$((40+2))\r"));
     await waitFor(/^ran-42$/m, 120_000, "hello-world run");
     const runMs = now() - runStart;
     const checkStart = now();
     const check = await api(base, "POST", `/api/exercises/${EXERCISE}/check`, cookie);
     const checkMs = now() - checkStart;
     if (check.status !== 200) throw new Error(`learner ${index}: check answered ${check.status} ${check.text}`);
-    const hello = (check.json.tasks as Array<{ taskId: string; passed: boolean; message: string }>).find((t) => t.taskId === "hello-ran");
-    if (!hello?.passed) throw new Error(`learner ${index}: the hello-ran task did not pass after ${ms(checkMs)}: ${hello?.message ?? "no such task"}`);
+    const hello = (check.json.tasks as Array<{ taskId: string; passed: boolean; message: string }>).find((t) => t.taskId === "busybox-said");
+    if (!hello?.passed) throw new Error(`learner ${index}: the busybox-said task did not pass after ${ms(checkMs)}: ${hello?.message ?? "no such task"}`);
     return { name, verdictAt: Date.parse(check.json.at as string), joinMs, promptAt, runMs, checkMs, passedHello: true };
   } finally {
     ws.close();
@@ -292,8 +293,8 @@ async function main(): Promise<void> {
 1-minute load average ${figures.load_average_at_start} when the learners started, most of it from the pre-warming just before).
 An instructor creates a workshop with ${LEARNERS} seats and pre-warms ${LEARNERS} sandboxes; then ${LEARNERS}
 simulated learners (HTTP and WebSocket protocol clients, no browsers) join within ${WINDOW_MS / 1000} s, one every
-${Math.round(WINDOW_MS / LEARNERS)} ms. Each waits for its shell prompt, types \`docker run hello-world\` and presses Check on
-\`${EXERCISE}\` (its \`hello-ran\` task must pass). Finally the instructor ends the workshop.
+${Math.round(WINDOW_MS / LEARNERS)} ms. Each waits for its shell prompt, types \`docker run busybox echo Containers are processes\` and presses Check on
+\`${EXERCISE}\` (its \`busybox-said\` task must pass). Finally the instructor ends the workshop.
 
 | figure | value |
 |---|---|
@@ -301,7 +302,7 @@ ${Math.round(WINDOW_MS / LEARNERS)} ms. Each waits for its shell prompt, types \
 | pre-warming ${LEARNERS} sandboxes (before class) | ${s1(warmMs)} |
 | join latency (POST /api/workshops/join, seat and sandbox claimed) p50 / p95 | ${ms(figures.join_p50_ms)} / ${ms(figures.join_p95_ms)} |
 | time to all prompts (first join to the last learner's prompt) | ${figures.all_prompts_s} s |
-| \`docker run hello-world\` in the learner's sandbox, typed to output, p50 / p95 | ${ms(figures.run_p50_ms)} / ${ms(figures.run_p95_ms)} |
+| \`docker run busybox echo …\` in the learner's sandbox, typed to output, p50 / p95 | ${ms(figures.run_p50_ms)} / ${ms(figures.run_p95_ms)} |
 | check latency (POST /api/exercises/${EXERCISE}/check) p50 / p95 | ${ms(figures.check_p50_ms)} / ${ms(figures.check_p95_ms)} |
 | first join to the last check's verdict | ${figures.all_done_s} s |
 | learners with a check on the dashboard | ${inProgress} of ${LEARNERS} |
@@ -466,7 +467,7 @@ async function clusterMain(): Promise<void> {
   const md = `### Measured: a class on one member and on two
 
 \`npm run bench:workshop -- --cluster --learners ${LEARNERS}\` (${when}, ${machine}). The workshop load test's class
-(pre-warm, join, prompt, \`docker run hello-world\`, Check on \`${EXERCISE}\`, end) on the isolated tier, through
+(pre-warm, join, prompt, \`docker run busybox echo …\`, Check on \`${EXERCISE}\`, end) on the isolated tier, through
 member m1's socket of a two-member LXD cluster on this one machine (\`tests/support/lxd-cluster.sh\`), first with
 every sandbox pinned to m1 (\`SHIPSHAPE_LXD_TARGET=m1\`), then placed by LXD's own scheduler.
 
@@ -477,7 +478,7 @@ ${row("where the sandboxes ran", place)}
 ${row(`pre-warming ${LEARNERS} sandboxes`, (f) => `${f.prewarmS} s`)}
 ${row("join latency p50 / p95", (f) => `${ms(f.joinP50)} / ${ms(f.joinP95)}`)}
 ${row("first join to the last prompt", (f) => `${f.allPromptsS} s`)}
-${row("`docker run hello-world` typed to output, p50 / p95", (f) => `${ms(f.runP50)} / ${ms(f.runP95)}`)}
+${row("`docker run busybox echo …` typed to output, p50 / p95", (f) => `${ms(f.runP50)} / ${ms(f.runP95)}`)}
 ${row("check latency p50 / p95", (f) => `${ms(f.checkP50)} / ${ms(f.checkP95)}`)}
 ${row("first join to the last verdict", (f) => `${f.allDoneS} s`)}
 ${row("ending the workshop; sandboxes left", (f) => `${f.endS} s; ${f.left}`)}
