@@ -470,7 +470,7 @@ async function clusterMain(): Promise<void> {
 (pre-warm, join, prompt, \`docker run busybox echo …\`, Check on \`${EXERCISE}\`, end) on the isolated tier, through
 member m1's socket of a two-member LXD cluster on this one machine (\`tests/support/lxd-cluster.sh\`), first with
 every sandbox pinned to m1 (\`SHIPSHAPE_LXD_TARGET=m1\`), then placed by LXD's own scheduler.
-${LEARNERS < 100 ? `The goal is 100 learners; this run had ${LEARNERS}, because the shared machine was running other test suites at the same time (see the load average) and pre-warming 2 × 100 LXD sandboxes on its 2 cores takes most of an hour.\n` : ""}
+${LEARNERS < 100 ? `The goal is 100 learners; this run had ${LEARNERS}, because the shared machine was running other test suites at the same time (see the load average) and pre-warming 2 × 100 LXD sandboxes on its 2 cores takes half an hour or more.\n` : ""}
 | figure | one member | two members |
 |---|---|---|
 ${row("learners who joined, got a prompt and passed", (f) => `${f.succeeded} of ${LEARNERS}`)}

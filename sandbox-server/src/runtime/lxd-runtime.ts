@@ -400,6 +400,11 @@ export class LxdRuntime implements SandboxRuntime {
         return;
       } catch (e) {
         if (e instanceof LxdError && e.status === 404) return;
+        // On a cluster member that is offline nothing can be removed until it returns: say so at
+        // once rather than after every retry (the reaper removes it when the member is back).
+        if (attempt === 1 && e instanceof LxdError && (await this.lostSandbox(sandboxId).catch(() => undefined))) {
+          throw new ShipshapeError("engine_unavailable", "The machine this sandbox ran on is offline.", `sandbox ${sandboxId}: its cluster member is offline; it is removed when the member returns`);
+        }
         if (attempt >= 5) throw this.translateEngineError(e);
         this.log.debug("retrying the removal of a sandbox", { sandbox: sandboxId, error: String(e) });
         await sleep(200 * attempt);
