@@ -24,10 +24,13 @@ const clusterDir = process.env.SHIPSHAPE_LXD_CLUSTER_DIR ?? "/var/lib/shipshape-
 const memberSocket = (m: string) => `${clusterDir}/${m}/unix.socket`;
 const cluster = (...args: string[]) => execFileSync(script, args, { encoding: "utf8", timeout: 300_000, stdio: ["ignore", "pipe", "pipe"] });
 
-/** True when a cluster from an earlier run answers: it is reused and left as found. */
+/**
+ * True when a cluster from an earlier run answers (its member m2 may still be coming back from that
+ * run's stop): it is reused, and left with both members up.
+ */
 function clusterAnswers(): boolean {
   try {
-    return /^m2,.*ONLINE/m.test(cluster("status"));
+    return /^m1,/m.test(cluster("status"));
   } catch {
     return false;
   }
