@@ -307,6 +307,7 @@ export function createRuntime(config: Config, log: Logger): SandboxRuntime {
       image: config.lxdImage,
       network: config.SHIPSHAPE_LXD_NETWORK,
       pool: config.SHIPSHAPE_LXD_POOL,
+      target: config.SHIPSHAPE_LXD_TARGET,
       namespace: config.SHIPSHAPE_NAMESPACE,
       log,
     });

@@ -101,6 +101,11 @@ export const envSchema = z.object({
   SHIPSHAPE_LXD_IMAGE: z.string().optional().describe("LXD image alias of the sandbox; set-up writes it to <data>/lxd-image"),
   SHIPSHAPE_LXD_NETWORK: z.string().default("shipshape-lx0").describe("LXD bridge the isolated tier's sandboxes join"),
   SHIPSHAPE_LXD_POOL: z.string().default("shipshape").describe("LXD storage pool of the isolated tier's sandbox disks (btrfs for disk quotas)"),
+  SHIPSHAPE_LXD_TARGET: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/, "must be the name of an LXD cluster member (as `lxc cluster list` shows it), e.g. m2")
+    .optional()
+    .describe("on an LXD cluster: the member every new sandbox goes to (an instructor pinning a class to one machine); unset: LXD's own scheduler places each"),
   SHIPSHAPE_SANDBOX_MEMORY: size("1g").describe("memory limit per sandbox"),
   SHIPSHAPE_SANDBOX_CPUS: z.coerce.number().positive().max(64).default(1).describe("CPU limit per sandbox"),
   SHIPSHAPE_SANDBOX_PIDS: int(1024, 64, 1_000_000).describe("process limit per sandbox"),

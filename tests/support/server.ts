@@ -14,7 +14,7 @@ export function sandboxImage(): string {
   return process.env.SHIPSHAPE_SANDBOX_IMAGE ?? (existsSync(file) ? readFileSync(file, "utf8").trim() : "shipshape/sandbox:latest");
 }
 
-function lxdImage(): string {
+export function lxdImage(): string {
   const file = path.join(repoRoot, ".data", "lxd-image");
   return process.env.SHIPSHAPE_LXD_IMAGE ?? (existsSync(file) ? readFileSync(file, "utf8").trim() : "");
 }

@@ -31,6 +31,12 @@ export interface LxdAddressing {
   ipv4: string;
   gateway: string;
   registryIp: string;
+  /**
+   * The bridge is not one of LXD's managed networks but a host bridge it attaches to as a plain
+   * parent (the members of a one-machine test cluster share the host LXD's bridge this way; on
+   * several machines each member manages its own bridge and this stays false).
+   */
+  unmanagedBridge?: boolean;
 }
 
 /**
@@ -115,7 +121,7 @@ export function buildLxdInstance(
       root: { type: "disk", path: "/", pool: profile.pool, size: String(rootDiskBytes(spec.limits.diskBytes, imageBytes)) },
       eth0: {
         type: "nic",
-        network: profile.network,
+        ...(addressing.unmanagedBridge ? { nictype: "bridged", parent: profile.network } : { network: profile.network }),
         name: "eth0",
         // A fixed address, and LXD's filters drop every frame with another source MAC or IPv4 address
         // (and ARP claiming one): a sandbox cannot pose as another or as the registry.
@@ -142,21 +148,30 @@ const int2ip = (n: number): string => [24, 16, 8, 0].map((s) => Math.floor(n / 2
 /**
  * A free address for a new sandbox in the upper half of the bridge's subnet (the lower half holds
  * the gateway and LXD's small DHCP range). `taken` holds every address already given to an instance.
+ * With `within: "all"` the whole block is used: a range an operator set aside for sandboxes
+ * (user.shipshape.sandbox-range), where nothing else lives.
  */
-export function pickSandboxAddress(bridgeCidr: string, taken: ReadonlySet<string>, random: () => number = Math.random): string {
+export function pickSandboxAddress(
+  bridgeCidr: string,
+  taken: ReadonlySet<string>,
+  random: () => number = Math.random,
+  within: "upper-half" | "all" = "upper-half",
+): string {
   const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(bridgeCidr);
   if (!m) throw new Error(`the LXD bridge's ipv4.address "${bridgeCidr}" is not an address with a prefix length`);
   const prefix = Number(m[2]);
   if (prefix < 8 || prefix > 24) throw new Error(`the LXD bridge's subnet /${prefix} is outside /8../24`);
   const size = 2 ** (32 - prefix);
   const base = ip2int(m[1]!) - (ip2int(m[1]!) % size);
-  const half = size / 2;
+  // In a whole range the network and broadcast addresses of the block are skipped all the same.
+  const first = within === "all" ? base + 1 : base + size / 2;
+  const count = base + size - 1 - first;
   // Random first (parallel starts rarely collide), then a scan, so a nearly full subnet still works.
   for (let i = 0; i < 32; i++) {
-    const candidate = int2ip(base + half + Math.floor(random() * (half - 1)));
+    const candidate = int2ip(first + Math.floor(random() * count));
     if (!taken.has(candidate)) return `${candidate}/${prefix}`;
   }
-  for (let n = base + half; n < base + size - 1; n++) {
+  for (let n = first; n < base + size - 1; n++) {
     if (!taken.has(int2ip(n))) return `${int2ip(n)}/${prefix}`;
   }
   throw new Error(`no free address left on the LXD bridge ${bridgeCidr}`);

@@ -5,7 +5,7 @@ import WebSocket from "ws";
 import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { Capped, enginePolls, WAIT_FOR_ENGINE } from "./docker-runtime.ts";
-import { buildLxdInstance, pickSandboxAddress, USER_KEY, type LxdProfile } from "./lxd-instance-spec.ts";
+import { buildLxdInstance, pickSandboxAddress, USER_KEY, type LxdAddressing, type LxdProfile } from "./lxd-instance-spec.ts";
 import type {
   ExecOptions,
   ExecResult,
@@ -20,16 +20,24 @@ import type {
   ShellStream,
   StartProgress,
 } from "./types.ts";
+import { MEMBER_LOST_MESSAGE } from "./types.ts";
 
 const ENGINE_READY_TIMEOUT_MS = 30_000;
 const RESIZE_SETTLE_MS = 50;
 const OOM_POLL_MS = 2_000;
+/** How often cluster members' health is read while sandboxes are watched (LXD itself marks a silent member offline after cluster.offline_threshold). */
+const MEMBER_POLL_MS = 3_000;
 /** Shell names become socket paths inside the sandbox: keep them boring. */
 const terminalNamePattern = /^[a-z0-9-]{1,32}$/;
 
 export interface LxdRuntimeOptions extends LxdProfile {
   /** LXD's (or Incus's) Unix socket: /var/lib/lxd/unix.socket for Debian's LXD, /var/lib/incus/unix.socket for Incus. */
   socketPath: string;
+  /**
+   * On an LXD cluster: the member every new sandbox is created on (SHIPSHAPE_LXD_TARGET). Unset,
+   * LXD's own scheduler chooses (the member with the fewest instances), never a home-made one.
+   */
+  target?: string | undefined;
   log: Logger;
 }
 
@@ -54,6 +62,9 @@ interface LxdInstance {
   name: string;
   status: string;
   created_at: string;
+  /** The cluster member it lives on ("none" or "" outside a cluster). */
+  location?: string;
+  /** null for an instance on a member that is offline: only its name, status and location are known. */
   config: Record<string, string>;
   expanded_devices?: Record<string, Record<string, string>>;
   devices: Record<string, Record<string, string>>;
@@ -83,10 +94,12 @@ export class LxdRuntime implements SandboxRuntime {
   private closed = false;
   /** Addresses handed out by this process whose instances LXD may not list yet (parallel starts). */
   private readonly pendingAddresses = new Set<string>();
+  private readonly target: string | undefined;
 
   constructor(options: LxdRuntimeOptions) {
     this.profile = { image: options.image, network: options.network, pool: options.pool, namespace: options.namespace };
     this.socketPath = options.socketPath;
+    this.target = options.target || undefined;
     this.log = options.log.child({ component: "runtime" });
   }
 
@@ -129,7 +142,7 @@ export class LxdRuntime implements SandboxRuntime {
   private async operation(method: string, path: string, body?: unknown): Promise<LxdOperation> {
     const started = await this.api<LxdResponse>(method, path, body);
     if (!started.operation) return started.metadata as LxdOperation;
-    const op = await this.api<LxdOperation>("GET", `${started.operation}/wait?timeout=120`);
+    const op = await this.api<LxdOperation>("GET", `${operationPath(started.operation)}/wait?timeout=120`);
     if (op.status_code >= 400) throw new LxdError(op.status_code, op.err || op.status);
     return op;
   }
@@ -182,7 +195,8 @@ export class LxdRuntime implements SandboxRuntime {
       address = addressing.ipv4.split("/")[0]!;
       const body = buildLxdInstance(spec, this.profile, addressing, createdAt, await this.imageBytes());
       name = body.name;
-      await this.operation("POST", "/1.0/instances", body);
+      // Placement is LXD's: its scheduler picks a member unless an operator pinned one.
+      await this.operation("POST", `/1.0/instances${this.target ? `?target=${encodeURIComponent(this.target)}` : ""}`, body);
       onProgress({ step: "Starting the container", progress: 0.3 });
       await this.operation("PUT", `/1.0/instances/${name}/state`, { action: "start", timeout: 30 });
     } catch (e) {
@@ -218,18 +232,45 @@ export class LxdRuntime implements SandboxRuntime {
   }
 
   /** A fixed address nobody holds: every instance on the bridge (any namespace) and this process's pending ones. */
-  private async allocateAddress(): Promise<{ ipv4: string; gateway: string; registryIp: string }> {
-    const network = await this.api<{ config: Record<string, string> }>("GET", `/1.0/networks/${encodeURIComponent(this.profile.network)}`);
-    const cidr = network.config["ipv4.address"] ?? "";
-    const registryIp = network.config["user.shipshape.registry-ip"] ?? "";
+  private async allocateAddress(): Promise<LxdAddressing> {
+    const bridge = await this.bridge();
     const instances = await this.api<LxdInstance[]>("GET", "/1.0/instances?recursion=1");
     const taken = new Set(this.pendingAddresses);
     for (const i of instances) {
       for (const d of Object.values(i.devices ?? {})) if (d["ipv4.address"]) taken.add(d["ipv4.address"]);
     }
-    const ipv4 = pickSandboxAddress(cidr, taken);
-    this.pendingAddresses.add(ipv4.split("/")[0]!);
-    return { ipv4, gateway: cidr.split("/")[0]!, registryIp };
+    const picked = pickSandboxAddress(bridge.range, taken, Math.random, bridge.unmanaged ? "all" : "upper-half").split("/")[0]!;
+    this.pendingAddresses.add(picked);
+    return { ipv4: `${picked}/${bridge.prefix}`, gateway: bridge.gateway, registryIp: bridge.registryIp, unmanagedBridge: bridge.unmanaged };
+  }
+
+  /**
+   * The bridge's gateway, prefix and registry mirror, and the range sandbox addresses come from.
+   * A managed bridge (one machine, or every member of a real cluster) says it all in its config.
+   * A host bridge LXD only attaches to (the members of a one-machine test cluster share the host
+   * LXD's bridge) has no config: its address comes from its state, and the registry mirror and a
+   * range of its own (so the host's sandboxes and the cluster's never pick the same address) from
+   * the cluster's `user.shipshape.registry-ip` and `user.shipshape.sandbox-range` server keys.
+   */
+  private async bridge(): Promise<{ range: string; prefix: string; gateway: string; registryIp: string; unmanaged: boolean }> {
+    const path = `/1.0/networks/${encodeURIComponent(this.profile.network)}`;
+    const network = await this.api<{ managed?: boolean; config: Record<string, string> }>("GET", path);
+    if (network.managed !== false) {
+      const cidr = network.config["ipv4.address"] ?? "";
+      return { range: cidr, prefix: cidr.split("/")[1] ?? "", gateway: cidr.split("/")[0]!, registryIp: network.config["user.shipshape.registry-ip"] ?? "", unmanaged: false };
+    }
+    const state = await this.api<{ addresses?: { family: string; address: string; netmask: string }[] }>("GET", `${path}/state`);
+    const inet = state.addresses?.find((a) => a.family === "inet");
+    const server = await this.api<{ config?: Record<string, unknown> }>("GET", "/1.0");
+    const range = String(server.config?.["user.shipshape.sandbox-range"] ?? "");
+    if (!inet || !range) {
+      throw new ShipshapeError(
+        "sandbox_failed",
+        "The sandbox network is not set up on this server. The operator should run set-up again.",
+        `LXD network ${this.profile.network} is a host bridge (not managed by LXD): it needs an IPv4 address and the server key user.shipshape.sandbox-range`,
+      );
+    }
+    return { range, prefix: inet.netmask, gateway: inet.address, registryIp: String(server.config?.["user.shipshape.registry-ip"] ?? ""), unmanaged: true };
   }
 
   /** Same single polling exec as the Docker tier's (docker-runtime.ts, WAIT_FOR_ENGINE). */
@@ -268,12 +309,61 @@ export class LxdRuntime implements SandboxRuntime {
       instance = await this.api<LxdInstance>("GET", `/1.0/instances/${encodeURIComponent(sandboxId)}`);
     } catch (e) {
       if (e instanceof LxdError && e.status === 404) return null;
+      // On a cluster the member holding it may be gone: then the sandbox is, for its learner.
+      if (e instanceof LxdError) {
+        const lost = await this.lostSandbox(sandboxId).catch(() => undefined);
+        if (lost) return lost;
+      }
       throw this.translateEngineError(e);
     }
     return this.toInfo(instance);
   }
 
+  /** The sandbox as a stopped one when the cluster member it lives on is offline; undefined otherwise. */
+  private async lostSandbox(sandboxId: string): Promise<SandboxInfo | undefined> {
+    const listed = (await this.api<LxdInstance[]>("GET", "/1.0/instances?recursion=1")).find((i) => i.name === sandboxId);
+    if (!listed?.location || listed.location === "none") return undefined;
+    const member = await this.api<{ status: string }>("GET", `/1.0/cluster/members/${encodeURIComponent(listed.location)}`);
+    if (member.status === "Online" || (await this.answers(sandboxId))) return undefined;
+    return this.toInfo({ ...listed, status: "Error", config: null as unknown as Record<string, string> }) ?? undefined;
+  }
+
+  /**
+   * Whether LXD can still reach a sandbox (its state comes from the member holding it). A member's
+   * status alone is not taken as proof: once in our tests (a freshly made cluster, one member
+   * killed) a learner on the healthy member was told their machine stopped, cause not found; a
+   * learner must never lose a sandbox that still answers.
+   */
+  private async answers(sandboxId: string): Promise<boolean> {
+    try {
+      await this.api("GET", `/1.0/instances/${encodeURIComponent(sandboxId)}/state`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   private toInfo(i: LxdInstance): SandboxInfo | null {
+    const member = i.location && i.location !== "none" ? i.location : undefined;
+    const prefix = `shipshape-${this.profile.namespace}-`;
+    if (!i.config) {
+      // An instance on an offline cluster member: LXD knows its name and member only. Ours by name;
+      // the session id is in the name (lxdInstanceName), which is all the reaper and the watchdog need.
+      if (!i.name.startsWith(prefix)) return null;
+      return {
+        id: i.name,
+        name: i.name,
+        sessionId: i.name.slice(prefix.length),
+        ownerId: "",
+        workshopId: undefined,
+        createdAt: 0,
+        expiresAt: 0,
+        running: false,
+        address: undefined,
+        exitReason: "member-lost",
+        member,
+      };
+    }
     const c = i.config;
     if (c[USER_KEY.role] !== "sandbox" || c[USER_KEY.namespace] !== this.profile.namespace) return null;
     const running = i.status === "Running";
@@ -290,6 +380,7 @@ export class LxdRuntime implements SandboxRuntime {
       address: running ? nic?.["ipv4.address"] : undefined,
       // LXD does not say why a container stopped; OOM kills hit processes inside, not the container.
       exitReason: running ? undefined : i.status.toLowerCase(),
+      member,
     };
   }
 
@@ -309,6 +400,11 @@ export class LxdRuntime implements SandboxRuntime {
         return;
       } catch (e) {
         if (e instanceof LxdError && e.status === 404) return;
+        // On a cluster member that is offline nothing can be removed until it returns: say so at
+        // once rather than after every retry (the reaper removes it when the member is back).
+        if (attempt === 1 && e instanceof LxdError && (await this.lostSandbox(sandboxId).catch(() => undefined))) {
+          throw new ShipshapeError("engine_unavailable", "The machine this sandbox ran on is offline.", `sandbox ${sandboxId}: its cluster member is offline; it is removed when the member returns`);
+        }
         if (attempt >= 5) throw this.translateEngineError(e);
         this.log.debug("retrying the removal of a sandbox", { sandbox: sandboxId, error: String(e) });
         await sleep(200 * attempt);
@@ -503,9 +599,9 @@ export class LxdRuntime implements SandboxRuntime {
           ...(options.interactive ? { width: options.width ?? 80, height: options.height ?? 24 } : {}),
         });
       } catch (e) {
-        throw this.translateSandboxError(e, sandboxId);
+        throw await this.translateMemberError(e, sandboxId);
       }
-      const opPath = started.operation!;
+      const opPath = operationPath(started.operation!);
       const fds = ((started.metadata as { metadata?: { fds?: Record<string, string> } }).metadata?.fds ?? {}) as Record<string, string>;
       const sockets: Record<string, ExecSocket> = {};
       try {
@@ -562,7 +658,64 @@ export class LxdRuntime implements SandboxRuntime {
     this.eventListeners.add(listener);
     this.ensureEventWatch();
     this.ensureOomWatch();
+    this.ensureMemberWatch();
     return () => this.eventListeners.delete(listener);
+  }
+
+  /**
+   * On a cluster, a member that goes down sends no event for the sandboxes it took with it, so
+   * members' health is read from LXD (which marks a member offline when its heartbeats stop) and
+   * each of our sandboxes on a member that just went offline is reported stopped, reason
+   * "member-lost": its learner is told the machine stopped and gets a new sandbox, which LXD's
+   * scheduler places on a member still online. Nothing happens on a single LXD server.
+   */
+  private memberWatch: NodeJS.Timeout | undefined;
+  private readonly memberOnline = new Map<string, boolean>();
+
+  private ensureMemberWatch(): void {
+    if (this.memberWatch || this.closed || this.eventListeners.size === 0) return;
+    this.memberWatch = setInterval(() => void this.checkMembers(), MEMBER_POLL_MS);
+    this.memberWatch.unref();
+    void this.checkMembers();
+  }
+
+  private async checkMembers(): Promise<void> {
+    let members: { server_name: string; status: string }[];
+    try {
+      const cluster = await this.api<{ enabled?: boolean }>("GET", "/1.0/cluster");
+      if (!cluster.enabled) {
+        if (this.memberWatch) clearInterval(this.memberWatch);
+        return;
+      }
+      members = await this.api<{ server_name: string; status: string }[]>("GET", "/1.0/cluster/members?recursion=1");
+    } catch {
+      return; // the member we talk to is unreachable: the engine-health path reports that
+    }
+    const lost: string[] = [];
+    for (const m of members) {
+      const online = m.status === "Online";
+      if (this.memberOnline.get(m.server_name) === true && !online) lost.push(m.server_name);
+      if (this.memberOnline.get(m.server_name) !== online) this.log.info(online ? "cluster member online" : "cluster member offline", { member: m.server_name, status: m.status });
+      this.memberOnline.set(m.server_name, online);
+    }
+    if (lost.length === 0) return;
+    let instances: LxdInstance[];
+    try {
+      instances = await this.api<LxdInstance[]>("GET", "/1.0/instances?recursion=1");
+    } catch {
+      return;
+    }
+    for (const i of instances) {
+      if (!i.location || !lost.includes(i.location)) continue;
+      const info = this.toInfo(i.config ? { ...i, config: null as unknown as Record<string, string> } : i);
+      if (!info) continue;
+      if (await this.answers(info.id)) {
+        this.log.warn("cluster member reported offline, but its sandbox answers; keeping it", { sandbox: info.id, member: i.location });
+        continue;
+      }
+      this.log.warn("sandbox lost with its cluster member", { sandbox: info.id, member: i.location });
+      for (const l of this.eventListeners) l(info.id, { kind: "stopped", reason: "member-lost" });
+    }
   }
 
   /** LXD's lifecycle events say when one of our instances stops without us asking (a kill, a crash). */
@@ -631,6 +784,8 @@ export class LxdRuntime implements SandboxRuntime {
     this.events = undefined;
     if (this.oomWatch) clearInterval(this.oomWatch);
     this.oomWatch = undefined;
+    if (this.memberWatch) clearInterval(this.memberWatch);
+    this.memberWatch = undefined;
   }
 
   // ---- errors ----
@@ -649,6 +804,27 @@ export class LxdRuntime implements SandboxRuntime {
       return new ShipshapeError("sandbox_failed", "The sandbox network or storage is missing on this server. The operator should run set-up again.", msg);
     }
     return this.translateEngineError(e);
+  }
+
+  /**
+   * A command that could not start, on a cluster: when the member holding the sandbox is offline,
+   * the sandbox is gone for its learner (said in words); while LXD has not yet noticed a silent
+   * member (cluster.offline_threshold), it is "not answering", which the page retries.
+   */
+  private async translateMemberError(e: unknown, sandboxId: string): Promise<ShipshapeError> {
+    if (e instanceof LxdError && e.status !== 404 && !/not running/i.test(e.message)) {
+      if (await this.lostSandbox(sandboxId).catch(() => undefined)) {
+        return new ShipshapeError("sandbox_gone", MEMBER_LOST_MESSAGE, `sandbox ${sandboxId}: its cluster member is offline (${e.message})`);
+      }
+      if (/cluster member|connection refused|no route to host/i.test(e.message)) {
+        return new ShipshapeError(
+          "engine_unavailable",
+          "The machine your sandbox runs on is not answering. Trying again…",
+          `sandbox ${sandboxId}: its cluster member did not answer (${e.message})`,
+        );
+      }
+    }
+    return this.translateSandboxError(e, sandboxId);
   }
 
   private translateSandboxError(e: unknown, sandboxId: string): ShipshapeError {
@@ -712,6 +888,14 @@ async function oomKillCount(name: string): Promise<number | undefined> {
     }
   }
   return undefined;
+}
+
+/**
+ * An operation's path without its query: a cluster member answers `/1.0/operations/<id>?project=default`,
+ * and `/wait` or `/websocket` must go before the query, not inside it.
+ */
+function operationPath(operation: string): string {
+  return operation.split("?")[0]!;
 }
 
 function envObject(list: string[] | undefined): Record<string, string> {

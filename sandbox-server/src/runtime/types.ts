@@ -76,8 +76,10 @@ export interface SandboxInfo {
   running: boolean;
   /** Address on the sandbox network (for the preview proxy); undefined when stopped. */
   address: string | undefined;
-  /** Why it stopped, when it did: "oom" when the memory limit killed it. */
+  /** Why it stopped, when it did: "oom" when the memory limit killed it, "member-lost" when the machine it ran on went down. */
   exitReason: string | undefined;
+  /** The machine it runs on, for engines that place sandboxes over several (an LXD cluster's member); undefined on one machine. */
+  member?: string | undefined;
 }
 
 export interface NetworkCheck {
@@ -96,6 +98,13 @@ export interface NetworkCheck {
 }
 
 export type SandboxEvent = { kind: "stopped"; reason: string } | { kind: "oom" };
+
+/**
+ * What a learner reads when the machine their sandbox ran on went down (a "stopped" event with
+ * reason "member-lost", or a command refused for that reason): what happened and what to do.
+ */
+export const MEMBER_LOST_MESSAGE =
+  "The machine your sandbox ran on stopped. Start a new sandbox: it will run on another machine. Files and containers in the old one are lost.";
 
 export interface SandboxUsage {
   memoryBytes: number;

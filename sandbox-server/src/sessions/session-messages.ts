@@ -1,3 +1,4 @@
+import { MEMBER_LOST_MESSAGE } from "../runtime/types.ts";
 import type { SessionPolicy } from "./session-manager.ts";
 
 /** What a learner reads when a sandbox ends or nears a limit: one wording for every path that says it. */
@@ -23,6 +24,10 @@ export function expiredMessage(reason: string, policy: SessionPolicy): string {
 export function sandboxGoneMessage(reason: string, policy: SessionPolicy): string {
   if (reason.includes("oom")) {
     return `Your sandbox ran out of memory (its limit is ${mib(policy.limits.memoryBytes)}) and was stopped. Start a new one.`;
+  }
+  if (reason.includes("member-lost")) {
+    // A cluster member (one of the machines sandboxes run on) went down with this sandbox.
+    return MEMBER_LOST_MESSAGE;
   }
   return "Your sandbox stopped. Start a new one.";
 }
