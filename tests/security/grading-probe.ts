@@ -4,7 +4,7 @@
  * probe. Everything here runs inside the learner's own sandbox, as root, as their shell could.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { SandboxRuntime } from "../../sandbox-server/src/runtime/types.ts";
 
 /**
@@ -63,6 +63,43 @@ curl -s --unix-socket ${path} http://engine/_ping; echo " <- the fake engine at 
 /** An id the fake engine reports for a container (the learner's `docker ps` through it shows it). */
 export const FORGED_CONTAINER_ID = "b".repeat(64);
 
+/** The processes of the classroom tier's probe containers for a session (host pids). */
+function probeContainerProcesses(sessionId: string): Array<{ pid: string; args: string }> {
+  const containers = execFileSync(
+    "docker",
+    ["ps", "-q", "--no-trunc", "--filter", `label=org.shipshape.session=${sessionId}`, "--filter", "label=org.shipshape.role=probe"],
+    { encoding: "utf8" },
+  )
+    .split("\n")
+    .filter(Boolean);
+  return containers.flatMap((c) =>
+    execFileSync("docker", ["top", c, "-o", "pid,args"], { encoding: "utf8" })
+      .split("\n")
+      .slice(1)
+      .map((l) => l.trim().match(/^(\d+)\s+(.*)$/))
+      .filter((m): m is RegExpMatchArray => m !== null)
+      .map((m) => ({ pid: m[1]!, args: m[2]! })),
+  );
+}
+
+/**
+ * The isolated tier's probe runs on the host (lxd-probe.ts): its relay and every tool it runs, found
+ * by the probe's private directory or its marker in their command lines.
+ */
+function hostProbeProcesses(): Array<{ pid: string; args: string }> {
+  const found: Array<{ pid: string; args: string }> = [];
+  for (const pid of readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+    let args: string;
+    try {
+      args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).join(" ");
+    } catch {
+      continue;
+    }
+    if (args === `sleep ${PROBE_MARKER}` || /shipshape-probe-/.test(args)) found.push({ pid, args });
+  }
+  return found;
+}
+
 /** Something the probe runs while the learner hunts for it, found by this argument. */
 const PROBE_MARKER = "8.123";
 
@@ -91,28 +128,17 @@ export async function traceProbeFromSandbox(
   try {
     const busy = probe.exec(["sleep", PROBE_MARKER], { timeoutMs: 30_000 });
     // Until the marker runs (a loaded machine can take seconds to start an exec).
-    const containers = () =>
-      execFileSync("docker", ["ps", "-q", "--no-trunc", "--filter", `label=org.shipshape.session=${sessionId}`, "--filter", "label=org.shipshape.role=probe"], {
-        encoding: "utf8",
-      })
-        .split("\n")
-        .filter(Boolean);
-    const processes = () =>
-      containers().flatMap((c) =>
-        execFileSync("docker", ["top", c, "-o", "pid,args"], { encoding: "utf8" })
-          .split("\n")
-          .slice(1)
-          .map((l) => l.trim().match(/^(\d+)\s+(.*)$/))
-          .filter((m): m is RegExpMatchArray => m !== null)
-          .map((m) => ({ pid: m[1]!, args: m[2]! })),
-      );
+    const processes = runtime.name === "lxd" ? hostProbeProcesses : () => probeContainerProcesses(sessionId);
     let seen = processes();
     for (let i = 0; i < 100 && !seen.some((p) => p.args === `sleep ${PROBE_MARKER}`); i++) {
       await new Promise((r) => setTimeout(r, 100));
       seen = processes();
     }
     if (!seen.some((p) => p.args === `sleep ${PROBE_MARKER}`)) throw new Error(`the probe's command never ran: ${JSON.stringify(seen)}`);
-    const sandboxPid = execFileSync("docker", ["inspect", "--format", "{{.State.Pid}}", sandboxId], { encoding: "utf8" }).trim();
+    const sandboxPid =
+      runtime.name === "lxd"
+        ? String((JSON.parse(execFileSync("lxc", ["query", `/1.0/instances/${sandboxId}/state`], { encoding: "utf8" })) as { pid: number }).pid)
+        : execFileSync("docker", ["inspect", "--format", "{{.State.Pid}}", sandboxId], { encoding: "utf8" }).trim();
     const sandboxPidNs = readlinkSync(`/proc/${sandboxPid}/ns/pid`);
     const nameable = seen
       .filter((p) => readlinkSync(`/proc/${p.pid}/ns/pid`) === sandboxPidNs)

@@ -14,7 +14,8 @@ export function sandboxImage(): string {
   return process.env.SHIPSHAPE_SANDBOX_IMAGE ?? (existsSync(file) ? readFileSync(file, "utf8").trim() : "shipshape/sandbox:latest");
 }
 
-function lxdImage(): string {
+/** The LXD image alias set-up imported for the isolated tier (it writes it to .data/lxd-image). */
+export function lxdImage(): string {
   const file = path.join(repoRoot, ".data", "lxd-image");
   return process.env.SHIPSHAPE_LXD_IMAGE ?? (existsSync(file) ? readFileSync(file, "utf8").trim() : "");
 }
