@@ -96,24 +96,20 @@ docker ps -a --no-trunc --format '{{.ID}}'`,
 
     it("ignores a docker command the learner replaced with a forger", async () => {
       const me = await learner();
-      // Every docker on the sandbox's PATH answers with the forged state, and the engine is hidden
-      // behind a socket the forger would read from: the grader must use neither.
+      // The engine's socket stays as it is; every docker on the sandbox's PATH becomes a wrapper that
+      // points the real client at a fake engine. A grader that used the sandbox's docker would see
+      // the forged state (as the isolated tier's did before issue 15's host-side probe).
       const setUp = await inSandbox(
         me.id,
-        String.raw`for d in $(which -a docker); do cat > "$d" <<'SH'
-#!/bin/sh
-echo ${FORGED_CONTAINER_ID}
-echo "Containers are processes"
-exit 0
-SH
-chmod +x "$d"; done
+        String.raw`${startFakeEngine("/root/.fake.sock")}
+for d in $(which -a docker | xargs -n1 readlink -f | sort -u); do mv "$d" "$d.real"; printf '#!/bin/sh\nDOCKER_HOST=unix:///root/.fake.sock exec %s "$@"\n' "$d.real" > "$d"; chmod +x "$d"; done
 docker ps -a --no-trunc --format '{{.ID}}'`,
       );
-      // Positive control: the learner's own docker now says what the forger wants.
+      // Positive control: the learner's own docker now shows the forged state.
+      expect(setUp).toContain("OK <- the fake engine");
       expect(setUp).toContain(FORGED_CONTAINER_ID);
       const verdict = await check("run-and-stop", me);
       expect(verdict.passed, JSON.stringify(verdict.tasks)).toBe(false);
-      expect(verdict.tasks.map((t) => t.passed)).toEqual([false, false]);
     });
 
     it("does not count an engine it cannot reach as an empty one", async () => {

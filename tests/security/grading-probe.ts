@@ -9,8 +9,9 @@ import type { SandboxRuntime } from "../../sandbox-server/src/runtime/types.ts";
 
 /**
  * A fake Docker engine, in Perl (the sandbox has no Python): it answers the API calls a check
- * makes with a forged state in which `run-and-stop` is solved (an exited `web` from nginx, an
- * exited hello-world container whose log says hello) and `tidy-up` too (no hello-world left).
+ * makes with a forged state in which `run-and-stop` is solved (an exited `first-cache` from
+ * redis:7, and an exited busybox container whose log says "Containers are processes"), so a
+ * grader that reached it would pass the exercise without the work.
  */
 export const FAKE_ENGINE = String.raw`
 use strict; use IO::Socket::UNIX;
@@ -23,7 +24,7 @@ sub ct { my ($id, $name, $image) = @_;
   qq("Config":{"Image":"$image","Env":[],"Labels":{},"Tty":false},) .
   qq("State":{"Status":"exited","Running":false,"ExitCode":0,"OOMKilled":false},) .
   qq("HostConfig":{"PortBindings":{},"AutoRemove":false,"Memory":0},"NetworkSettings":{"Networks":{"bridge":{}}},"Mounts":[]}) }
-my %json = ($web => ct($web, "web", "nginx"), $hello => ct($hello, "hello", "hello-world"));
+my %json = ($web => ct($web, "first-cache", "redis:7"), $hello => ct($hello, "said", "busybox"));
 while (my $c = $srv->accept) {
   my $req = ""; while ($req !~ /\r\n\r\n/) { my $n = sysread($c, $req, 4096, length $req); last unless $n; }
   my ($method, $url) = $req =~ m{^(\S+) (\S+)};
@@ -31,7 +32,7 @@ while (my $c = $srv->accept) {
   if ($url =~ m{/_ping}) { ($status, $type, $body) = (200, "text/plain", "OK") }
   elsif ($url =~ m{/containers/json}) { $body = "[" . join(",", map { qq({"Id":"$_","Names":["/x"],"Image":"x","State":"exited"}) } sort keys %json) . "]"; $status = 200 }
   elsif ($url =~ m{/containers/(\w+)/json} && $json{$1}) { ($status, $body) = (200, $json{$1}) }
-  elsif ($url =~ m{/containers/(\w+)/logs}) { my $m = "Hello from Docker!\n"; ($status, $type, $body) = (200, "application/vnd.docker.raw-stream", pack("C x3 N", 1, length $m) . $m) }
+  elsif ($url =~ m{/containers/(\w+)/logs}) { my $m = "Containers are processes\n"; ($status, $type, $body) = (200, "application/vnd.docker.raw-stream", pack("C x3 N", 1, length $m) . $m) }
   $body = "" if $method eq "HEAD";
   print $c "HTTP/1.1 $status X\r\nApi-Version: 1.41\r\nOstype: linux\r\nContent-Type: $type\r\nContent-Length: " . length($body) . "\r\nConnection: close\r\n\r\n$body";
   close $c;

@@ -106,8 +106,16 @@ describe("sandbox addresses on the LXD bridge", () => {
 });
 
 describe("tier selection", () => {
-  it("stays classroom unless asked, and runs the isolated tier on LXD when asked", () => {
-    expect(loadConfig({}).sandboxEngine).toBe("docker");
+  it("picks the isolated tier by default wherever LXD and its image are set up, and classroom when asked", () => {
+    // Any existing path stands in for LXD's socket: the choice only looks for it.
+    const setUp = { SHIPSHAPE_LXD_SOCKET: import.meta.filename, SHIPSHAPE_LXD_IMAGE: "img" };
+    // The isolated tier's grading probe needs root on the LXD host (lxd-probe.ts), so auto needs it too.
+    const asRoot = process.getuid?.() === 0;
+    expect(loadConfig(setUp).securityTier).toBe(asRoot ? "isolated" : "classroom");
+    expect(loadConfig(setUp).sandboxEngine).toBe(asRoot ? "lxd" : "docker");
+    expect(loadConfig({ ...setUp, SHIPSHAPE_TIER: "classroom" }).sandboxEngine).toBe("docker");
+    // Nothing set up (no image imported in this data directory): classroom.
+    expect(loadConfig({ SHIPSHAPE_DATA_DIR: "/nonexistent" }).sandboxEngine).toBe("docker");
     const isolated = loadConfig({ SHIPSHAPE_TIER: "isolated", SHIPSHAPE_LXD_IMAGE: "img" });
     expect(isolated.sandboxEngine).toBe("lxd");
     expect(isolated.securityTier).toBe("isolated");
