@@ -112,11 +112,14 @@ export async function openLxdProbe(sandboxId: string, engine: LxdEngine): Promis
   await chmod(dir, 0o700);
   const socket = path.join(dir, "engine.sock");
   const net = `--net=/proc/${engine.enginePid}/ns/net`;
-  // Ends by itself even if the server dies mid-check, like the classroom probe's.
+  // Ends by itself even if the server dies mid-check, like the classroom probe's. A process group
+  // of its own, so close() ends the relay itself and not only `timeout` (which would orphan it).
   const relay = spawn("timeout", ["120", "setpriv", `--bounding-set=${LOOKING_CAPS}`, "perl", "-e", ENGINE_RELAY, String(engine.enginePid), socket], {
     stdio: ["ignore", "ignore", "ignore"],
+    detached: true,
   });
   relay.on("error", () => {});
+  relay.unref();
   const toolsEnv = [TOOLS_PATH, `DOCKER_HOST=unix://${socket}`, "LANG=C.UTF-8", `HOME=${dir}`];
   const asTools = [
     "nsenter",
@@ -164,7 +167,11 @@ export async function openLxdProbe(sandboxId: string, engine: LxdEngine): Promis
       throw new Error(`reading ${file} in sandbox ${sandboxId}: exit ${r.exitCode}${r.timedOut ? " (timed out)" : ""} ${r.stderr.trim()}`);
     },
     close: async () => {
-      relay.kill("SIGKILL");
+      try {
+        process.kill(-relay.pid!, "SIGKILL");
+      } catch {
+        /* already gone (its 120 s ran out) */
+      }
       await rm(dir, { recursive: true, force: true }).catch(() => {});
     },
   };
