@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { buildLxdInstance, cpuAllowance, lxdInstanceName, pickSandboxAddress, rootDiskBytes } from "../../../sandbox-server/src/runtime/lxd-instance-spec.ts";
-import { loadConfig } from "../../../sandbox-server/src/config.ts";
+import { loadConfig, tierText } from "../../../sandbox-server/src/config.ts";
 
 const spec = {
   sessionId: "abc123",
@@ -126,6 +126,12 @@ describe("tier selection", () => {
     const c = loadConfig({ SHIPSHAPE_TIER: "auto", SHIPSHAPE_LXD_SOCKET: "/nonexistent/lxd.socket", SHIPSHAPE_LXD_IMAGE: "img" });
     expect(c.sandboxEngine).toBe("docker");
     expect(c.securityTier).toBe("classroom");
+  });
+
+  it("says at start which tier runs, and how to get the other one", () => {
+    expect(tierText({ securityTier: "isolated", sandboxEngine: "lxd", SHIPSHAPE_TIER: "auto" })).toMatch(/isolated tier \(unprivileged LXD system containers\)/);
+    expect(tierText({ securityTier: "classroom", sandboxEngine: "docker", SHIPSHAPE_TIER: "classroom" })).toMatch(/classroom tier .*chosen with SHIPSHAPE_TIER=classroom/);
+    expect(tierText({ securityTier: "classroom", sandboxEngine: "docker", SHIPSHAPE_TIER: "auto" })).toMatch(/LXD is not set up here; .*SHIPSHAPE_TIER=isolated \.\/shipshape start/);
   });
 
   it("names the variable when the tier is misspelt", () => {
