@@ -34,6 +34,7 @@ const PROVEN_FOR_ISOLATED = {
     "kernel-module",
     "cloud-metadata",
     "cgroup-limits",
+    "memory-bomb",
   ],
   "grading-forgery-isolated.test.ts": ["grading-forgery", "probe-privileges"],
 };
@@ -263,4 +264,28 @@ for c in pids memory; do umount /tmp/.ss-cg/$c 2>/dev/null; done; true`,
     console.log(`[cgroup-limits] ${out.trim().split("\n").join("; ")}`);
     expect(limits()).toEqual(before);
   });
+
+  it("memory-bomb: a memory bomb, after lifting the limit it can see, is killed at the sandbox's limit; the sandbox lives and the server hears of it", async () => {
+    const ooms: string[] = [];
+    const stop = runtime.onSandboxEvent((id, event) => {
+      if (event.kind === "oom") ooms.push(id);
+    });
+    try {
+      const out = await sh(
+        attacker,
+        "echo -1 > /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; head -c 1500m /dev/zero | tail > /dev/null; echo \"bomb exit $?\"",
+        120_000,
+      );
+      const peak = Number(readFileSync(`/sys/fs/cgroup/memory/lxc.payload.${attacker.id}/memory.max_usage_in_bytes`, "utf8"));
+      // tail was killed (137), and the container never held more than its 1 GiB.
+      expect(out).toMatch(/bomb exit 137/);
+      expect(peak).toBeLessThanOrEqual(1024 ** 3 * 1.02);
+      expect(await sh(attacker, "echo survived")).toContain("survived");
+      // The OOM watch polls the host's cgroup every 2 s: the server tells the learner.
+      for (let i = 0; i < 50 && !ooms.includes(attacker.id); i++) await new Promise((r) => setTimeout(r, 200));
+      expect(ooms).toContain(attacker.id);
+    } finally {
+      stop();
+    }
+  }, 150_000);
 });
