@@ -2,10 +2,13 @@
  * Click to prompt on each tier, straight on the runtimes (no server, no browser): "cold" is create a
  * sandbox + open its shell until the prompt shows; "warm" is opening a shell in a sandbox that is
  * already running (what the warm pool gives a learner); "exec" is one `true`.
- *     node bench/tier-prompt.ts [rounds, default 5] [tiers, default classroom,isolated]
+ *     npm run bench:tiers -- [rounds, default 5] [tiers, default classroom,isolated]
  * Sequential on purpose: it measures one learner's wait, not a burst (bench/run.ts does bursts).
+ * Writes bench/results/tier-prompt.json with the machine's load, since a shared machine's figures
+ * mean little without it.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { DockerRuntime } from "../sandbox-server/src/runtime/docker-runtime.ts";
 import { LxdRuntime } from "../sandbox-server/src/runtime/lxd-runtime.ts";
@@ -48,6 +51,10 @@ async function prompt(runtime: SandboxRuntime, id: string, terminal: string): Pr
 const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 const fmt = (xs: number[]) => `p50 ${p50(xs).toFixed(0)} ms (min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)})`;
 
+const results: Record<string, Record<string, { p50: number; min: number; max: number }>> = {};
+const stats = (xs: number[]) => ({ p50: Math.round(p50(xs)), min: Math.round(Math.min(...xs)), max: Math.round(Math.max(...xs)) });
+const loadBefore = os.loadavg();
+
 for (const tier of tiers) {
   const runtime = runtimeFor(tier);
   const cold: number[] = [];
@@ -69,6 +76,23 @@ for (const tier of tiers) {
     exec.push(performance.now() - t);
     await runtime.destroy(info.id);
   }
+  results[tier] = { cold: stats(cold), warm: stats(warm), exec: stats(exec) };
   console.log(`${tier.padEnd(9)} cold (create + prompt): ${fmt(cold)}; warm (prompt in a running sandbox): ${fmt(warm)}; exec true: ${fmt(exec)}`);
   await runtime.close();
 }
+
+mkdirSync(path.join(root, "bench", "results"), { recursive: true });
+writeFileSync(
+  path.join(root, "bench", "results", "tier-prompt.json"),
+  JSON.stringify(
+    {
+      at: new Date().toISOString(),
+      rounds,
+      machine: { cpus: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 1024 ** 3), loadAverageBefore: loadBefore, loadAverageAfter: os.loadavg() },
+      unit: "ms",
+      tiers: results,
+    },
+    null,
+    2,
+  ) + "\n",
+);

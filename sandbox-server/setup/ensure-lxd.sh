@@ -24,7 +24,8 @@ SHIPSHAPE_LXD_SUBNET="${SHIPSHAPE_LXD_SUBNET:-10.214.0.0/16}"
 # only), auto (LXD when this machine can run it: Linux, root, Debian or Ubuntu).
 lxd_wanted() {
   # ./shipshape test proves both tiers: it sets LXD up wherever it can, whatever tier is chosen.
-  local tier="${SHIPSHAPE_TIER:-classroom}"
+  # auto (the default): the isolated tier wherever LXD can be set up here, else the classroom one.
+  local tier="${SHIPSHAPE_TIER:-auto}"
   [[ "${SHIPSHAPE_COMMAND:-}" == test && "$tier" == classroom ]] && tier=auto
   case "$tier" in
     isolated) return 0 ;;
@@ -191,7 +192,7 @@ _lxd_jump() {
 }
 
 ensure_lxd() {
-  lxd_wanted || { note "skipped (SHIPSHAPE_TIER=${SHIPSHAPE_TIER:-classroom})"; return 0; }
+  lxd_wanted || { note "skipped (SHIPSHAPE_TIER=${SHIPSHAPE_TIER:-auto})"; return 0; }
   if ! have lxd || ! have lxc; then
     if is_root && _debian_like; then
       apt_install lxd lxd-client dnsmasq-base btrfs-progs squashfs-tools xz-utils ||

@@ -167,6 +167,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   const stateSockets = new SandboxStateSockets({ watchers: stateWatchers, sessions, origins: origin, log });
   metrics.gauge("shipshape_sandbox_state_watches", "Sandboxes whose engine the sandbox panel watches", () => stateWatchers.counters.watches);
   const server = createHttpServer({
+    tier: config.securityTier,
     mounts: [preview, watch, stateSockets],
     sessions,
     health,

@@ -92,10 +92,10 @@ export const envSchema = z.object({
   SHIPSHAPE_SANDBOX_RUNTIME: z.string().default("").describe("OCI runtime for sandboxes, e.g. sysbox-runc; empty means runc"),
   SHIPSHAPE_TIER: z
     .enum(["classroom", "isolated", "auto"])
-    .default("classroom")
+    .default("auto")
     .describe(
       "isolated: sandboxes are unprivileged LXD system containers (public sites; set up with SHIPSHAPE_TIER=isolated ./shipshape setup); " +
-        "classroom: plain Docker-in-Docker, for trusted learners; auto: isolated when LXD and its sandbox image are set up here",
+        "classroom: plain Docker-in-Docker, for trusted learners; auto (the default): isolated when LXD and its sandbox image are set up here and the server runs as root, else classroom",
     ),
   SHIPSHAPE_LXD_SOCKET: z.string().default("/var/lib/lxd/unix.socket").describe("LXD's Unix socket (Incus: /var/lib/incus/unix.socket)"),
   SHIPSHAPE_LXD_IMAGE: z.string().optional().describe("LXD image alias of the sandbox; set-up writes it to <data>/lxd-image"),
@@ -215,7 +215,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     (existsSync(imageFile) ? readFileSync(imageFile, "utf8").trim() : "shipshape/sandbox:latest");
   const lxdImageFile = path.join(c.SHIPSHAPE_DATA_DIR, "lxd-image");
   const lxdImage = c.SHIPSHAPE_LXD_IMAGE ?? (existsSync(lxdImageFile) ? readFileSync(lxdImageFile, "utf8").trim() : "");
-  const lxdReady = lxdImage !== "" && existsSync(c.SHIPSHAPE_LXD_SOCKET);
+  // Root: the isolated tier's grading probe verifies each sandbox's engine from the host's /proc
+  // (runtime/lxd-probe.ts); without it, auto keeps the classroom tier rather than grade nothing.
+  const lxdReady = lxdImage !== "" && existsSync(c.SHIPSHAPE_LXD_SOCKET) && process.getuid?.() === 0;
   const sandboxEngine = c.SHIPSHAPE_TIER === "isolated" || (c.SHIPSHAPE_TIER === "auto" && lxdReady) ? "lxd" : "docker";
   const securityTier = sandboxEngine === "lxd" || c.SHIPSHAPE_SANDBOX_RUNTIME ? "isolated" : "classroom";
   return { ...c, sandboxImage, publicUrl: c.SHIPSHAPE_PUBLIC_URL, lxdImage, sandboxEngine, securityTier };
@@ -257,3 +259,17 @@ export function defaultMaxSandboxes(machine: {
   const max = Math.max(1, Math.min(300, byMemory, byDisk ?? Infinity));
   return { max, byMemory, byDisk };
 }
+
+/** The tier at start, in words a host owner understands, with how to choose the other one. */
+export function tierText(config: Pick<Config, "securityTier" | "sandboxEngine" | "SHIPSHAPE_TIER">): string {
+  if (config.securityTier === "isolated") {
+    const how = config.sandboxEngine === "lxd" ? "unprivileged LXD system containers" : "a user-namespaced container runtime";
+    return `  Sandboxes: isolated tier (${how}), fit for anonymous learners on a public site.`;
+  }
+  const why =
+    config.SHIPSHAPE_TIER === "classroom"
+      ? "chosen with SHIPSHAPE_TIER=classroom"
+      : "LXD is not set up here; as root on Debian/Ubuntu, SHIPSHAPE_TIER=isolated ./shipshape start sets it up";
+  return `  Sandboxes: classroom tier (Docker-in-Docker, for learners you trust; ${why}).`;
+}
+

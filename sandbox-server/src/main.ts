@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, loadConfig, tierText } from "./config.ts";
 import { startApp } from "./app.ts";
 import { createLogger } from "./log.ts";
 import { ContentError } from "./content/content-files.ts";
@@ -49,6 +49,7 @@ async function main(): Promise<void> {
   });
   log.info("shipshape is ready", { url: app.publicUrl, listening: app.url, tier: config.securityTier, image: config.sandboxImage });
   process.stdout.write(`\n  shipshape is running at ${app.publicUrl}  (playground: ${app.publicUrl}/playground/)\n`);
+  process.stdout.write(tierText(config) + "\n");
   process.stdout.write(instructorSignInText(app.instructorSignIn) + "\n");
   if (config.publicUrl === undefined && !["127.0.0.1", "::1", "localhost"].includes(config.HOST)) {
     // The Host check (DNS rebinding) refuses every other name: say so before a class on the LAN finds out.

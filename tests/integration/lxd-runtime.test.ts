@@ -3,7 +3,7 @@
  * sandboxes are unprivileged LXD system containers running the same inner dockerd as the classroom tier's.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import type { Duplex } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LxdRuntime } from "../../sandbox-server/src/runtime/lxd-runtime.ts";
@@ -82,6 +82,29 @@ describe.skipIf(lxdSkipped())("isolated tier: LXD sandboxes", () => {
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain("overlay2");
   }, 150_000);
+
+  it("grades from the host: the probe reads the sandbox's engine and files, and leaves no process behind", async () => {
+    await runtime.exec(sandbox.id, ["sh", "-c", "echo graded > /root/probe-mark.txt"]);
+    const relays = () =>
+      readdirSync("/proc")
+        .filter((e) => /^\d+$/.test(e))
+        .filter((pid) => {
+          try {
+            return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("/shipshape-probe-");
+          } catch {
+            return false;
+          }
+        });
+    const before = relays().length;
+    const probe = await runtime.probe(sandbox.id);
+    const version = await probe.exec(["docker", "version", "--format", "{{.Server.Os}}"]);
+    expect(version.stdout.trim(), version.stderr).toBe("linux");
+    expect(await probe.readFile("/root/probe-mark.txt", 100)).toBe("graded\n");
+    expect(relays().length).toBeGreaterThan(before);
+    await probe.close();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(relays().length).toBe(before);
+  });
 
   it("runs commands with their exit code, their stderr apart, and stops one at its timeout", async () => {
     const r = await runtime.exec(sandbox.id, ["sh", "-c", "echo out; echo err >&2; exit 3"]);

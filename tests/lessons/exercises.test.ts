@@ -7,6 +7,7 @@ import { silentLogger } from "../../sandbox-server/src/log.ts";
 import { lessonSelected, placeLessonFiles, readLesson, runScript } from "../support/lessons.ts";
 import { repoRoot } from "../support/server.ts";
 import { freshSandbox, testRuntime } from "../support/sandbox.ts";
+import { testLxdRuntime } from "../support/lxd.ts";
 
 /**
  * Lesson CI proves every exercise three ways, each in a sandbox of its own that starts as a
@@ -18,7 +19,8 @@ import { freshSandbox, testRuntime } from "../support/sandbox.ts";
  * Exercises run in parallel (at most three at once); an exercise's sandboxes one after another.
  */
 const exercises = [...loadExercises(path.join(repoRoot, "content", "exercises")).values()].filter((e) => lessonSelected(e.lesson));
-const runtime = testRuntime();
+// SHIPSHAPE_TIER=isolated proves the exercises on LXD sandboxes, graded by the isolated tier's host-side probe.
+const runtime = process.env.SHIPSHAPE_TIER === "isolated" ? testLxdRuntime() : testRuntime();
 const grader = new Grader({ runtime, log: silentLogger });
 
 afterAll(async () => {

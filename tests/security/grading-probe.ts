@@ -4,13 +4,14 @@
  * probe. Everything here runs inside the learner's own sandbox, as root, as their shell could.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { SandboxRuntime } from "../../sandbox-server/src/runtime/types.ts";
 
 /**
  * A fake Docker engine, in Perl (the sandbox has no Python): it answers the API calls a check
- * makes with a forged state in which `run-and-stop` is solved (an exited `web` from nginx, an
- * exited hello-world container whose log says hello) and `tidy-up` too (no hello-world left).
+ * makes with a forged state in which `run-and-stop` is solved (an exited `first-cache` from
+ * redis:7, and an exited busybox container whose log says "Containers are processes"), so a
+ * grader that reached it would pass the exercise without the work.
  */
 export const FAKE_ENGINE = String.raw`
 use strict; use IO::Socket::UNIX;
@@ -23,7 +24,7 @@ sub ct { my ($id, $name, $image) = @_;
   qq("Config":{"Image":"$image","Env":[],"Labels":{},"Tty":false},) .
   qq("State":{"Status":"exited","Running":false,"ExitCode":0,"OOMKilled":false},) .
   qq("HostConfig":{"PortBindings":{},"AutoRemove":false,"Memory":0},"NetworkSettings":{"Networks":{"bridge":{}}},"Mounts":[]}) }
-my %json = ($web => ct($web, "web", "nginx"), $hello => ct($hello, "hello", "hello-world"));
+my %json = ($web => ct($web, "first-cache", "redis:7"), $hello => ct($hello, "said", "busybox"));
 while (my $c = $srv->accept) {
   my $req = ""; while ($req !~ /\r\n\r\n/) { my $n = sysread($c, $req, 4096, length $req); last unless $n; }
   my ($method, $url) = $req =~ m{^(\S+) (\S+)};
@@ -31,7 +32,7 @@ while (my $c = $srv->accept) {
   if ($url =~ m{/_ping}) { ($status, $type, $body) = (200, "text/plain", "OK") }
   elsif ($url =~ m{/containers/json}) { $body = "[" . join(",", map { qq({"Id":"$_","Names":["/x"],"Image":"x","State":"exited"}) } sort keys %json) . "]"; $status = 200 }
   elsif ($url =~ m{/containers/(\w+)/json} && $json{$1}) { ($status, $body) = (200, $json{$1}) }
-  elsif ($url =~ m{/containers/(\w+)/logs}) { my $m = "Hello from Docker!\n"; ($status, $type, $body) = (200, "application/vnd.docker.raw-stream", pack("C x3 N", 1, length $m) . $m) }
+  elsif ($url =~ m{/containers/(\w+)/logs}) { my $m = "Containers are processes\n"; ($status, $type, $body) = (200, "application/vnd.docker.raw-stream", pack("C x3 N", 1, length $m) . $m) }
   $body = "" if $method eq "HEAD";
   print $c "HTTP/1.1 $status X\r\nApi-Version: 1.41\r\nOstype: linux\r\nContent-Type: $type\r\nContent-Length: " . length($body) . "\r\nConnection: close\r\n\r\n$body";
   close $c;
@@ -63,6 +64,43 @@ curl -s --unix-socket ${path} http://engine/_ping; echo " <- the fake engine at 
 /** An id the fake engine reports for a container (the learner's `docker ps` through it shows it). */
 export const FORGED_CONTAINER_ID = "b".repeat(64);
 
+/** The processes of the classroom tier's probe containers for a session (host pids). */
+function probeContainerProcesses(sessionId: string): Array<{ pid: string; args: string }> {
+  const containers = execFileSync(
+    "docker",
+    ["ps", "-q", "--no-trunc", "--filter", `label=org.shipshape.session=${sessionId}`, "--filter", "label=org.shipshape.role=probe"],
+    { encoding: "utf8" },
+  )
+    .split("\n")
+    .filter(Boolean);
+  return containers.flatMap((c) =>
+    execFileSync("docker", ["top", c, "-o", "pid,args"], { encoding: "utf8" })
+      .split("\n")
+      .slice(1)
+      .map((l) => l.trim().match(/^(\d+)\s+(.*)$/))
+      .filter((m): m is RegExpMatchArray => m !== null)
+      .map((m) => ({ pid: m[1]!, args: m[2]! })),
+  );
+}
+
+/**
+ * The isolated tier's probe runs on the host (lxd-probe.ts): its relay and every tool it runs, found
+ * by the probe's private directory or its marker in their command lines.
+ */
+function hostProbeProcesses(): Array<{ pid: string; args: string }> {
+  const found: Array<{ pid: string; args: string }> = [];
+  for (const pid of readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+    let args: string;
+    try {
+      args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).join(" ");
+    } catch {
+      continue;
+    }
+    if (args === `sleep ${PROBE_MARKER}` || /shipshape-probe-/.test(args)) found.push({ pid, args });
+  }
+  return found;
+}
+
 /** Something the probe runs while the learner hunts for it, found by this argument. */
 const PROBE_MARKER = "8.123";
 
@@ -91,28 +129,17 @@ export async function traceProbeFromSandbox(
   try {
     const busy = probe.exec(["sleep", PROBE_MARKER], { timeoutMs: 30_000 });
     // Until the marker runs (a loaded machine can take seconds to start an exec).
-    const containers = () =>
-      execFileSync("docker", ["ps", "-q", "--no-trunc", "--filter", `label=org.shipshape.session=${sessionId}`, "--filter", "label=org.shipshape.role=probe"], {
-        encoding: "utf8",
-      })
-        .split("\n")
-        .filter(Boolean);
-    const processes = () =>
-      containers().flatMap((c) =>
-        execFileSync("docker", ["top", c, "-o", "pid,args"], { encoding: "utf8" })
-          .split("\n")
-          .slice(1)
-          .map((l) => l.trim().match(/^(\d+)\s+(.*)$/))
-          .filter((m): m is RegExpMatchArray => m !== null)
-          .map((m) => ({ pid: m[1]!, args: m[2]! })),
-      );
+    const processes = runtime.name === "lxd" ? hostProbeProcesses : () => probeContainerProcesses(sessionId);
     let seen = processes();
     for (let i = 0; i < 100 && !seen.some((p) => p.args === `sleep ${PROBE_MARKER}`); i++) {
       await new Promise((r) => setTimeout(r, 100));
       seen = processes();
     }
     if (!seen.some((p) => p.args === `sleep ${PROBE_MARKER}`)) throw new Error(`the probe's command never ran: ${JSON.stringify(seen)}`);
-    const sandboxPid = execFileSync("docker", ["inspect", "--format", "{{.State.Pid}}", sandboxId], { encoding: "utf8" }).trim();
+    const sandboxPid =
+      runtime.name === "lxd"
+        ? String((JSON.parse(execFileSync("lxc", ["query", `/1.0/instances/${sandboxId}/state`], { encoding: "utf8" })) as { pid: number }).pid)
+        : execFileSync("docker", ["inspect", "--format", "{{.State.Pid}}", sandboxId], { encoding: "utf8" }).trim();
     const sandboxPidNs = readlinkSync(`/proc/${sandboxPid}/ns/pid`);
     const nameable = seen
       .filter((p) => readlinkSync(`/proc/${p.pid}/ns/pid`) === sandboxPidNs)

@@ -10,10 +10,42 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LxdRuntime } from "../../sandbox-server/src/runtime/lxd-runtime.ts";
 import type { SandboxInfo } from "../../sandbox-server/src/runtime/types.ts";
 import { freshLxdSandbox, lxdMissing, lxdSkipped, removeAll, reportLxdSkip, testLxdRuntime } from "../support/lxd.ts";
-import { hostAddresses, hostListener } from "./support.ts";
+import { documentedAttacks, firewallDrops, hostAddresses, hostEngineId, hostListener } from "./support.ts";
 
 const missing = lxdMissing();
 reportLxdSkip("isolated-tier.test.ts");
+
+/**
+ * The rows of docs/security.md whose isolated column each file proves, by the attack's id: the
+ * tests below start their titles with these ids, and grading-forgery-isolated.test.ts proves the
+ * grading rows. A cell the table fills in for the isolated tier must be in this list.
+ */
+const PROVEN_FOR_ISOLATED = {
+  "isolated-tier.test.ts": [
+    "kernel-settings",
+    "host-block-device",
+    "other-sandbox",
+    "ipv6",
+    "host-services",
+    "server-port",
+    "arp-spoofing",
+    "host-docker-socket",
+    "host-files-by-handle",
+    "kernel-module",
+    "cloud-metadata",
+    "cgroup-limits",
+    "memory-bomb",
+  ],
+  "grading-forgery-isolated.test.ts": ["grading-forgery", "probe-privileges"],
+};
+
+describe("docs/security.md's isolated column", () => {
+  it("claims a result only where a test of the isolated tier proves it", () => {
+    const proven = new Set(Object.values(PROVEN_FOR_ISOLATED).flat());
+    const claimed = [...documentedAttacks().values()].filter((r) => r.isolated !== "not tested").map((r) => r.id);
+    expect(claimed.sort()).toEqual([...proven].sort());
+  });
+});
 
 /** The host's value of a kernel setting, or undefined where this kernel has none. */
 const hostSetting = (file: string) => (existsSync(file) ? readFileSync(file, "utf8") : undefined);
@@ -80,7 +112,7 @@ rm -f /tmp/.ss-blk`,
     }
   });
 
-  it("other sandboxes: a web server in one sandbox answers itself but not a neighbour", async () => {
+  it("other-sandbox: a web server in one sandbox answers itself but not a neighbour", async () => {
     // The victim publishes nginx (from the registry mirror) on port 8080 of its own address.
     const up = await sh(victim, "docker run -d -p 8080:80 nginx >/dev/null && for i in $(seq 50); do curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/ && break; sleep 0.2; done", 120_000);
     expect(up).toContain("200");
@@ -113,7 +145,7 @@ rm -f /tmp/.ss-blk`,
     expect(across).toMatch(/^000 rc=(7|28)/);
   }, 90_000);
 
-  it("host services: nothing listening on the host answers a sandbox, on any of its addresses", async () => {
+  it("host-services, server-port: nothing listening on the host answers a sandbox, on any of its addresses", async () => {
     const listener = await hostListener("host-secret");
     try {
       const targets = hostAddresses();
@@ -127,7 +159,7 @@ rm -f /tmp/.ss-blk`,
     }
   }, 90_000);
 
-  it("spoofing: the registry answers a sandbox's own address, not an address it takes from a neighbour or a forged MAC", async () => {
+  it("arp-spoofing: the registry answers a sandbox's own address, not an address it takes from a neighbour or a forged MAC", async () => {
     const registry = "http://shipshape-registry:5000/v2/";
     const own = await sh(attacker, `curl -s -m 4 -o /dev/null -w '%{http_code}' ${registry}`);
     expect(own).toBe("200");
@@ -152,4 +184,108 @@ echo "restored: $(curl -s -m 8 -o /dev/null -w '%{http_code}' ${registry})"`,
     expect(forged).toMatch(/forged: 000 rc=(7|28)/);
     expect(forged).toContain("restored: 200");
   }, 90_000);
+
+  it("host-docker-socket: the only engine a sandbox reaches is its own; the host's engine answers on no socket or port", async () => {
+    const hostId = hostEngineId();
+    const tcp = hostAddresses().flatMap((a) => [`${a}:2375`, `${a}:2376`]);
+    const out = await sh(
+      attacker,
+      String.raw`echo "inner engine $(docker info --format '{{.ID}}')"
+for s in $(find / \( -path /proc -o -path /sys -o -path /dev \) -prune -o -type s -print 2>/dev/null); do
+  echo "socket $s engine=$(curl -s -m 2 --unix-socket "$s" http://engine/info 2>/dev/null | jq -r '.ID // "none"' 2>/dev/null)"
+done
+for t in ${tcp.join(" ")}; do (curl -s -m 2 -o /dev/null "http://$t/version" && echo "tcp $t answers" || echo "tcp $t no answer") & done; wait`,
+    );
+    // Positive control: the sandbox's own engine answers, with an ID of its own.
+    expect(out).toMatch(/inner engine [A-Za-z0-9:-]{10,}/);
+    expect(out).not.toContain(hostId);
+    expect(out).not.toMatch(/ answers$/m);
+  }, 90_000);
+
+  it("host-files-by-handle: open_by_handle_at on the filesystem behind /etc/hosts is refused", async () => {
+    const out = await sh(
+      attacker,
+      String.raw`cat > /tmp/.ss-handle.pl <<'PERL'
+open(my $fh, "<", "/etc/hosts") or die "open: $!";
+my $handle = pack("LlLL", 8, 1, 2, 0); # 8 bytes, FILEID_INO32_GEN, inode 2 (a filesystem's root), generation 0
+my $fd = syscall(304, fileno($fh), $handle, 0x10000); # open_by_handle_at(..., O_RDONLY|O_DIRECTORY)
+if ($fd < 0) { printf "open_by_handle_at refused: %s\n", $!; exit 0; }
+opendir(my $d, "/proc/self/fd/$fd"); my @n = grep { !/^\./ } readdir($d);
+printf "OPENED the filesystem root: %d entries\n", scalar(@n);
+PERL
+perl /tmp/.ss-handle.pl`,
+    );
+    // EPERM (no CAP_DAC_READ_SEARCH in the initial user namespace) or ENOSYS (LXD's seccomp policy denies the call).
+    expect(out).toMatch(/open_by_handle_at refused: (Operation not permitted|Function not implemented)/);
+    expect(out).not.toContain("OPENED");
+  });
+
+  it("kernel-module: init_module is refused", async () => {
+    const out = await sh(
+      attacker,
+      String.raw`cat > /tmp/.ss-mod.pl <<'PERL'
+my $p = ""; my $r = syscall(175, 0, 0, $p); # init_module(NULL, 0, ""): never a module
+printf "init_module errno=%d (%s)\n", $!+0, $!;
+PERL
+perl /tmp/.ss-mod.pl`,
+    );
+    // EPERM: refused for want of the capability in the initial user namespace (ENOSYS: no module support).
+    expect(["1", "38"], out).toContain(/init_module errno=(\d+)/.exec(out)?.[1]);
+  });
+
+  it("cloud-metadata: 169.254.169.254 is dropped on the host (the isolated tier's egress rule counts it)", async () => {
+    const before = firewallDrops("SHIPSHAPE-LXD-EGRESS", "169.254.0.0/16");
+    const out = await sh(attacker, String.raw`code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/); echo "curl exit $? http $code"`);
+    const after = firewallDrops("SHIPSHAPE-LXD-EGRESS", "169.254.0.0/16");
+    expect(out).toMatch(/http 000/);
+    // The drop is the host's rule, not a network that happens to have no metadata service.
+    expect(before, "the isolated tier's egress rule for 169.254.0.0/16 exists").toBeTypeOf("number");
+    expect(after!).toBeGreaterThan(before!);
+  });
+
+  it("cgroup-limits: the memory and process limits cannot be lifted from inside", async () => {
+    const hostLimit = (controller: string, file: string) => readFileSync(`/sys/fs/cgroup/${controller}/lxc.payload.${attacker.id}/${file}`, "utf8").trim();
+    const limits = () => ({ memory: hostLimit("memory", "memory.limit_in_bytes"), pids: hostLimit("pids", "pids.max") });
+    const before = limits();
+    // Positive control: the host holds the limits the sandbox was given (freshLxdSandbox's defaults).
+    expect(before).toEqual({ memory: String(1024 ** 3), pids: "1024" });
+    // Harmless variant (as attacks.test.ts's): the learner LOWERS what it sees as its limits, in the
+    // hierarchies it was given and in fresh mounts; had that reached the container's own cgroup on
+    // the host, "max" would have too.
+    const out = await sh(
+      attacker,
+      String.raw`for d in /sys/fs/cgroup /tmp/.ss-cg; do
+  if [ "$d" = /tmp/.ss-cg ]; then for c in pids memory; do mkdir -p $d/$c; mount -t cgroup -o $c cgroup $d/$c || echo "fresh $c mount refused"; done; fi
+  echo 150 > $d/pids/pids.max 2>/dev/null && echo "wrote $d/pids/pids.max=150"
+  echo 209715200 > $d/memory/memory.limit_in_bytes 2>/dev/null && echo "wrote $d/memory/memory.limit_in_bytes=200m"
+done
+for c in pids memory; do umount /tmp/.ss-cg/$c 2>/dev/null; done; true`,
+    );
+    console.log(`[cgroup-limits] ${out.trim().split("\n").join("; ")}`);
+    expect(limits()).toEqual(before);
+  });
+
+  it("memory-bomb: a memory bomb, after lifting the limit it can see, is killed at the sandbox's limit; the sandbox lives and the server hears of it", async () => {
+    const ooms: string[] = [];
+    const stop = runtime.onSandboxEvent((id, event) => {
+      if (event.kind === "oom") ooms.push(id);
+    });
+    try {
+      const out = await sh(
+        attacker,
+        "echo -1 > /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; head -c 1500m /dev/zero | tail > /dev/null; echo \"bomb exit $?\"",
+        120_000,
+      );
+      const peak = Number(readFileSync(`/sys/fs/cgroup/memory/lxc.payload.${attacker.id}/memory.max_usage_in_bytes`, "utf8"));
+      // tail was killed (137), and the container never held more than its 1 GiB.
+      expect(out).toMatch(/bomb exit 137/);
+      expect(peak).toBeLessThanOrEqual(1024 ** 3 * 1.02);
+      expect(await sh(attacker, "echo survived")).toContain("survived");
+      // The OOM watch polls the host's cgroup every 2 s: the server tells the learner.
+      for (let i = 0; i < 50 && !ooms.includes(attacker.id); i++) await new Promise((r) => setTimeout(r, 200));
+      expect(ooms).toContain(attacker.id);
+    } finally {
+      stop();
+    }
+  }, 150_000);
 });

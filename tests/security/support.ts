@@ -28,6 +28,8 @@ export interface DocumentedAttack {
   id: string;
   attack: string;
   classroom: Verdict;
+  /** The isolated tier's result, or "not tested" where no test here proves one (isolated-tier.test.ts checks which). */
+  isolated: Verdict | "not tested";
   closedIn: string;
   line: number;
   /** The file whose probe proves the row: the one the row names (`tests/security/x.test.ts`), else attacks.test.ts. */
@@ -50,9 +52,13 @@ export function documentedAttacks(file = path.join(repoRoot, "docs", "security.m
       if (classroom !== "contained" && classroom !== "open") {
         throw new Error(`docs/security.md:${index + 1}: the classroom result of ${id} must be "contained" or "open", not "${cells[3]}"`);
       }
+      const isolated = (cells[4] ?? "").replace(/\*/g, "").toLowerCase();
+      if (isolated !== "contained" && isolated !== "open" && isolated !== "not tested") {
+        throw new Error(`docs/security.md:${index + 1}: the isolated result of ${id} must be "contained", "open" or "not tested", not "${cells[4]}"`);
+      }
       if (rows.has(id)) throw new Error(`docs/security.md:${index + 1}: attack ${id} is listed twice`);
-      const probedIn = /`tests\/security\/([a-z0-9-]+\.test\.ts)`/.exec(cells[4] ?? "")?.[1] ?? "attacks.test.ts";
-      rows.set(id, { id, attack: cells[2] ?? "", classroom, closedIn: cells[5] ?? "", line: index + 1, probedIn });
+      const probedIn = /`tests\/security\/([a-z0-9-]+\.test\.ts)`/.exec(cells[5] ?? "")?.[1] ?? "attacks.test.ts";
+      rows.set(id, { id, attack: cells[2] ?? "", classroom, isolated, closedIn: cells[6] ?? "", line: index + 1, probedIn });
     });
   return rows;
 }

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import yaml from "js-yaml";
-import type { DockerRuntime } from "../../sandbox-server/src/runtime/docker-runtime.ts";
+import type { SandboxRuntime } from "../../sandbox-server/src/runtime/types.ts";
 import { repoRoot } from "./server.ts";
 
 /**
@@ -56,7 +56,7 @@ export function cleanupCommands(source: string): string[] {
 }
 
 /** Places a lesson's frontmatter files in the sandbox, as the site does when the lesson opens. */
-export async function placeLessonFiles(runtime: DockerRuntime, sandboxId: string, lesson: LessonForCi): Promise<void> {
+export async function placeLessonFiles(runtime: SandboxRuntime, sandboxId: string, lesson: LessonForCi): Promise<void> {
   for (const f of lesson.files) {
     const r = await runtime.exec(sandboxId, ["bash", "-c", 'mkdir -p "$(dirname "$P")" && printf %s "$B64" | base64 -d > "$P"'], {
       env: [`P=${f.path}`, `B64=${Buffer.from(f.content).toString("base64")}`],
@@ -67,7 +67,7 @@ export async function placeLessonFiles(runtime: DockerRuntime, sandboxId: string
 }
 
 /** Runs a bash script as a learner's shell would (HOME=/root), failing on the first error. */
-export async function runScript(runtime: DockerRuntime, sandboxId: string, script: string) {
+export async function runScript(runtime: SandboxRuntime, sandboxId: string, script: string) {
   return runtime.exec(sandboxId, ["bash", "-euo", "pipefail", "-c", script], { timeoutMs: 300_000, env: ["HOME=/root"] });
 }
 

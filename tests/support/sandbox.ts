@@ -1,6 +1,6 @@
 import { DockerRuntime } from "../../sandbox-server/src/runtime/docker-runtime.ts";
 import { silentLogger } from "../../sandbox-server/src/log.ts";
-import type { SandboxInfo } from "../../sandbox-server/src/runtime/types.ts";
+import type { SandboxInfo, SandboxRuntime } from "../../sandbox-server/src/runtime/types.ts";
 import { testNamespace } from "./namespaces.ts";
 import { sandboxImage } from "./server.ts";
 
@@ -15,7 +15,7 @@ export function testRuntime(): DockerRuntime {
   });
 }
 
-export function freshSandbox(runtime: DockerRuntime, name: string): Promise<SandboxInfo> {
+export function freshSandbox(runtime: SandboxRuntime, name: string): Promise<SandboxInfo> {
   return runtime.create({
     sessionId: `${name}-${Math.random().toString(36).slice(2, 8)}`.replace(/[^a-z0-9-]/g, "").slice(0, 40),
     ownerId: "lesson-ci",

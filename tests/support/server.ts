@@ -14,6 +14,7 @@ export function sandboxImage(): string {
   return process.env.SHIPSHAPE_SANDBOX_IMAGE ?? (existsSync(file) ? readFileSync(file, "utf8").trim() : "shipshape/sandbox:latest");
 }
 
+/** The LXD image alias set-up imported for the isolated tier (it writes it to .data/lxd-image). */
 export function lxdImage(): string {
   const file = path.join(repoRoot, ".data", "lxd-image");
   return process.env.SHIPSHAPE_LXD_IMAGE ?? (existsSync(file) ? readFileSync(file, "utf8").trim() : "");
@@ -34,8 +35,12 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     // Tests count sandboxes; a pool would add some. The pool has its own test.
     SHIPSHAPE_WARM_POOL: "0",
     ...(process.env.SHIPSHAPE_SANDBOX_NETWORK ? { SHIPSHAPE_SANDBOX_NETWORK: process.env.SHIPSHAPE_SANDBOX_NETWORK } : {}),
-    // SHIPSHAPE_TIER=isolated runs the same tests on LXD sandboxes (the image alias set-up imported).
-    ...(process.env.SHIPSHAPE_TIER ? { SHIPSHAPE_TIER: process.env.SHIPSHAPE_TIER, SHIPSHAPE_LXD_IMAGE: lxdImage() } : {}),
+    // The suites run on the classroom tier, whatever the server's default (auto) would pick here;
+    // the isolated tier has files of its own (isolated-tier, grading-forgery-isolated, lxd-runtime,
+    // tier-selection). SHIPSHAPE_TIER=isolated runs these same tests on LXD sandboxes instead.
+    ...(process.env.SHIPSHAPE_TIER
+      ? { SHIPSHAPE_TIER: process.env.SHIPSHAPE_TIER, SHIPSHAPE_LXD_IMAGE: lxdImage() }
+      : { SHIPSHAPE_TIER: "classroom" }),
     ...overrides,
   };
 }

@@ -5,6 +5,7 @@ import WebSocket from "ws";
 import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { Capped, enginePolls, WAIT_FOR_ENGINE } from "./docker-runtime.ts";
+import { findLxdEngine, openLxdProbe, type LxdEngine } from "./lxd-probe.ts";
 import { buildLxdInstance, pickSandboxAddress, USER_KEY, type LxdAddressing, type LxdProfile } from "./lxd-instance-spec.ts";
 import type {
   ExecOptions,
@@ -550,31 +551,31 @@ export class LxdRuntime implements SandboxRuntime {
   }
 
   /**
-   * Grading runs in the sandbox itself: LXD has no equivalent of the Docker tier's helper container
-   * sharing a container's namespaces. DOCKER_HOST names PID 1's socket as in that tier, so checks
-   * run unchanged; but a learner who replaces the tools in their sandbox can fool their own checks.
+   * The grading probe, run from the host (lxd-probe.ts): it trusts only the inner dockerd that the
+   * container's init started, checked through the host's /proc, and none of the container's files.
    */
   async probe(sandboxId: string): Promise<SandboxProbe> {
+    let state: { pid?: number; status?: string };
+    try {
+      state = await this.api("GET", `/1.0/instances/${encodeURIComponent(sandboxId)}/state`);
+    } catch (e) {
+      throw this.translateSandboxError(e, sandboxId);
+    }
     const info = await this.inspect(sandboxId);
-    if (!info?.running) throw new ShipshapeError("sandbox_gone", "Your sandbox stopped. Start a new one.");
-    return {
-      exec: (cmd, options) =>
-        this.exec(sandboxId, cmd, {
-          ...options,
-          env: ["DOCKER_HOST=unix:///proc/1/root/run/docker.sock", "LANG=C.UTF-8", ...(options?.env ?? [])],
-        }),
-      authorScript: (cmd, options) =>
-        this.exec(sandboxId, cmd, {
-          ...options,
-          env: ["SANDBOX_ROOT=", "HOME=/root", "DOCKER_HOST=unix:///proc/1/root/run/docker.sock", "LANG=C.UTF-8", ...(options?.env ?? [])],
-        }),
-      // WARNING: read inside the learner's own container, like the checks above (see this method's comment).
-      readFile: async (path, maxBytes) => {
-        const r = await this.exec(sandboxId, ["sh", "-c", 'test -f "$1" && head -c "$2" -- "$1"', "sh", path, String(maxBytes)], { timeoutMs: 10_000 });
-        return r.exitCode === 0 ? r.stdout : undefined;
-      },
-      close: async () => {},
-    };
+    if (!info?.running || !(typeof state.pid === "number" && state.pid > 0)) {
+      throw new ShipshapeError("sandbox_gone", "Your sandbox stopped. Start a new one.", `sandbox ${sandboxId} is not a running sandbox of this server`);
+    }
+    let engine: LxdEngine;
+    try {
+      engine = await findLxdEngine(sandboxId, state.pid);
+    } catch (e) {
+      throw new ShipshapeError(
+        "sandbox_failed",
+        "The Docker engine in your sandbox could not be found, so nothing was graded. Start a new sandbox, then check again.",
+        `sandbox ${sandboxId}: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+    return openLxdProbe(sandboxId, engine);
   }
 
   /**

@@ -63,7 +63,7 @@ export function buildProbeContainer(options: {
 }
 
 /** The relay (the probe's entry point) and the file reader: Perl, since the sandbox image has no other language to spare. */
-const ENGINE_RELAY = readFileSync(new URL("./probe-engine-relay.pl", import.meta.url), "utf8");
+export const ENGINE_RELAY = readFileSync(new URL("./probe-engine-relay.pl", import.meta.url), "utf8");
 export const READ_FILE_SCRIPT = readFileSync(new URL("./probe-read-file.pl", import.meta.url), "utf8");
 
 /** A tmpfs of the probe's own: nothing outside its mount namespace can reach the relay's socket. */
@@ -85,10 +85,10 @@ export function probeToolsUser(random: (n: number) => number): string {
   return `${uid}:${uid}`;
 }
 
-/** Prefixed to each of the tools' commands ($0 = the relay's socket): waits up to 2 s for the relay, which binds a moment after the container starts. */
-export function withRelayReady(cmd: string[]): string[] {
+/** Prefixed to each of the tools' commands ($0 = the relay's socket): waits up to 2 s for the relay, which binds a moment after it starts. */
+export function withRelayReady(cmd: string[], socket = PROBE_ENGINE_SOCKET): string[] {
   const wait = `n=0
 while [ ! -S "$0" ] && [ "$n" -lt 200 ]; do sleep 0.01; n=$((n + 1)); done
 exec "$@"`;
-  return ["sh", "-c", wait, PROBE_ENGINE_SOCKET, ...cmd];
+  return ["sh", "-c", wait, socket, ...cmd];
 }

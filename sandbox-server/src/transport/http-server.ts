@@ -44,6 +44,11 @@ export interface HttpDeps {
    */
   sessionOptions?: (ownerId: string) => { workshopId?: string; expiresAt?: number };
   limits: SessionLimits;
+  /**
+   * The security tier the sandboxes run in ("isolated": unprivileged LXD system containers;
+   * "classroom": Docker-in-Docker), shown on /readyz and in the instructor view.
+   */
+  tier?: "isolated" | "classroom";
   /** Abuse rules (docs/security.md, "Abuse limits"). */
   abuse?: { sessionsPerAddressPerMinute: number; sandboxesPerAddress?: number; trustedProxies: string[] };
 }
@@ -123,6 +128,7 @@ export function createHttpServer(deps: HttpDeps): Server {
       const ready = failing.length === 0;
       json(res, ready ? 200 : 503, {
         ready,
+        ...(deps.tier ? { tier: deps.tier } : {}),
         ...(ready ? {} : { failing, reason: [engine?.userMessage, network].filter(Boolean).join(" ") }),
         checks,
         ...deps.sessions.counts,

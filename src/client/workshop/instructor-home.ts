@@ -17,6 +17,22 @@ function stateOf(w: WorkshopSummary): string {
   return "Waiting for the first learner";
 }
 
+/** What each security tier means to an instructor choosing what learners may do (docs/security.md). */
+export const TIER_TEXT: Record<string, string> = {
+  isolated: "Sandboxes run in the isolated tier: each is an unprivileged system container, fit for anonymous learners on a public site.",
+  classroom: "Sandboxes run in the classroom tier (Docker-in-Docker): for learners you trust, not for a public site.",
+};
+
+/** The server's tier, as /readyz reports it; says nothing when the server does not answer. */
+async function showTier(note: HTMLElement): Promise<void> {
+  try {
+    const ready = (await (await fetch("/readyz")).json()) as { tier?: string };
+    note.textContent = (ready.tier && TIER_TEXT[ready.tier]) || "";
+  } catch {
+    note.textContent = "";
+  }
+}
+
 export function mountInstructorHome(): void {
   const loading = document.querySelector<HTMLElement>("[data-loading]")!;
   const signInSection = document.querySelector<HTMLElement>("[data-sign-in]")!;
@@ -37,6 +53,7 @@ export function mountInstructorHome(): void {
   const inviteError = inviteSection.querySelector<HTMLElement>("[data-invite-error]")!;
   const inviteAccept = inviteSection.querySelector<HTMLButtonElement>("[data-invite-accept]")!;
   const who = document.querySelector<HTMLElement>("[data-who]")!;
+  const tierNote = document.querySelector<HTMLElement>("[data-tier]")!;
   const adminArea = document.querySelector<HTMLElement>("[data-admin]")!;
   const inviteForm = document.querySelector<HTMLFormElement>("[data-invite-form]")!;
   const inviteFormError = inviteForm.querySelector<HTMLElement>("[data-invite-form-error]")!;
@@ -123,6 +140,7 @@ export function mountInstructorHome(): void {
     inviteSection.hidden = true;
     signedIn.hidden = false;
     if (focus) heading.focus();
+    void showTier(tierNote);
     try {
       const [session, workshops, lessons] = await Promise.all([instructorApi.session(), instructorApi.list(), instructorApi.lessons()]);
       me = session.instructor;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { buildLxdInstance, cpuAllowance, lxdInstanceName, pickSandboxAddress, rootDiskBytes } from "../../../sandbox-server/src/runtime/lxd-instance-spec.ts";
-import { loadConfig } from "../../../sandbox-server/src/config.ts";
+import { loadConfig, tierText } from "../../../sandbox-server/src/config.ts";
 
 const spec = {
   sessionId: "abc123",
@@ -106,8 +106,16 @@ describe("sandbox addresses on the LXD bridge", () => {
 });
 
 describe("tier selection", () => {
-  it("stays classroom unless asked, and runs the isolated tier on LXD when asked", () => {
-    expect(loadConfig({}).sandboxEngine).toBe("docker");
+  it("picks the isolated tier by default wherever LXD and its image are set up, and classroom when asked", () => {
+    // Any existing path stands in for LXD's socket: the choice only looks for it.
+    const setUp = { SHIPSHAPE_LXD_SOCKET: import.meta.filename, SHIPSHAPE_LXD_IMAGE: "img" };
+    // The isolated tier's grading probe needs root on the LXD host (lxd-probe.ts), so auto needs it too.
+    const asRoot = process.getuid?.() === 0;
+    expect(loadConfig(setUp).securityTier).toBe(asRoot ? "isolated" : "classroom");
+    expect(loadConfig(setUp).sandboxEngine).toBe(asRoot ? "lxd" : "docker");
+    expect(loadConfig({ ...setUp, SHIPSHAPE_TIER: "classroom" }).sandboxEngine).toBe("docker");
+    // Nothing set up (no image imported in this data directory): classroom.
+    expect(loadConfig({ SHIPSHAPE_DATA_DIR: "/nonexistent" }).sandboxEngine).toBe("docker");
     const isolated = loadConfig({ SHIPSHAPE_TIER: "isolated", SHIPSHAPE_LXD_IMAGE: "img" });
     expect(isolated.sandboxEngine).toBe("lxd");
     expect(isolated.securityTier).toBe("isolated");
@@ -118,6 +126,12 @@ describe("tier selection", () => {
     const c = loadConfig({ SHIPSHAPE_TIER: "auto", SHIPSHAPE_LXD_SOCKET: "/nonexistent/lxd.socket", SHIPSHAPE_LXD_IMAGE: "img" });
     expect(c.sandboxEngine).toBe("docker");
     expect(c.securityTier).toBe("classroom");
+  });
+
+  it("says at start which tier runs, and how to get the other one", () => {
+    expect(tierText({ securityTier: "isolated", sandboxEngine: "lxd", SHIPSHAPE_TIER: "auto" })).toMatch(/isolated tier \(unprivileged LXD system containers\)/);
+    expect(tierText({ securityTier: "classroom", sandboxEngine: "docker", SHIPSHAPE_TIER: "classroom" })).toMatch(/classroom tier .*chosen with SHIPSHAPE_TIER=classroom/);
+    expect(tierText({ securityTier: "classroom", sandboxEngine: "docker", SHIPSHAPE_TIER: "auto" })).toMatch(/LXD is not set up here; .*SHIPSHAPE_TIER=isolated \.\/shipshape start/);
   });
 
   it("names the variable when the tier is misspelt", () => {
