@@ -226,13 +226,27 @@ ensure_sandbox_image() {
 # (c) The registry mirror: Debian's docker-registry, on the sandbox network as "shipshape-registry"
 #     (that name is in the sandboxes' daemon.json) and on 127.0.0.1 for seeding from this host.
 
+# The offline Python package index (sandbox-server/images/pypi): wheels repacked from Debian's
+# python3-pandas, python3-numpy and their dependencies. The registry image below copies it and serves
+# it on the mirror's own port, so it is rebuilt (and the mirror restarted) only when it changes.
+ensure_pypi_index() {
+  local dir="$SHIPSHAPE_IMAGES_DIR/pypi" hash
+  hash=$(hash_tree "$dir" "$(image_id "$SHIPSHAPE_BASE_IMAGE")")
+  SHIPSHAPE_PYPI_INDEX_IMAGE="shipshape/pypi-index:${hash:0:12}"
+  if ! image_exists "$SHIPSHAPE_PYPI_INDEX_IMAGE"; then
+    note "building $SHIPSHAPE_PYPI_INDEX_IMAGE (wheels from Debian's python3-pandas, python3-numpy, ...)"
+    build_image pypi-index "$dir" "$SHIPSHAPE_PYPI_INDEX_IMAGE" "$hash"
+  fi
+}
+
 ensure_registry() {
   local dir="$SHIPSHAPE_IMAGES_DIR/registry" hash tag config state current i
-  hash=$(hash_tree "$dir" "$(image_id "$SHIPSHAPE_BASE_IMAGE")")
+  ensure_pypi_index
+  hash=$(hash_tree "$dir" "$(image_id "$SHIPSHAPE_BASE_IMAGE")" "$(image_id "$SHIPSHAPE_PYPI_INDEX_IMAGE")")
   tag="shipshape/registry:${hash:0:12}"
   if ! image_exists "$tag"; then
     note "building $tag"
-    build_image registry "$dir" "$tag" "$hash"
+    build_image registry "$dir" "$tag" "$hash" --build-arg "PYPI_INDEX=$SHIPSHAPE_PYPI_INDEX_IMAGE"
   fi
   docker tag "$tag" shipshape/registry:latest
   # Recreate the container (never its volume) when the image or its settings changed.
@@ -273,7 +287,7 @@ ensure_registry() {
   if [[ -n "$SHIPSHAPE_REGISTRY_UPSTREAM" ]]; then
     note "shipshape-registry ($SHIPSHAPE_REGISTRY_IP:5000) is a pull-through cache of $SHIPSHAPE_REGISTRY_UPSTREAM"
   else
-    note "shipshape-registry ($SHIPSHAPE_REGISTRY_IP:5000, host 127.0.0.1:$SHIPSHAPE_REGISTRY_HOST_PORT) serves the offline stand-ins"
+    note "shipshape-registry ($SHIPSHAPE_REGISTRY_IP:5000, host 127.0.0.1:$SHIPSHAPE_REGISTRY_HOST_PORT) serves the offline stand-ins, and Python packages at /simple/"
   fi
 }
 
@@ -348,7 +362,13 @@ ensure_standins() {
   for dir in "$SHIPSHAPE_IMAGES_DIR"/standins/*/; do
     dir=${dir%/} name=${dir##*/}
     [[ -f "$dir/Dockerfile" && -f "$dir/tags" ]] || continue
-    hash=$(hash_tree "$dir" "$base_id")
+    # A stand-in that declares it (python) gets the package index's URL: by the mirror's address,
+    # which depends on SHIPSHAPE_SUBNET, so that address is part of its hash.
+    local index_args=()
+    if grep -q '^ARG SHIPSHAPE_PACKAGE_INDEX' "$dir/Dockerfile"; then
+      index_args=(--build-arg "SHIPSHAPE_PACKAGE_INDEX=http://$SHIPSHAPE_REGISTRY_IP:5000/simple/")
+    fi
+    hash=$(hash_tree "$dir" "$base_id" "${index_args[@]}")
     read -r -a tags <"$dir/tags"
     # Up to date = our stamps say we pushed this source hash, and the registry still has that digest.
     ok=1
@@ -363,7 +383,7 @@ ensure_standins() {
     if ! image_exists "$local_tag"; then
       note "building stand-in $name (${tags[*]})"
       ctx=$(_standin_context "$name" "$dir")
-      build_image "standin-$name" "$ctx" "$local_tag" "$hash" --label org.shipshape.offline-standin=true
+      build_image "standin-$name" "$ctx" "$local_tag" "$hash" --label org.shipshape.offline-standin=true "${index_args[@]}"
       [[ "$ctx" == "$dir" ]] || rm -rf "$ctx"
     fi
     for tag in "${tags[@]}"; do
