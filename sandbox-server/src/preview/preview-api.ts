@@ -106,7 +106,7 @@ export class PreviewApi {
 
   /** `GET /api/sessions/current/ports` and `POST …/<port>/share`. */
   async handle(req: IncomingMessage, res: ServerResponse, pathname: string, ownerId: string | undefined): Promise<void> {
-    const view = ownerId ? this.sessions.current(ownerId) : undefined;
+    const view = ownerId ? await this.sessions.current(ownerId) : undefined;
     if (pathname === PORTS_API && req.method === "GET") {
       if (!view) throw new ShipshapeError("not_found", "You have no sandbox yet.");
       const snapshot: PortsSnapshot =
@@ -153,16 +153,14 @@ export class PreviewApi {
         send({ type: "ports", state: "none", ports: [], message: reason });
         ws.close(CloseCode.unknownSession, "no sandbox");
       };
-      const view = ownerId ? this.sessions.current(ownerId) : undefined;
-      if (!ownerId || !view) return none("You have no sandbox yet.");
-      if (view.status.state === "starting") send({ type: "ports", sessionId: view.sessionId, state: "starting", ports: [] });
-      this.sessions.sandboxOf(view.sessionId, ownerId).then(
-        () => {
-          if (ws.readyState !== ws.OPEN) return;
-          unsubscribe = this.watchers.subscribe(view.sessionId, ownerId, (snapshot) => send({ type: "ports", ...snapshot }), none);
-        },
-        (e: unknown) => none(toShipshapeError(e).userMessage),
-      );
+      void (async () => {
+        const view = ownerId ? await this.sessions.current(ownerId) : undefined;
+        if (!ownerId || !view) return none("You have no sandbox yet.");
+        if (view.status.state === "starting") send({ type: "ports", sessionId: view.sessionId, state: "starting", ports: [] });
+        await this.sessions.sandboxOf(view.sessionId, ownerId);
+        if (ws.readyState !== ws.OPEN) return;
+        unsubscribe = this.watchers.subscribe(view.sessionId, ownerId, (snapshot) => send({ type: "ports", ...snapshot }), none);
+      })().catch((e: unknown) => none(toShipshapeError(e).userMessage));
     });
   }
 

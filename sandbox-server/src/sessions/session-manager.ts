@@ -72,6 +72,8 @@ export class SessionManager {
   /** Per-workshop reserves: sandboxes started for one workshop's learners, claimed by them first. */
   private readonly reserves = new Map<string, WarmPool>();
   private started = false;
+  /** Each browser's open() in progress (see open). */
+  private readonly opening = new Map<string, Promise<SessionView>>();
   private readonly reaperRounds: SessionReaper;
   private readonly watchdog: LimitWatchdog;
 
@@ -172,7 +174,7 @@ export class SessionManager {
   async start(): Promise<void> {
     this.unsubscribeEvents = this.runtime.onSandboxEvent((sandboxId, event) => this.watchdog.onSandboxEvent(sandboxId, event));
     const reattachedTo = new Map<string, string>();
-    for (const record of this.store.sessions.live().sort((a, b) => a.createdAt - b.createdAt)) {
+    for (const record of (await this.store.sessions.live()).sort((a, b) => a.createdAt - b.createdAt)) {
       const holder = record.sandboxId ? reattachedTo.get(record.sandboxId) : undefined;
       if (holder) {
         // Only a database written before the fix can hold such a pair: the older session keeps
@@ -182,7 +184,7 @@ export class SessionManager {
           keptSessionId: holder,
           sandboxId: record.sandboxId,
         });
-        this.store.sessions.end(record.id, "sandbox bound to another session");
+        await this.store.sessions.end(record.id, "sandbox bound to another session");
         continue;
       }
       const info = record.sandboxId ? await this.runtime.inspect(record.sandboxId).catch(() => null) : null;
@@ -191,7 +193,7 @@ export class SessionManager {
         reattachedTo.set(info.id, record.id);
         this.log.info("reattached session", { sessionId: record.id, sandboxId: info.id });
       } else {
-        this.store.sessions.end(record.id, info ? "expired" : "sandbox gone during restart");
+        await this.store.sessions.end(record.id, info ? "expired" : "sandbox gone during restart");
         if (info) await this.runtime.destroy(info.id).catch(() => {});
       }
     }
@@ -212,8 +214,8 @@ export class SessionManager {
    */
   private async adoptPoolMembers(): Promise<void> {
     const listed = new Map((await this.runtime.list().catch(() => [])).map((s) => [s.id, s]));
-    for (const member of this.store.pool.members()) {
-      const holders = this.store.sessions.boundTo(member.sandboxId);
+    for (const member of await this.store.pool.members()) {
+      const holders = await this.store.sessions.boundTo(member.sandboxId);
       const info = listed.get(member.sandboxId);
       const reserve = member.workshopId ? this.reserves.get(member.workshopId) : this.pool;
       if (holders.length > 0) {
@@ -225,7 +227,7 @@ export class SessionManager {
         this.log.info("adopted warm sandbox", { sandboxId: info.id, workshopId: info.workshopId });
         continue;
       }
-      this.store.pool.remove(member.sandboxId);
+      await this.store.pool.remove(member.sandboxId);
     }
   }
 
@@ -234,10 +236,10 @@ export class SessionManager {
    * sandbox the store says is not a free member of that pool (bound to a session, live or ended)
    * is never handed out: that would give one learner's sandbox to another.
    */
-  private claimFromPool(pool: WarmPool, record: SessionRecord): string | undefined {
+  private async claimFromPool(pool: WarmPool, record: SessionRecord): Promise<string | undefined> {
     for (let sandboxId = pool.take(); sandboxId; sandboxId = pool.take()) {
       const holder = [...this.live.values()].find((l) => l.record.sandboxId === sandboxId);
-      const refusal = holder ? "bound to another session" : this.store.sessions.insertClaimingPooled({ ...record, sandboxId });
+      const refusal = holder ? "bound to another session" : await this.store.sessions.insertClaimingPooled({ ...record, sandboxId });
       if (!refusal) return sandboxId;
       // Should be impossible; if it happens, it is the bug that hands a learner's sandbox over.
       this.log.error("refused to hand out a pooled sandbox: it is not free", {
@@ -249,7 +251,7 @@ export class SessionManager {
       this.metrics.sandboxHandOversRefused.inc();
       // Whatever the pool's record said, it is no free member: never list it again. Unbound, the
       // reaper removes it; bound to a live session, it stays that session's.
-      this.store.pool.remove(sandboxId);
+      await this.store.pool.remove(sandboxId);
     }
     return undefined;
   }
@@ -259,8 +261,21 @@ export class SessionManager {
    * session takes a sandbox from its workshop's reserve, never from the general pool, so every
    * sandbox of a workshop carries its label.
    */
-  open(ownerId: string, options: { fresh?: boolean; workshopId?: string; expiresAt?: number } = {}): SessionView {
-    const existing = this.store.sessions.liveForOwner(ownerId);
+  open(ownerId: string, options: { fresh?: boolean; workshopId?: string; expiresAt?: number } = {}): Promise<SessionView> {
+    // One open at a time per browser: between reading its live session and writing a new one the
+    // store is asked asynchronously, and two tabs must not both start a sandbox.
+    const previous = this.opening.get(ownerId) ?? Promise.resolve();
+    const next = previous.catch(() => {}).then(() => this.openNow(ownerId, options));
+    this.opening.set(ownerId, next);
+    const forget = () => {
+      if (this.opening.get(ownerId) === next) this.opening.delete(ownerId);
+    };
+    next.then(forget, forget);
+    return next;
+  }
+
+  private async openNow(ownerId: string, options: { fresh?: boolean; workshopId?: string; expiresAt?: number }): Promise<SessionView> {
+    const existing = await this.store.sessions.liveForOwner(ownerId);
     if (existing) {
       const live = this.live.get(existing.id);
       if (options.fresh || !live || existing.expiresAt <= Date.now()) {
@@ -291,13 +306,13 @@ export class SessionManager {
       state: "starting",
       endedReason: null,
     };
-    const pooled = pool ? this.claimFromPool(pool, { ...record, state: "ready" }) : undefined;
+    const pooled = pool ? await this.claimFromPool(pool, { ...record, state: "ready" }) : undefined;
     if (pooled) {
       // Claimed synchronously, so the answer already says "ready" and the shell can start now.
       record.sandboxId = pooled;
       record.state = "ready";
     } else {
-      this.store.sessions.insert(record);
+      await this.store.sessions.insert(record);
     }
     const live = this.liveFrom(record, Promise.resolve(""), pooled ? { state: "ready" } : { state: "starting", step: "Queued", progress: 0 });
     live.ready = pooled ? this.claim(live, pooled) : this.startSandbox(live);
@@ -345,7 +360,7 @@ export class SessionManager {
         await this.runtime.destroy(info.id).catch(() => {});
         throw new ShipshapeError("session_expired", "This sandbox was ended.");
       }
-      const refusal = this.store.sessions.setSandbox(live.record.id, info.id, "ready");
+      const refusal = await this.store.sessions.setSandbox(live.record.id, info.id, "ready");
       if (refusal) {
         // A new container's id cannot be anyone's yet; if the store says otherwise, hand nothing out.
         this.log.error("refused to bind a new sandbox: the store says it is not free", { sandboxId: info.id, reason: refusal });
@@ -373,7 +388,7 @@ export class SessionManager {
         if (this.failedViews.get(ownerId) === failedView) this.failedViews.delete(ownerId);
       }, 60_000).unref();
       setTimeout(() => this.failures.delete(live.record.id), 60_000).unref();
-      this.store.sessions.end(live.record.id, `failed: ${err.code}`);
+      await this.store.sessions.end(live.record.id, `failed: ${err.code}`);
       throw err;
     } finally {
       this.starting--;
@@ -381,12 +396,12 @@ export class SessionManager {
   }
 
   /** The session a token names, checked against its owner and its lifetime. */
-  authorize(sessionId: string, ownerId: string): LiveSession {
+  async authorize(sessionId: string, ownerId: string): Promise<LiveSession> {
     const live = this.live.get(sessionId);
     if (!live) {
       const failure = this.failures.get(sessionId);
       if (failure) throw failure;
-      const record = this.store.sessions.get(sessionId);
+      const record = await this.store.sessions.get(sessionId);
       if (record?.state === "ended" && /expired|idle/.test(record.endedReason ?? "")) {
         throw new ShipshapeError("session_expired", expiredMessage(record.endedReason ?? "expired", this.policy));
       }
@@ -428,12 +443,18 @@ export class SessionManager {
   }
 
   /** A start of this browser's that failed in the last minute (and no live session since). */
-  recentFailure(ownerId: string): SessionView | undefined {
-    return this.current(ownerId) ? undefined : this.failedViews.get(ownerId);
+  async recentFailure(ownerId: string): Promise<SessionView | undefined> {
+    return (await this.current(ownerId)) ? undefined : this.failedViews.get(ownerId);
   }
 
-  current(ownerId: string): SessionView | undefined {
-    const record = this.store.sessions.liveForOwner(ownerId);
+  /** Whether this browser has a live session on this server (synchronous, for the per-address count). */
+  holdsLive(ownerId: string): boolean {
+    for (const live of this.live.values()) if (live.record.ownerId === ownerId && live.record.expiresAt > Date.now()) return true;
+    return false;
+  }
+
+  async current(ownerId: string): Promise<SessionView | undefined> {
+    const record = await this.store.sessions.liveForOwner(ownerId);
     const live = record && this.live.get(record.id);
     return live ? this.view(live) : undefined;
   }
@@ -446,7 +467,7 @@ export class SessionManager {
     size: { cols: number; rows: number },
     onProgress: (p: StartProgress) => void,
   ): Promise<TerminalHub> {
-    const live = this.authorize(sessionId, ownerId);
+    const live = await this.authorize(sessionId, ownerId);
     if (live.status.state === "starting") onProgress(live.status);
     live.progressListeners.add(onProgress);
     let sandboxId: string;
@@ -467,7 +488,7 @@ export class SessionManager {
 
   /** Runs a command in the session's sandbox (grading, file writes). */
   async sandboxOf(sessionId: string, ownerId: string): Promise<string> {
-    const live = this.authorize(sessionId, ownerId);
+    const live = await this.authorize(sessionId, ownerId);
     this.touch(sessionId);
     return live.ready;
   }
@@ -478,7 +499,8 @@ export class SessionManager {
     const now = Date.now();
     if (now - live.record.lastActiveAt > TOUCH_WRITE_INTERVAL_MS) {
       live.record.lastActiveAt = now;
-      this.store.sessions.touch(sessionId, now);
+      // Not awaited: a lost touch costs at most one interval of idleness, never the caller's answer.
+      this.store.sessions.touch(sessionId, now).catch((e: unknown) => this.log.warn("could not record activity", { sessionId, error: String(e) }));
     }
     live.lastActiveAt = now;
   }
@@ -487,7 +509,7 @@ export class SessionManager {
   async end(sessionId: string, reason: string): Promise<void> {
     const live = this.live.get(sessionId);
     this.live.delete(sessionId);
-    this.store.sessions.end(sessionId, reason);
+    await this.store.sessions.end(sessionId, reason);
     if (!live) return;
     const expired = /expired|idle/.test(reason);
     const code = expired ? CloseCode.expired : reason.startsWith("sandbox") ? CloseCode.sandboxGone : CloseCode.normal;
