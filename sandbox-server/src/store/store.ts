@@ -2,6 +2,7 @@ import { DatabaseSync } from "node:sqlite";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { migrate } from "./migrations.ts";
+import { LocalBus, type EventBus } from "./bus.ts";
 import { InstructorSessionStore, type RevokedSignInStore } from "./instructor-session-store.ts";
 import { SqliteInstructorStore, type InstructorStore } from "./instructor-store.ts";
 import { pruneOlderThan, type Pruned } from "./retention.ts";
@@ -118,6 +119,13 @@ export interface Store {
   readonly instructorStore: InstructorStore;
   /** Instructor sign-outs remembered until the cookie expires (instructor-session-store.ts). */
   readonly revokedSignIns: RevokedSignInStore;
+  /** Live updates between servers (in-process for SQLite, LISTEN/NOTIFY for Postgres). */
+  readonly bus: EventBus;
+  /**
+   * Whether this server may reap orphan sandboxes and adopt pool members now: always for the one
+   * SQLite server; for Postgres, the holder of an advisory lock (one server at a time).
+   */
+  tryLead(): Promise<boolean>;
   /** Deletes old verdicts, ended sessions and ended workshops (retention.ts). */
   prune(before: number): Promise<Pruned>;
   close(): Promise<void>;
@@ -134,6 +142,7 @@ export class SqliteStore implements Store {
   readonly workshopStore: SqliteWorkshopStore;
   readonly instructorStore: SqliteInstructorStore;
   readonly revokedSignIns: InstructorSessionStore;
+  readonly bus: EventBus = new LocalBus();
 
   constructor(file: string) {
     if (file !== ":memory:") mkdirSync(path.dirname(file), { recursive: true });
@@ -249,6 +258,7 @@ export class SqliteStore implements Store {
            VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(r.ownerId, r.sessionId, r.workshopId, r.exerciseId, r.taskId, r.passed ? 1 : 0, r.message, r.at);
+      if (r.workshopId) this.bus.publish({ type: "workshop", workshopId: r.workshopId });
     },
     countOf: async (ownerId, exerciseId, taskId) =>
       Number(
@@ -285,6 +295,11 @@ export class SqliteStore implements Store {
 
   async prune(before: number): Promise<Pruned> {
     return pruneOlderThan(this.db, before);
+  }
+
+  /** One server owns the file: it always leads. */
+  async tryLead(): Promise<boolean> {
+    return true;
   }
 
   async close(): Promise<void> {
