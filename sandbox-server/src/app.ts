@@ -122,6 +122,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   // Before sessions.start(): workshops register their reserves, so reserved sandboxes are adopted after a restart.
   const workshops = new WorkshopService({
     store: store.workshopStore,
+    bus: store.bus,
     sessions,
     exercises,
     lessons: loadLessonCatalog(path.join(config.SHIPSHAPE_CONTENT_DIR, "lessons")),

@@ -9,7 +9,7 @@ import type { ServerMessage } from "../../../contracts/terminal-protocol.ts";
 import type { TerminalHub } from "./terminal-hub.ts";
 import type { LiveSession } from "./live-session.ts";
 import { LimitWatchdog } from "./limit-watchdog.ts";
-import { SessionReaper } from "./reaper.ts";
+import { SessionReaper, type SharedState } from "./reaper.ts";
 import { expiredMessage } from "./session-messages.ts";
 import { startedShell } from "./terminal-registry.ts";
 import { newId } from "../common/signing.ts";
@@ -46,6 +46,8 @@ export { expiredMessage, sandboxGoneMessage } from "./session-messages.ts";
 
 /** Touches are written to the database at most this often per session. */
 const TOUCH_WRITE_INTERVAL_MS = 15_000;
+/** How long a server waits for another to bind the sandbox of a session it is starting. */
+const START_FOLLOW_MS = 180_000;
 
 /**
  * Sessions: learner ↔ sandbox ↔ terminals. Owns the lifecycle rules (lifetime, idle timeout,
@@ -67,11 +69,14 @@ export class SessionManager {
   private reaper: NodeJS.Timeout | undefined;
   private limitChecker: NodeJS.Timeout | undefined;
   private unsubscribeEvents: (() => void) | undefined;
+  private unsubscribeBus: (() => void) | undefined;
   private starting = 0;
   private readonly pool: WarmPool;
   /** Per-workshop reserves: sandboxes started for one workshop's learners, claimed by them first. */
   private readonly reserves = new Map<string, WarmPool>();
   private started = false;
+  /** Sessions being taken over from another server (adoptFromStore). */
+  private readonly adopting = new Map<string, Promise<LiveSession | undefined>>();
   /** Each browser's open() in progress (see open). */
   private readonly opening = new Map<string, Promise<SessionView>>();
   private readonly reaperRounds: SessionReaper;
@@ -102,8 +107,86 @@ export class SessionManager {
       end,
       // Pool membership is the pools' (and through them the store's) to say, never a label's.
       ownsPooled: (s) => this.pool.owns(s) || Boolean(s.workshopId && this.reserves.get(s.workshopId)?.owns(s)),
+      shared: this.store.kind === "sqlite" ? undefined : this.sharedState(),
     });
     this.watchdog = new LimitWatchdog({ runtime: this.runtime, policy: this.policy, log: this.log, sessions, end });
+  }
+
+  /** The reaper's view of the other servers, from the shared store (reaper.ts). */
+  private sharedState(): SharedState {
+    return {
+      leads: () => this.store.tryLead(),
+      known: async () => {
+        const sandboxIds = new Set<string>();
+        const sessionIds = new Set<string>();
+        for (const s of await this.store.sessions.live()) {
+          sessionIds.add(s.id);
+          if (s.sandboxId) sandboxIds.add(s.sandboxId);
+        }
+        for (const m of await this.store.pool.members()) sandboxIds.add(m.sandboxId);
+        return { sandboxIds, sessionIds };
+      },
+      lastActiveAt: async (sessionId) => (await this.store.sessions.get(sessionId))?.lastActiveAt,
+    };
+  }
+
+  /**
+   * A live session that another server started (or that outlived it): taken over here when its
+   * sandbox is running, exactly as a restarted server reattaches its own. Its shells wait in dtach
+   * inside the sandbox, so the learner gets the same shell. Nothing without a shared store.
+   */
+  private async adoptFromStore(record: SessionRecord): Promise<LiveSession | undefined> {
+    if (this.store.kind === "sqlite" || record.state === "ended" || record.expiresAt <= Date.now()) return undefined;
+    const local = this.live.get(record.id);
+    if (local) return local;
+    if (!record.sandboxId) return this.followStarting(record);
+    let adopting = this.adopting.get(record.id);
+    if (!adopting) {
+      const sandboxId = record.sandboxId;
+      adopting = (async () => {
+        const info = await this.runtime.inspect(sandboxId).catch(() => null);
+        if (!info?.running) return undefined;
+        const already = this.live.get(record.id);
+        if (already) return already;
+        const live: LiveSession = { ...this.liveFrom(record, Promise.resolve(sandboxId), { state: "ready" }), reattached: true };
+        this.live.set(record.id, live);
+        this.log.info("took over a session from another server", { sessionId: record.id, sandboxId });
+        return live;
+      })().finally(() => this.adopting.delete(record.id));
+      this.adopting.set(record.id, adopting);
+    }
+    return adopting;
+  }
+
+  /**
+   * A session whose sandbox another server is starting right now (the learner's terminal reached
+   * this one first): waits, through the store, for that server to bind the sandbox.
+   */
+  private followStarting(record: SessionRecord): LiveSession {
+    const ready = (async () => {
+      const deadline = Date.now() + START_FOLLOW_MS;
+      while (Date.now() < deadline) {
+        const now = await this.store.sessions.get(record.id).catch(() => undefined);
+        if (now?.state === "ended") throw new ShipshapeError("sandbox_failed", "Your sandbox could not be started. Try again.", `ended: ${now.endedReason}`);
+        if (now?.sandboxId) return now.sandboxId;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      throw new ShipshapeError("sandbox_failed", "Your sandbox could not be started in time. Try again.", "another server did not bind it");
+    })();
+    const live = this.liveFrom({ ...record }, ready, { state: "starting", step: "Starting", progress: 0 });
+    this.live.set(record.id, live);
+    ready.then(
+      (sandboxId) => {
+        live.record.sandboxId = sandboxId;
+        live.record.state = "ready";
+        live.status = { state: "ready" };
+      },
+      (e: unknown) => {
+        if (this.live.get(record.id) === live) this.live.delete(record.id);
+        live.status = { state: "failed", message: toShipshapeError(e).userMessage };
+      },
+    );
+    return live;
   }
 
   /** Sandboxes that may still start: live and pooled ones (every reserve too) count. */
@@ -173,6 +256,11 @@ export class SessionManager {
    */
   async start(): Promise<void> {
     this.unsubscribeEvents = this.runtime.onSandboxEvent((sandboxId, event) => this.watchdog.onSandboxEvent(sandboxId, event));
+    // Announcements reach the terminals attached here, whichever server sent them.
+    this.unsubscribeBus = this.store.bus.subscribe((e) => {
+      if (e.type !== "notice") return;
+      for (const id of e.sessionIds) this.broadcast(id, { type: "notice", code: e.code, message: e.message });
+    });
     const reattachedTo = new Map<string, string>();
     for (const record of (await this.store.sessions.live()).sort((a, b) => a.createdAt - b.createdAt)) {
       const holder = record.sandboxId ? reattachedTo.get(record.sandboxId) : undefined;
@@ -197,7 +285,8 @@ export class SessionManager {
         if (info) await this.runtime.destroy(info.id).catch(() => {});
       }
     }
-    await this.adoptPoolMembers();
+    // With a shared store, the other servers' pool members are theirs: only the leader adopts.
+    if (await this.store.tryLead().catch(() => false)) await this.adoptPoolMembers();
     await this.reap();
     this.started = true;
     this.pool.fill();
@@ -277,7 +366,7 @@ export class SessionManager {
   private async openNow(ownerId: string, options: { fresh?: boolean; workshopId?: string; expiresAt?: number }): Promise<SessionView> {
     const existing = await this.store.sessions.liveForOwner(ownerId);
     if (existing) {
-      const live = this.live.get(existing.id);
+      const live = this.live.get(existing.id) ?? (await this.adoptFromStore(existing));
       if (options.fresh || !live || existing.expiresAt <= Date.now()) {
         void this.end(existing.id, options.fresh ? "replaced by a new sandbox" : "expired");
       } else {
@@ -397,7 +486,11 @@ export class SessionManager {
 
   /** The session a token names, checked against its owner and its lifetime. */
   async authorize(sessionId: string, ownerId: string): Promise<LiveSession> {
-    const live = this.live.get(sessionId);
+    let live = this.live.get(sessionId);
+    if (!live && !this.failures.has(sessionId)) {
+      const stored = await this.store.sessions.get(sessionId);
+      if (stored && stored.ownerId === ownerId) live = await this.adoptFromStore(stored);
+    }
     if (!live) {
       const failure = this.failures.get(sessionId);
       if (failure) throw failure;
@@ -453,9 +546,34 @@ export class SessionManager {
     return false;
   }
 
+  /**
+   * This browser's live session wherever it is attached, for observers (the dashboard, seats,
+   * announcements): never takes it over. With one server it is `current`.
+   */
+  async viewAnywhere(ownerId: string): Promise<SessionView | undefined> {
+    const record = await this.store.sessions.liveForOwner(ownerId);
+    if (!record) return undefined;
+    const live = this.live.get(record.id);
+    if (live) return this.view(live);
+    if (this.store.kind === "sqlite" || record.expiresAt <= Date.now()) return undefined;
+    return {
+      sessionId: record.id,
+      ownerId: record.ownerId,
+      workshopId: record.workshopId,
+      expiresAt: record.expiresAt,
+      lastActiveAt: record.lastActiveAt,
+      status: record.sandboxId ? { state: "ready" } : { state: "starting", step: "Queued", progress: 0 },
+    };
+  }
+
+  /** A notice on these sessions' terminals on every server (an instructor's announcement), through the bus. */
+  notify(sessionIds: string[], code: string, message: string): void {
+    if (sessionIds.length > 0) this.store.bus.publish({ type: "notice", sessionIds, code, message });
+  }
+
   async current(ownerId: string): Promise<SessionView | undefined> {
     const record = await this.store.sessions.liveForOwner(ownerId);
-    const live = record && this.live.get(record.id);
+    const live = record && (this.live.get(record.id) ?? (await this.adoptFromStore(record)));
     return live ? this.view(live) : undefined;
   }
 
@@ -543,6 +661,7 @@ export class SessionManager {
     if (this.reaper) clearInterval(this.reaper);
     if (this.limitChecker) clearInterval(this.limitChecker);
     this.unsubscribeEvents?.();
+    this.unsubscribeBus?.();
     // Sandboxes outlive the server on purpose: a restarted server reattaches them.
     for (const live of this.live.values()) {
       for (const hub of live.hubs.values()) hub.dispose(CloseCode.goingAway, "The server is restarting; reconnecting…");

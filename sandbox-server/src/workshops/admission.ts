@@ -17,7 +17,7 @@ export function queueOf(members: readonly MemberRecord[]): MemberRecord[] {
 
 export interface AdmissionDeps {
   store: WorkshopStore;
-  sessions: Pick<SessionManager, "current" | "open" | "reserve">;
+  sessions: Pick<SessionManager, "viewAnywhere" | "open" | "reserve">;
   log: Logger;
   now: () => number;
   /** Something a dashboard shows has changed (a learner was let in, a seat was freed). */
@@ -96,7 +96,7 @@ export class Admission {
       w = (await store.workshops.get(w.id))!;
     }
     try {
-      const current = await sessions.current(m.ownerId);
+      const current = await sessions.viewAnywhere(m.ownerId);
       await sessions.open(m.ownerId, {
         workshopId: w.id,
         expiresAt: this.sessionExpiry(w),
@@ -157,7 +157,7 @@ export class Admission {
     let freed = false;
     for (const m of await store.members.ofWorkshop(w.id)) {
       if (m.status !== "admitted") continue;
-      const view = await sessions.current(m.ownerId);
+      const view = await sessions.viewAnywhere(m.ownerId);
       if (view?.workshopId === w.id) {
         this.noSessionSince.delete(m.id);
         continue;

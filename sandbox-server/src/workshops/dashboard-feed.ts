@@ -2,6 +2,7 @@ import type { Cell, DashboardSnapshot, LearnerRow } from "../../../contracts/wor
 import type { Logger } from "../log.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
 import type { WorkshopStore } from "../store/workshop-store.ts";
+import type { EventBus } from "../store/bus.ts";
 import { queueOf } from "./admission.ts";
 import { cellFor, isIdle, type ProgressRules, type RecordedVerdict } from "./grid-cells.ts";
 import type { WorkshopViews } from "./workshop-views.ts";
@@ -17,7 +18,7 @@ type Listener = (snapshot: DashboardSnapshot) => void;
  */
 export class DashboardFeed {
   private readonly store: WorkshopStore;
-  private readonly sessions: Pick<SessionManager, "current" | "terminalNames">;
+  private readonly sessions: Pick<SessionManager, "viewAnywhere" | "terminalNames">;
   private readonly views: WorkshopViews;
   private readonly rules: ProgressRules;
   private readonly log: Logger;
@@ -28,11 +29,14 @@ export class DashboardFeed {
   private readonly rosterVersion = new Map<string, number>();
   private readonly pushScheduled = new Set<string>();
   private readonly pushing = new Set<string>();
+  private readonly bus: EventBus;
+  private readonly unsubscribeBus: () => void;
   private readonly pushAgain = new Set<string>();
 
   constructor(deps: {
     store: WorkshopStore;
-    sessions: Pick<SessionManager, "current" | "terminalNames">;
+    bus: EventBus;
+    sessions: Pick<SessionManager, "viewAnywhere" | "terminalNames">;
     views: WorkshopViews;
     rules: ProgressRules;
     log: Logger;
@@ -44,6 +48,12 @@ export class DashboardFeed {
     this.rules = deps.rules;
     this.log = deps.log;
     this.now = deps.now;
+    this.bus = deps.bus;
+    // A change on any server (a verdict, a learner let in, a message) reaches every dashboard.
+    this.unsubscribeBus = this.bus.subscribe((e) => {
+      if (e.type === "workshop") this.bump(e.workshopId);
+      else if (e.type === "resync") for (const id of [...this.listeners.keys()]) this.bump(id);
+    });
   }
 
   async snapshot(id: string): Promise<DashboardSnapshot> {
@@ -60,7 +70,7 @@ export class DashboardFeed {
     const queue = queueOf(members);
     const now = this.now();
     const currents = await Promise.all(
-      members.map((m) => (w.endedAt === null && m.status === "admitted" ? this.sessions.current(m.ownerId) : undefined)),
+      members.map((m) => (w.endedAt === null && m.status === "admitted" ? this.sessions.viewAnywhere(m.ownerId) : undefined)),
     );
     const learners = members.map((m, i): LearnerRow => {
       const view = currents[i];
@@ -108,8 +118,12 @@ export class DashboardFeed {
     };
   }
 
-  /** The roster, seats or messages changed: subscribers hear of it once this turn of the event loop is over. */
+  /** The roster, seats or messages changed: every server's subscribers hear of it, through the bus. */
   changed(id: string): void {
+    this.bus.publish({ type: "workshop", workshopId: id });
+  }
+
+  private bump(id: string): void {
     this.rosterVersion.set(id, (this.rosterVersion.get(id) ?? 0) + 1);
     if (!this.listeners.has(id) || this.pushScheduled.has(id)) return;
     this.pushScheduled.add(id);
@@ -125,6 +139,7 @@ export class DashboardFeed {
   }
 
   close(): void {
+    this.unsubscribeBus();
     this.listeners.clear();
   }
 

@@ -6,6 +6,7 @@ import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
 import type { MemberRecord, WorkshopRecord, WorkshopStore } from "../store/workshop-store.ts";
+import type { EventBus } from "../store/bus.ts";
 import { Admission, queueOf } from "./admission.ts";
 import { DashboardFeed } from "./dashboard-feed.ts";
 import { gradesCsv } from "./gradebook.ts";
@@ -30,6 +31,8 @@ const capitalise = (s: string) => s.replace(/^(a |an |your )/, "").replace(/^./,
 
 export interface WorkshopServiceDeps {
   store: WorkshopStore;
+  /** Where dashboard changes are announced to every server (store.bus). */
+  bus: EventBus;
   sessions: SessionManager;
   exercises: ReadonlyMap<string, Exercise>;
   lessons: readonly CatalogLesson[];
@@ -69,6 +72,7 @@ export class WorkshopService {
     this.views = new WorkshopViews({ store: deps.store, sessions: deps.sessions, exercises: deps.exercises, lessons: deps.lessons });
     this.feed = new DashboardFeed({
       store: deps.store,
+      bus: deps.bus,
       sessions: deps.sessions,
       views: this.views,
       rules: deps.rules ?? DEFAULT_RULES,
@@ -188,13 +192,15 @@ export class WorkshopService {
     await this.views.requireLive(id);
     const message = cleanText(text, "a message", 500);
     await this.store.messages.insert(id, message, this.now());
-    let delivered = 0;
+    const to: string[] = [];
     for (const m of await this.store.members.ofWorkshop(id)) {
-      const view = m.status === "admitted" ? await this.sessions.current(m.ownerId) : undefined;
+      const view = m.status === "admitted" ? await this.sessions.viewAnywhere(m.ownerId) : undefined;
       if (view?.workshopId !== id) continue;
-      this.sessions.broadcast(view.sessionId, { type: "notice", code: "workshop_message", message: `Message from your instructor: ${message}` });
-      delivered++;
+      to.push(view.sessionId);
     }
+    // Through the bus: each server shows it on the terminals attached to it.
+    this.sessions.notify(to, "workshop_message", `Message from your instructor: ${message}`);
+    const delivered = to.length;
     this.log.info("workshop message sent", { workshopId: id, delivered });
     this.feed.changed(id);
     return { delivered };
@@ -220,15 +226,12 @@ export class WorkshopService {
 
   private async finish(w: WorkshopRecord, reason: string): Promise<void> {
     await this.store.workshops.end(w.id, this.now(), reason);
+    const to: string[] = [];
     for (const m of await this.store.members.ofWorkshop(w.id)) {
-      const view = await this.sessions.current(m.ownerId);
-      if (view?.workshopId !== w.id) continue;
-      this.sessions.broadcast(view.sessionId, {
-        type: "notice",
-        code: "workshop_ended",
-        message: `The workshop “${w.title}” has ended: your sandbox is being removed. Your results are saved.`,
-      });
+      const view = await this.sessions.viewAnywhere(m.ownerId);
+      if (view?.workshopId === w.id) to.push(view.sessionId);
     }
+    this.sessions.notify(to, "workshop_ended", `The workshop “${w.title}” has ended: your sandbox is being removed. Your results are saved.`);
     const ended = await this.sessions.endWorkshop(w.id, "the workshop ended");
     this.log.info("workshop ended", { workshopId: w.id, reason, sessions: ended });
     this.feed.changed(w.id);
