@@ -128,7 +128,7 @@ describe("two servers, one Postgres, behind Caddy", () => {
     await read(() => text.includes("event: dashboard"), 10_000);
     expect(checksShown()).toBe(0);
     // What the grader writes when Ana presses Check on the hosting server.
-    await host.store.results.insert({ ownerId, sessionId: learner.sessionId, workshopId, exerciseId: "run-and-stop", taskId: "web-stopped", passed: false, message: "not yet", at: Date.now() });
+    await host.store.results.insert({ ownerId, sessionId: learner.sessionId, workshopId, exerciseId: "run-and-stop", taskId: "busybox-said", passed: false, message: "not yet", at: Date.now() });
     await read(() => checksShown() > 0, 10_000);
     expect(checksShown()).toBe(1);
     controller.abort();

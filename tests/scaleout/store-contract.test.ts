@@ -202,7 +202,7 @@ describe.each(implementations)("the %s store", (_name, open) => {
 });
 
 describe("Postgres shared by several servers", () => {
-  it("lets exactly one of two servers claim a pooled sandbox, and one lead at a time", async () => {
+  it("lets exactly one of two servers claim a pooled sandbox, hold a workshop's seats, and lead at a time", async () => {
     const url = createDatabase(pg, "shared1");
     // Two servers starting together: migrations run once, under the lock.
     const [a, b] = await Promise.all([PostgresStore.open(url, log), PostgresStore.open(url, log)]);
@@ -215,6 +215,17 @@ describe("Postgres shared by several servers", () => {
       ]);
       expect(claims.filter((c) => c === undefined)).toHaveLength(1);
       expect(await a.sessions.boundTo("sb-shared")).toHaveLength(1);
+
+      // Seats: what one server does under a workshop's lock, the other waits for.
+      const order: string[] = [];
+      const hold = (who: string) => async () => {
+        order.push(`${who} in`);
+        await new Promise((r) => setTimeout(r, 200));
+        order.push(`${who} out`);
+      };
+      await Promise.all([a.workshopStore.exclusively("seats:w1", hold("a")), b.workshopStore.exclusively("seats:w1", hold("b"))]);
+      expect([order[0]!.split(" ")[0], order[1]!.split(" ")[0]]).toEqual([order[0]!.split(" ")[0], order[0]!.split(" ")[0]]);
+      expect(order.filter((o) => o.endsWith("in"))).toHaveLength(2);
 
       expect(await a.tryLead()).toBe(true);
       expect(await b.tryLead()).toBe(false);

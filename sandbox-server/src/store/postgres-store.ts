@@ -276,6 +276,20 @@ export class PostgresStore implements Store {
             [workshopId],
           )
         ).map((r) => ({ ownerId: String(r.owner_id), exerciseId: String(r.exercise_id), taskId: String(r.task_id), passed: Number(r.passed) === 1, at: Number(r.at) })),
+      // A session advisory lock on a connection held for the duration; released however fn ends.
+      exclusively: async <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+        const client = await this.db.connect();
+        try {
+          await client.query("SELECT pg_advisory_lock(hashtext($1))", [key]);
+          try {
+            return await fn();
+          } finally {
+            await client.query("SELECT pg_advisory_unlock(hashtext($1))", [key]).catch(() => {});
+          }
+        } finally {
+          client.release();
+        }
+      },
       resultsVersion: async (workshopId) => {
         const row = await one("SELECT MAX(id) AS last, COUNT(*) AS n FROM results WHERE workshop_id = $1", [workshopId]);
         return `${String(row?.last ?? 0)}:${String(row?.n ?? 0)}`;

@@ -79,6 +79,11 @@ export interface WorkshopStore {
   results(workshopId: string): Promise<WorkshopResult[]>;
   /** Cheap "did anything change" probe for the live dashboard: the newest result's id and the count. */
   resultsVersion(workshopId: string): Promise<string>;
+  /**
+   * Runs `fn` while no other server runs one under the same key (seats: two servers must not give
+   * away the same last seat). One server has nobody to exclude: SQLite runs it at once.
+   */
+  exclusively<T>(key: string, fn: () => Promise<T>): Promise<T>;
 }
 
 /**
@@ -207,6 +212,10 @@ export class SqliteWorkshopStore implements WorkshopStore {
   }
 
   /** Cheap "did anything change" probe for the live dashboard: the newest result's id and the count. */
+  exclusively<T>(_key: string, fn: () => Promise<T>): Promise<T> {
+    return fn();
+  }
+
   async resultsVersion(workshopId: string): Promise<string> {
     const row = this.db.prepare("SELECT MAX(id) AS last, COUNT(*) AS n FROM results WHERE workshop_id = ?").get(workshopId);
     return `${String(row?.last ?? 0)}:${String(row?.n ?? 0)}`;

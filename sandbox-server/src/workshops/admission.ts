@@ -54,7 +54,8 @@ export class Admission {
   /** Lets queued learners in, oldest first, while there are seats and the server has sandboxes. */
   admitWaiting(id: string): Promise<void> {
     const previous = this.admitting.get(id) ?? Promise.resolve();
-    const next = previous.catch(() => {}).then(() => this.admitWaitingNow(id));
+    // In this process one at a time; across servers under the store's lock for this workshop.
+    const next = previous.catch(() => {}).then(() => this.deps.store.exclusively(`seats:${id}`, () => this.admitWaitingNow(id)));
     this.admitting.set(id, next);
     const forget = () => {
       if (this.admitting.get(id) === next) this.admitting.delete(id);
