@@ -168,7 +168,7 @@ export class PreviewApi {
    * On the preview host: trades an open or share token for the host's own cookie, then drops the
    * token from the URL. `target` is the host's session and port, already parsed.
    */
-  exchange(req: IncomingMessage, res: ServerResponse, target: { sessionId: string; port: number }): void {
+  async exchange(req: IncomingMessage, res: ServerResponse, target: { sessionId: string; port: number }): Promise<void> {
     const { sessionId, port } = target;
     const domain = this.domain();
     if (req.method !== "GET" && req.method !== "HEAD") throw new PreviewFailure(405, "method", messages.badToken, "token exchange with " + req.method);
@@ -179,7 +179,7 @@ export class PreviewApi {
       throw new PreviewFailure(403, "bad_token", messages.badToken, `token for ${grant.sessionId}:${grant.port} presented on another host`);
     }
     if (grant.purpose === "open" && !this.tokens.spend(grant)) throw new PreviewFailure(403, "bad_token", messages.badToken, "open token used twice");
-    const session = this.sessions.describe(sessionId);
+    const session = await this.sessions.describe(sessionId);
     if (!session || session.ownerId !== grant.ownerId) throw new PreviewFailure(404, "gone", messages.gone, "unknown or ended session");
     const expiresAt = Math.min(session.expiresAt, grant.purpose === "share" ? grant.expiresAt : session.expiresAt);
     const cookie = this.tokens.issue({ purpose: "access", sessionId, port, role: grant.role, ownerId: grant.ownerId, expiresAt });

@@ -515,8 +515,13 @@ export class SessionManager {
   }
 
   /** A live session by id, for features that decide access themselves (the port preview). */
-  describe(sessionId: string): SessionView | undefined {
-    const live = this.live.get(sessionId);
+  async describe(sessionId: string): Promise<SessionView | undefined> {
+    let live = this.live.get(sessionId);
+    // A preview may be asked of any server: take over a session another one started.
+    if (!live && this.store.kind !== "sqlite") {
+      const record = await this.store.sessions.get(sessionId);
+      if (record) live = await this.adoptFromStore(record);
+    }
     return live && live.record.expiresAt > Date.now() ? this.view(live) : undefined;
   }
 
