@@ -1,7 +1,7 @@
 import { defineConfig } from "vitest/config";
 
 // One project per layer: unit (no Docker), integration (real Docker engine), security (attacks,
-// faults and fuzzing against the real engine), browser (Chromium).
+// faults and fuzzing against the real engine), scaleout (servers sharing Postgres), browser (Chromium).
 const SECURITY_ALONE = ["tests/security/attacks.test.ts", "tests/security/network.test.ts"];
 
 export default defineConfig({
@@ -66,6 +66,18 @@ export default defineConfig({
           retry: 1,
           hookTimeout: 120_000,
           maxConcurrency: 3,
+        },
+      },
+      {
+        test: {
+          // Several servers on one Postgres (a real postgresql-15, initdb'd per run) behind a real proxy.
+          name: "scaleout",
+          include: ["tests/scaleout/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+          maxWorkers: 1,
+          fileParallelism: false,
         },
       },
       {

@@ -26,5 +26,8 @@ npx vitest run --project security-alone
 section "Lesson CI: every exercise fails on a fresh sandbox and passes after its solution"
 npx vitest run --project lessons
 
+section "Scale-out: servers sharing one Postgres behind a proxy"
+npx vitest run --project scaleout
+
 section "Browser tests (Chromium)"
 npx vitest run --project browser

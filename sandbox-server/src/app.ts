@@ -19,13 +19,11 @@ import { EngineHealth } from "./sessions/engine-health.ts";
 import { SandboxFiles } from "./sessions/sandbox-files.ts";
 import { SessionManager } from "./sessions/session-manager.ts";
 import { Signer } from "./common/signing.ts";
-import { Store } from "./store/store.ts";
+import type { Store } from "./store/store.ts";
+import { openStore } from "./store/open-store.ts";
 import { ContentWatcher } from "./content/content-watcher.ts";
 import { loadExercises } from "./content/exercise-loader.ts";
 import { loadQuizzes } from "./content/quiz-loader.ts";
-import { InstructorSessionStore } from "./store/instructor-session-store.ts";
-import { InstructorStore } from "./store/instructor-store.ts";
-import { pruneOlderThan } from "./store/retention.ts";
 import { Grader } from "./grading/grader.ts";
 import { GradingService } from "./grading/grading-service.ts";
 import { gradingRoutes } from "./transport/grading-routes.ts";
@@ -36,7 +34,6 @@ import { clientAddress, createHttpServer } from "./transport/http-server.ts";
 import { PublicOrigin } from "./common/public-origin.ts";
 import { addressKey } from "./transport/rate-limiter.ts";
 import { TerminalSockets } from "./transport/terminal-socket.ts";
-import { WorkshopStore } from "./store/workshop-store.ts";
 import { workshopRoutes } from "./transport/workshop-routes.ts";
 import { WorkshopWatchSockets } from "./transport/workshop-watch.ts";
 import { InstructorAuth, loadAdminSecret, type AdminSecret } from "./workshops/instructor-auth.ts";
@@ -64,8 +61,7 @@ export interface App {
 /** Wires the layers together (transport → sessions → runtime) and starts listening. */
 export async function startApp(config: Config, log: Logger, runtimeOverride?: SandboxRuntime): Promise<App> {
   mkdirSync(config.SHIPSHAPE_DATA_DIR, { recursive: true });
-  const store = new Store(path.join(config.SHIPSHAPE_DATA_DIR, "shipshape.db"));
-  if (store.schemaUpgrades.length > 0) log.info("database upgraded", { steps: store.schemaUpgrades });
+  const store = await openStore(config, log);
   const signer = new Signer(config.SHIPSHAPE_SECRET ?? loadOrCreateSecret(config.SHIPSHAPE_DATA_DIR));
   const metrics = new Metrics();
   const serverMetrics = createServerMetrics(metrics);
@@ -114,8 +110,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     maxSocketsPerOwner: config.SHIPSHAPE_TERMINALS_PER_BROWSER,
   });
   const adminSecret = loadAdminSecret(config.SHIPSHAPE_ADMIN_SECRET, config.SHIPSHAPE_DATA_DIR);
-  const instructorSessions = new InstructorSessionStore(store.db);
-  const instructorAuth = new InstructorAuth(adminSecret.secret, Date.now, instructorSessions, new InstructorStore(store.db));
+  const instructorAuth = new InstructorAuth(adminSecret.secret, Date.now, store.revokedSignIns, store.instructorStore);
   // The preview proxy decides its host names once the port is bound (preview.start below).
   let servesPreviewHost: (host: string | undefined) => boolean = () => false;
   const origin = new PublicOrigin({
@@ -127,7 +122,8 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   const clientKey = (req: Parameters<typeof clientAddress>[0]) => addressKey(clientAddress(req, config.SHIPSHAPE_TRUSTED_PROXIES));
   // Before sessions.start(): workshops register their reserves, so reserved sandboxes are adopted after a restart.
   const workshops = new WorkshopService({
-    store: new WorkshopStore(store.db),
+    store: store.workshopStore,
+    bus: store.bus,
     sessions,
     exercises,
     lessons: loadLessonCatalog(path.join(config.SHIPSHAPE_CONTENT_DIR, "lessons")),
@@ -153,9 +149,10 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   });
   await network.start();
 
+  await workshops.restore();
   // An unreachable engine must not stop the server: /readyz and /healthz say why, terminals show it.
   await sessions.start().catch((e: unknown) => log.warn("could not reattach sessions at start", { error: String(e) }));
-  workshops.start();
+  await workshops.start();
 
   // One `docker events` per watched sandbox, shared by its port list and its sandbox panel.
   const feeds = new EngineEventFeeds({ runtime, sessions });
@@ -214,17 +211,17 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   }
 
   // Results, ended sessions and ended workshops older than SHIPSHAPE_RETENTION go (README, docs/security.md).
-  const prune = () => {
+  const prune = async () => {
     try {
-      const pruned = pruneOlderThan(store.db, Date.now() - config.SHIPSHAPE_RETENTION);
-      instructorSessions.prune(Date.now());
+      const pruned = await store.prune(Date.now() - config.SHIPSHAPE_RETENTION);
+      await store.revokedSignIns.prune(Date.now());
       if (pruned.results + pruned.sessions + pruned.workshops > 0) log.info("pruned old records", { ...pruned, retention: config.SHIPSHAPE_RETENTION });
     } catch (e) {
       log.error("pruning old records failed", { error: String(e) });
     }
   };
-  prune();
-  const pruner = setInterval(prune, RETENTION_PRUNE_INTERVAL_MS);
+  await prune();
+  const pruner = setInterval(() => void prune(), RETENTION_PRUNE_INTERVAL_MS);
   pruner.unref();
   return {
     url: `http://${host}:${port}`,
@@ -254,7 +251,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
       health.close();
       server.closeAllConnections();
       await runtime.close();
-      store.close();
+      await store.close();
     },
   };
 }

@@ -47,6 +47,11 @@ export const envSchema = z.object({
   PORT: int(4321, 0, 65535).describe("TCP port for the site, API and WebSockets"),
   HOST: z.string().default("0.0.0.0").describe("address to listen on"),
   SHIPSHAPE_DATA_DIR: z.string().default(".data").describe("where the database and the signing secret live"),
+  SHIPSHAPE_DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "a postgres:// URL")
+    .optional()
+    .describe("Postgres shared by several servers (docs/scale-out.md); unset: the SQLite file in the data dir"),
   SHIPSHAPE_SITE_DIR: z.string().default("dist").describe("the built Astro site to serve"),
   SHIPSHAPE_CONTENT_DIR: z.string().default("content").describe("lessons and exercises (exercises are graded from content/exercises)"),
   SHIPSHAPE_PUBLIC_URL: z

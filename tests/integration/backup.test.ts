@@ -47,7 +47,7 @@ describe("backup and restore", () => {
 
     // After the backup: the session ends (the database changes), then the server stops.
     await app.sessions.end(sessionId, "replaced by a new sandbox");
-    expect(app.store.sessions.get(sessionId)?.state).toBe("ended");
+    expect((await app.store.sessions.get(sessionId))?.state).toBe("ended");
     const port = app.port;
     await app.close();
     app = undefined;
@@ -67,7 +67,7 @@ describe("backup and restore", () => {
 
     // And a server starts on it.
     app = await startTestApp(env);
-    expect(app.store.sessions.get(sessionId)).toBeDefined();
+    expect(await app.store.sessions.get(sessionId)).toBeDefined();
   }, 180_000);
 
   it("says what is wrong with a folder that is not a backup", async () => {

@@ -1,3 +1,4 @@
+import type { SqliteStore } from "../../sandbox-server/src/store/store.ts";
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../sandbox-server/src/app.ts";
@@ -88,7 +89,7 @@ describe("grading", () => {
     const json = (await progress.json()) as { exercises: Array<{ exerciseId: string; passed: boolean }> };
     expect(json.exercises.find((e) => e.exerciseId === "run-and-stop")?.passed).toBe(true);
     expect(json.exercises.find((e) => e.exerciseId === "greet-entrypoint")?.passed).toBe(false);
-    const row = app.store.db.prepare("SELECT COUNT(*) AS n FROM results WHERE exercise_id = 'run-and-stop' AND passed = 1").get() as { n: number };
+    const row = (app.store as SqliteStore).db.prepare("SELECT COUNT(*) AS n FROM results WHERE exercise_id = 'run-and-stop' AND passed = 1").get() as { n: number };
     expect(row.n).toBe(2);
   });
 

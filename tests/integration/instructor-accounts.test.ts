@@ -1,3 +1,4 @@
+import type { SqliteStore } from "../../sandbox-server/src/store/store.ts";
 import { createHash } from "node:crypto";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -119,7 +120,7 @@ describe("instructor accounts and invites", () => {
     expect(again.body.message).toMatch(/already used, has expired/);
     expect(again.headers.get("set-cookie")).toBeNull();
     // The database holds only the token's hash.
-    const rows = app.store.db.prepare("SELECT token_hash FROM instructor_invites").all().map((r) => String(r.token_hash));
+    const rows = (app.store as SqliteStore).db.prepare("SELECT token_hash FROM instructor_invites").all().map((r) => String(r.token_hash));
     expect(rows).toContain(createHash("sha256").update(token).digest("hex"));
     expect(rows.join(" ")).not.toContain(token);
   });
@@ -128,7 +129,7 @@ describe("instructor accounts and invites", () => {
     const expired = await invite("Late Larry");
     const token = tokenOf(expired.link);
     // A week passes: the stored invite's expiry is moved into the past.
-    app.store.db.prepare("UPDATE instructor_invites SET expires_at = ? WHERE token_hash = ?").run(Date.now() - 1, createHash("sha256").update(token).digest("hex"));
+    (app.store as SqliteStore).db.prepare("UPDATE instructor_invites SET expires_at = ? WHERE token_hash = ?").run(Date.now() - 1, createHash("sha256").update(token).digest("hex"));
     const late = await call(app, "POST", "/api/instructor/invites/redeem", { body: { token } });
     expect(late.status).toBe(401);
     expect(late.headers.get("set-cookie")).toBeNull();

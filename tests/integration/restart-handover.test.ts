@@ -1,3 +1,4 @@
+import type { SqliteStore } from "../../sandbox-server/src/store/store.ts";
 import { execFileSync } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import type { App } from "../../sandbox-server/src/app.ts";
@@ -19,11 +20,11 @@ async function until(test: () => boolean | Promise<boolean>, timeoutMs: number, 
   throw new Error(`timed out waiting for ${what}`);
 }
 
-const sandboxIdOf = (app: App, session: Session) => app.store.sessions.get(session.sessionId)?.sandboxId ?? null;
+const sandboxIdOf = async (app: App, session: Session) => (await app.store.sessions.get(session.sessionId))?.sandboxId ?? null;
 
 /** Sandbox ids bound to more than one session, live or ended: must always be none. */
 const sharedSandboxes = (app: App) =>
-  app.store.db
+  (app.store as SqliteStore).db
     .prepare("SELECT sandbox_id FROM sessions WHERE sandbox_id IS NOT NULL GROUP BY sandbox_id HAVING COUNT(*) > 1")
     .all()
     .map((r) => String(r.sandbox_id));
@@ -42,7 +43,7 @@ const prompt = (t: TestTerminal, timeoutMs: number) => t.until(() => /sandbox:[^
 async function learnerOnPooledSandbox(app: App): Promise<{ session: Session; sandboxId: string }> {
   await until(() => app.sessions.counts.warm === 1, 90_000, "a warm sandbox");
   const session = await openSession(app.url);
-  const sandboxId = sandboxIdOf(app, session)!;
+  const sandboxId = (await sandboxIdOf(app, session))!;
   expect(sandboxId).toBeTruthy();
   expect((await app.runtime.inspect(sandboxId))?.sessionId).toMatch(/^pool-/); // it came from the pool: its labels say so
   const t = new TestTerminal(session);
@@ -75,7 +76,7 @@ describe("restart hand-over of a claimed pool sandbox", () => {
     const b = await openSession(second.url);
     const bTerminal = new TestTerminal(b);
     await bTerminal.ready(90_000);
-    const bSandbox = sandboxIdOf(second, b); // bound once the terminal is ready
+    const bSandbox = await sandboxIdOf(second, b); // bound once the terminal is ready
     expect(bSandbox).toBeTruthy();
     expect(bSandbox, "the new learner was handed the first learner's sandbox").not.toBe(a.sandboxId);
     await prompt(bTerminal, 30_000);
@@ -83,7 +84,7 @@ describe("restart hand-over of a claimed pool sandbox", () => {
     bTerminal.close();
 
     // A comes back to their own sandbox and shell, file and all, with a prompt.
-    expect(sandboxIdOf(second, a.session)).toBe(a.sandboxId);
+    expect(await sandboxIdOf(second, a.session)).toBe(a.sandboxId);
     const aTerminal = new TestTerminal(a.session);
     await aTerminal.ready(30_000);
     await prompt(aTerminal, 15_000);
@@ -107,7 +108,7 @@ describe("restart hand-over of a claimed pool sandbox", () => {
     const bTerminal = new TestTerminal(b);
     await bTerminal.ready(90_000);
     await prompt(bTerminal, 30_000);
-    expect(sandboxIdOf(second, b)).not.toBe(a.sandboxId);
+    expect(await sandboxIdOf(second, b)).not.toBe(a.sandboxId);
     expect(await bTerminal.run("cat /owner-marker 2>&1")).toMatch(/No such file/);
     bTerminal.close();
   }, 240_000);

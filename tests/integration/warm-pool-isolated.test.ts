@@ -44,7 +44,7 @@ describe.skipIf(lxdSkipped())("warm pool on the isolated tier", () => {
     const ms = Math.round(performance.now() - started);
     console.log(`isolated tier, warm pool: session to prompt ${ms} ms`);
     // The learner's sandbox is the one that was waiting, not a new one.
-    expect(app.store.sessions.live().map((s) => s.sandboxId)).toEqual([warm!.id]);
+    expect((await app.store.sessions.live()).map((s) => s.sandboxId)).toEqual([warm!.id]);
     await until(() => app.sessions.counts.warm === 1, 120_000, "the pool to refill");
     expect((await app.runtime.list()).length).toBe(2);
     term.close();

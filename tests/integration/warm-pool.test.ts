@@ -43,7 +43,7 @@ describe("warm pool", () => {
     const hosts = await Promise.all(terms.map(async (t) => (await t.run("cat /etc/hostname && cat /proc/1/cpuset && hostname -I")).split("\r\n").slice(1, 4).join(" ")));
     expect(new Set(hosts).size).toBe(4);
     const owners = (await app.runtime.list()).filter((s) => s.ownerId !== "").map((s) => s.id);
-    const claimedIds = new Set(app.store.sessions.live().map((s) => s.sandboxId));
+    const claimedIds = new Set((await app.store.sessions.live()).map((s) => s.sandboxId));
     expect(claimedIds.size).toBe(4);
     expect(owners.length).toBe(2); // the other two came from the pool, labelled with no owner
     await until(() => app.sessions.counts.warm === 2, 60_000, "the pool to refill");
@@ -52,7 +52,7 @@ describe("warm pool", () => {
   });
 
   it("drains unclaimed sandboxes on shutdown", async () => {
-    const live = app.store.sessions.live().length;
+    const live = (await app.store.sessions.live()).length;
     await app.sessions.stop();
     expect(sandboxCount(namespace)).toBe(live);
   });

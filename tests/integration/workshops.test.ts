@@ -1,3 +1,4 @@
+import type { SqliteStore } from "../../sandbox-server/src/store/store.ts";
 import { execFileSync } from "node:child_process";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -281,7 +282,7 @@ describe("classroom workshops API", () => {
     const dee = await join(app, w.code, "Dee");
     const session = await openLearnerSession(app, dee.cookie);
     expect(session.body.state).toBe("ready"); // claimed from the reserve: no start to wait for
-    const sandboxId = app.store.sessions.get(session.body.sessionId)!.sandboxId!;
+    const sandboxId = (await app.store.sessions.get(session.body.sessionId))!.sandboxId!;
     expect([...reserved].some((short) => sandboxId.startsWith(short))).toBe(true);
     const after = (await call(app, "GET", `/api/workshops/${w.id}`, { cookie: instructor })).body.workshop.warm;
     expect(after).toMatchObject({ target: 2, ready: 1 }); // one seat left, one sandbox kept for it
@@ -379,8 +380,8 @@ describe("classroom workshops API", () => {
 
     // Ending freezes the grades: nothing recorded for the workshop afterwards counts, or is even stored.
     await call(app, "POST", `/api/workshops/${w.id}/end`, { cookie: instructor });
-    app.store.results.insert({ ownerId: "late", sessionId: "late", workshopId: w.id, exerciseId: "run-and-stop", taskId: "busybox-said", passed: true, message: "", at: Date.now() });
-    expect(app.store.db.prepare("SELECT COUNT(*) AS n FROM results WHERE owner_id = 'late'").get()!.n).toBe(0);
+    await app.store.results.insert({ ownerId: "late", sessionId: "late", workshopId: w.id, exerciseId: "run-and-stop", taskId: "busybox-said", passed: true, message: "", at: Date.now() });
+    expect((app.store as SqliteStore).db.prepare("SELECT COUNT(*) AS n FROM results WHERE owner_id = 'late'").get()!.n).toBe(0);
     const after = await call(app, "GET", `/api/workshops/${w.id}/grades.csv`, { cookie: instructor });
     expect(after.text).toBe(reply.text);
     expect(workshopSandboxes(env.SHIPSHAPE_NAMESPACE!, w.id)).toEqual([]);
@@ -398,7 +399,7 @@ describe("classroom workshops API", () => {
     expect(started.endsAt - started.startedAt).toBe(5 * 60_000);
     await until(() => workshopSandboxes(env.SHIPSHAPE_NAMESPACE!, w.id).length, (n) => n === 1, 30_000, "Ivy's sandbox");
     // Five minutes pass (the clock is the database's record of when it started).
-    app.store.db.prepare("UPDATE workshops SET started_at = started_at - 5 * 60000 WHERE id = ?").run(w.id);
+    (app.store as SqliteStore).db.prepare("UPDATE workshops SET started_at = started_at - 5 * 60000 WHERE id = ?").run(w.id);
     const ended = await until(
       async () => (await call(app, "GET", `/api/workshops/${w.id}`, { cookie: instructor })).body.workshop,
       (x) => x.endedAt !== null,

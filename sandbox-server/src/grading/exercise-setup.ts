@@ -41,12 +41,14 @@ export class ExerciseSetup {
     const exercise = this.deps.exercises.get(exerciseId);
     if (!exercise) throw new ShipshapeError("not_found", `There is no exercise called "${exerciseId}".`);
     if (exercise.setup === undefined) return { exerciseId, state: "none" };
-    const view = ownerId ? this.deps.sessions.current(ownerId) : undefined;
+    const view = ownerId ? await this.deps.sessions.current(ownerId) : undefined;
     if (!view) throw new ShipshapeError("not_found", "You have no sandbox yet: open a terminal first.");
     const sandboxId = await this.deps.sessions.sandboxOf(view.sessionId, view.ownerId);
-    if (this.deps.store.setups.ran(sandboxId, exerciseId)) return { exerciseId, state: "already" };
-    // Two tabs of one lesson ask at once: both wait for the one run.
+    // Two tabs of one lesson ask at once: both wait for the one run (asked again after the store answers).
     const key = `${sandboxId}\0${exerciseId}`;
+    const before = this.inFlight.get(key);
+    if (before) return before;
+    if (await this.deps.store.setups.ran(sandboxId, exerciseId)) return { exerciseId, state: "already" };
     const running = this.inFlight.get(key);
     if (running) return running;
     const run = this.run(exercise, exercise.setup, sandboxId, view.sessionId).finally(() => this.inFlight.delete(key));
@@ -73,7 +75,7 @@ export class ExerciseSetup {
       );
     }
     // Recorded only after it worked: a failed setup is tried again on the next visit.
-    this.deps.store.setups.record(sandboxId, exercise.id, Date.now());
+    await this.deps.store.setups.record(sandboxId, exercise.id, Date.now());
     this.log.info("exercise setup ran", { exerciseId: exercise.id, sandboxId, sessionId, ms: Math.round(performance.now() - started) });
     return { exerciseId: exercise.id, state: "ran", ...(exercise.start ? { start: exercise.start } : {}) };
   }

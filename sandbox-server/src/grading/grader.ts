@@ -90,7 +90,7 @@ export class Grader {
       const at = Date.now();
       if (learner && this.store) {
         for (const t of tasks) {
-          this.store.results.insert({ ...learner, exerciseId: exercise.id, taskId: t.taskId, passed: t.passed, message: t.message, at });
+          await this.store.results.insert({ ...learner, exerciseId: exercise.id, taskId: t.taskId, passed: t.passed, message: t.message, at });
         }
       }
       outcome = tasks.every((t) => t.passed) ? "passed" : "failed";

@@ -38,7 +38,7 @@ export class GradingService {
   async check(ownerId: string | undefined, exerciseId: string): Promise<CheckResult> {
     const exercise = this.deps.exercises.get(exerciseId);
     if (!exercise) throw new ShipshapeError("not_found", `There is no exercise called "${exerciseId}".`);
-    const view = ownerId ? this.deps.sessions.current(ownerId) : undefined;
+    const view = ownerId ? await this.deps.sessions.current(ownerId) : undefined;
     if (!view) throw new ShipshapeError("not_found", "You have no sandbox yet: open a terminal first.");
     const sandboxId = await this.deps.sessions.sandboxOf(view.sessionId, view.ownerId);
     return this.deps.grader.grade(exercise, sandboxId, { ownerId: view.ownerId, sessionId: view.sessionId, workshopId: view.workshopId });
@@ -57,9 +57,9 @@ export class GradingService {
    * at most six options, so trying each still fits; guessing past that is not learning, and each
    * answer is a row in the gradebook.
    */
-  checkQuizAttempts(ownerId: string | undefined, quiz: Quiz): void {
+  async checkQuizAttempts(ownerId: string | undefined, quiz: Quiz): Promise<void> {
     if (!ownerId) return;
-    const attempts = this.deps.store.results.countOf(ownerId, quizResultId(quiz.id), QUIZ_TASK_ID);
+    const attempts = await this.deps.store.results.countOf(ownerId, quizResultId(quiz.id), QUIZ_TASK_ID);
     if (attempts >= QUIZ_ATTEMPTS_PER_QUIZ) {
       throw new ShipshapeError(
         "limit_reached",
@@ -75,11 +75,11 @@ export class GradingService {
    * Judges an answer and stores the verdict with the learner's progress (results table, exercise
    * `quiz:<id>`, task `answer`), against their current session and workshop when they have one.
    */
-  answerQuiz(ownerId: string, quiz: Quiz, choice: number): QuizAnswerResult {
+  async answerQuiz(ownerId: string, quiz: Quiz, choice: number): Promise<QuizAnswerResult> {
     const correct = choice === quiz.correct;
-    const view = this.deps.sessions.current(ownerId);
+    const view = await this.deps.sessions.current(ownerId);
     const at = this.now();
-    this.deps.store.results.insert({
+    await this.deps.store.results.insert({
       ownerId,
       sessionId: view?.sessionId ?? "",
       workshopId: view?.workshopId ?? null,
@@ -93,8 +93,8 @@ export class GradingService {
   }
 
   /** Every exercise and quiz with what the learner reached, from their stored verdicts. */
-  progress(ownerId: string | undefined): LearnerProgress {
-    const tasks = ownerId ? this.deps.store.results.progressOf(ownerId) : [];
+  async progress(ownerId: string | undefined): Promise<LearnerProgress> {
+    const tasks = ownerId ? await this.deps.store.results.progressOf(ownerId) : [];
     const exercises = [...this.deps.exercises.values()].map((e): ExerciseProgress => {
       const mine = tasks.filter((t) => t.exerciseId === e.id);
       return {

@@ -109,7 +109,7 @@ export class PreviewApi {
 
   /** `GET /api/sessions/current/ports` and `POST …/<port>/share`. */
   async handle(req: IncomingMessage, res: ServerResponse, pathname: string, ownerId: string | undefined): Promise<void> {
-    const view = ownerId ? this.sessions.current(ownerId) : undefined;
+    const view = ownerId ? await this.sessions.current(ownerId) : undefined;
     if (pathname === PORTS_API && req.method === "GET") {
       if (!view) throw new ShipshapeError("not_found", "You have no sandbox yet.");
       const snapshot: PortsSnapshot =
@@ -156,16 +156,14 @@ export class PreviewApi {
         send({ type: "ports", state: "none", ports: [], message: reason });
         ws.close(CloseCode.unknownSession, "no sandbox");
       };
-      const view = ownerId ? this.sessions.current(ownerId) : undefined;
-      if (!ownerId || !view) return none("You have no sandbox yet.");
-      if (view.status.state === "starting") send({ type: "ports", sessionId: view.sessionId, state: "starting", ports: [] });
-      this.sessions.sandboxOf(view.sessionId, ownerId).then(
-        () => {
-          if (ws.readyState !== ws.OPEN) return;
-          unsubscribe = this.watchers.subscribe(view.sessionId, ownerId, (snapshot) => send({ type: "ports", ...snapshot }), none);
-        },
-        (e: unknown) => none(toShipshapeError(e).userMessage),
-      );
+      void (async () => {
+        const view = ownerId ? await this.sessions.current(ownerId) : undefined;
+        if (!ownerId || !view) return none("You have no sandbox yet.");
+        if (view.status.state === "starting") send({ type: "ports", sessionId: view.sessionId, state: "starting", ports: [] });
+        await this.sessions.sandboxOf(view.sessionId, ownerId);
+        if (ws.readyState !== ws.OPEN) return;
+        unsubscribe = this.watchers.subscribe(view.sessionId, ownerId, (snapshot) => send({ type: "ports", ...snapshot }), none);
+      })().catch((e: unknown) => none(toShipshapeError(e).userMessage));
     });
   }
 
@@ -173,7 +171,7 @@ export class PreviewApi {
    * On the preview host: trades an open or share token for the host's own cookie, then drops the
    * token from the URL. `target` is the host's session and port, already parsed.
    */
-  exchange(req: IncomingMessage, res: ServerResponse, target: { sessionId: string; port: number }): void {
+  async exchange(req: IncomingMessage, res: ServerResponse, target: { sessionId: string; port: number }): Promise<void> {
     const { sessionId, port } = target;
     const domain = this.domain();
     if (req.method !== "GET" && req.method !== "HEAD") throw new PreviewFailure(405, "method", messages.badToken, "token exchange with " + req.method);
@@ -184,7 +182,7 @@ export class PreviewApi {
       throw new PreviewFailure(403, "bad_token", messages.badToken, `token for ${grant.sessionId}:${grant.port} presented on another host`);
     }
     if (grant.purpose === "open" && !this.tokens.spend(grant)) throw new PreviewFailure(403, "bad_token", messages.badToken, "open token used twice");
-    const session = this.sessions.describe(sessionId);
+    const session = await this.sessions.describe(sessionId);
     if (!session || session.ownerId !== grant.ownerId) throw new PreviewFailure(404, "gone", messages.gone, "unknown or ended session");
     const expiresAt = Math.min(session.expiresAt, grant.purpose === "share" ? grant.expiresAt : session.expiresAt);
     const cookie = this.tokens.issue({ purpose: "access", sessionId, port, role: grant.role, ownerId: grant.ownerId, expiresAt });

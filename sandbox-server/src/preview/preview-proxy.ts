@@ -273,7 +273,7 @@ export class PreviewProxy implements HttpMount {
   }
 
   private async authorisePath(sessionId: string, port: number, ownerId: string | undefined, cookies: string | undefined) {
-    const session = this.sessions.describe(sessionId);
+    const session = await this.sessions.describe(sessionId);
     if (!session) throw new PreviewFailure(404, "gone", messages.gone, "unknown or ended session");
     const decision = authorizePreview(
       { sessionId, ownerId: session.ownerId, workshopId: session.workshopId ?? undefined, port },
@@ -312,7 +312,7 @@ export class PreviewProxy implements HttpMount {
     if (raw.startsWith(RESERVED_HOST_PATH)) throw new PreviewFailure(404, "reserved", messages.badAddress, "reserved path");
     const grant = this.grantFromCookies(req, sessionId, port);
     if (!grant) throw new PreviewFailure(403, "private", messages.private, "no valid preview cookie for this host");
-    const session = this.sessions.describe(sessionId);
+    const session = await this.sessions.describe(sessionId);
     if (!session) throw new PreviewFailure(404, "gone", messages.gone, "unknown or ended session");
     if (session.ownerId !== grant.ownerId) throw new PreviewFailure(403, "private", messages.private, "grant from another owner");
     const address = await this.forwarder.addressOf(sessionId, session.ownerId);

@@ -11,6 +11,17 @@ import { sandboxGoneMessage } from "./session-messages.ts";
  * sandboxes nobody owns, and frees storage nobody uses. It never decides pool membership: the
  * pools say which sandboxes are theirs (`ownsPooled`).
  */
+/**
+ * What the reaper must ask the store when servers share it: whether this server is the one that
+ * reaps orphans now, which sandboxes and sessions any server holds, and when a learner last
+ * typed anywhere.
+ */
+export interface SharedState {
+  leads(): Promise<boolean>;
+  known(): Promise<{ sandboxIds: Set<string>; sessionIds: Set<string> }>;
+  lastActiveAt(sessionId: string): Promise<number | undefined>;
+}
+
 export class SessionReaper {
   private readonly runtime: SandboxRuntime;
   private readonly policy: SessionPolicy;
@@ -19,6 +30,7 @@ export class SessionReaper {
   private readonly sessions: () => Iterable<LiveSession>;
   private readonly ownsPooled: (sandbox: SandboxInfo) => boolean;
   private readonly end: EndSession;
+  private readonly shared: SharedState | undefined;
 
   constructor(options: {
     runtime: SandboxRuntime;
@@ -28,6 +40,8 @@ export class SessionReaper {
     sessions: () => Iterable<LiveSession>;
     ownsPooled: (sandbox: SandboxInfo) => boolean;
     end: EndSession;
+    /** Set when several servers share the store (Postgres): see SharedState. */
+    shared?: SharedState;
   }) {
     this.runtime = options.runtime;
     this.policy = options.policy;
@@ -35,6 +49,7 @@ export class SessionReaper {
     this.metrics = options.metrics;
     this.sessions = options.sessions;
     this.ownsPooled = options.ownsPooled;
+    this.shared = options.shared;
     this.end = options.end;
   }
 
@@ -45,11 +60,17 @@ export class SessionReaper {
         this.metrics.sandboxesReaped.inc();
         await this.end(live.record.id, "expired");
       } else if (!isAttached(live) && live.status.state === "ready" && now - live.lastActiveAt > this.policy.idleTimeoutMs) {
+        // Another server may be the one the learner types into: its touches are in the store.
+        const elsewhere = this.shared ? await this.shared.lastActiveAt(live.record.id).catch(() => now) : undefined;
+        if (elsewhere !== undefined && now - elsewhere <= this.policy.idleTimeoutMs) continue;
         this.metrics.sandboxesReaped.inc();
         await this.end(live.record.id, "idle");
       }
     }
+    // Orphans are judged by one server at a time, from the store, never from one server's memory.
+    if (this.shared && !(await this.shared.leads().catch(() => false))) return;
     try {
+      const shared = this.shared ? await this.shared.known() : undefined;
       const sandboxes = await this.runtime.list();
       // Sandboxes that stopped or vanished behind our back (an engine restart, a `docker rm`)
       // while their engine events were missed: end those sessions now, saying why.
@@ -66,8 +87,12 @@ export class SessionReaper {
       const known = new Set(liveNow.map((l) => l.record.sandboxId).filter(Boolean));
       for (const s of sandboxes) {
         if (this.ownsPooled(s)) known.add(s.id);
+        // Another server's warm sandbox is recorded only once ready: one still starting has a future expiry.
+        if (shared && s.ownerId === "" && s.sessionId.startsWith("pool-") && s.expiresAt > now) known.add(s.id);
       }
+      for (const id of shared?.sandboxIds ?? []) known.add(id);
       const startingSessions = new Set(liveNow.filter((l) => !l.record.sandboxId).map((l) => l.record.id));
+      for (const id of shared?.sessionIds ?? []) startingSessions.add(id);
       const keep = new Set<string>();
       for (const s of sandboxes) {
         if (known.has(s.id) || (startingSessions.has(s.sessionId) && s.expiresAt > now)) {

@@ -17,7 +17,7 @@ export class SandboxFiles {
   }
 
   async write(ownerId: string | undefined, file: SandboxFile): Promise<SandboxFileWritten> {
-    const view = ownerId ? this.sessions.current(ownerId) : undefined;
+    const view = ownerId ? await this.sessions.current(ownerId) : undefined;
     if (!view) throw new ShipshapeError("not_found", "You have no sandbox yet.");
     const sandboxId = await this.sessions.sandboxOf(view.sessionId, view.ownerId);
     // The text travels as base64 in an argument, so no byte of it is ever read by the shell.

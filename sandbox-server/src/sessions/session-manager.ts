@@ -9,7 +9,7 @@ import type { ServerMessage } from "../../../contracts/terminal-protocol.ts";
 import type { TerminalHub } from "./terminal-hub.ts";
 import type { LiveSession } from "./live-session.ts";
 import { LimitWatchdog } from "./limit-watchdog.ts";
-import { SessionReaper } from "./reaper.ts";
+import { SessionReaper, type SharedState } from "./reaper.ts";
 import { expiredMessage } from "./session-messages.ts";
 import { startedShell } from "./terminal-registry.ts";
 import { newId } from "../common/signing.ts";
@@ -46,6 +46,8 @@ export { expiredMessage, sandboxGoneMessage } from "./session-messages.ts";
 
 /** Touches are written to the database at most this often per session. */
 const TOUCH_WRITE_INTERVAL_MS = 15_000;
+/** How long a server waits for another to bind the sandbox of a session it is starting. */
+const START_FOLLOW_MS = 180_000;
 
 /**
  * Sessions: learner ↔ sandbox ↔ terminals. Owns the lifecycle rules (lifetime, idle timeout,
@@ -67,11 +69,16 @@ export class SessionManager {
   private reaper: NodeJS.Timeout | undefined;
   private limitChecker: NodeJS.Timeout | undefined;
   private unsubscribeEvents: (() => void) | undefined;
+  private unsubscribeBus: (() => void) | undefined;
   private starting = 0;
   private readonly pool: WarmPool;
   /** Per-workshop reserves: sandboxes started for one workshop's learners, claimed by them first. */
   private readonly reserves = new Map<string, WarmPool>();
   private started = false;
+  /** Sessions being taken over from another server (adoptFromStore). */
+  private readonly adopting = new Map<string, Promise<LiveSession | undefined>>();
+  /** Each browser's open() in progress (see open). */
+  private readonly opening = new Map<string, Promise<SessionView>>();
   private readonly reaperRounds: SessionReaper;
   private readonly watchdog: LimitWatchdog;
 
@@ -100,8 +107,86 @@ export class SessionManager {
       end,
       // Pool membership is the pools' (and through them the store's) to say, never a label's.
       ownsPooled: (s) => this.pool.owns(s) || Boolean(s.workshopId && this.reserves.get(s.workshopId)?.owns(s)),
+      shared: this.store.kind === "sqlite" ? undefined : this.sharedState(),
     });
     this.watchdog = new LimitWatchdog({ runtime: this.runtime, policy: this.policy, log: this.log, sessions, end });
+  }
+
+  /** The reaper's view of the other servers, from the shared store (reaper.ts). */
+  private sharedState(): SharedState {
+    return {
+      leads: () => this.store.tryLead(),
+      known: async () => {
+        const sandboxIds = new Set<string>();
+        const sessionIds = new Set<string>();
+        for (const s of await this.store.sessions.live()) {
+          sessionIds.add(s.id);
+          if (s.sandboxId) sandboxIds.add(s.sandboxId);
+        }
+        for (const m of await this.store.pool.members()) sandboxIds.add(m.sandboxId);
+        return { sandboxIds, sessionIds };
+      },
+      lastActiveAt: async (sessionId) => (await this.store.sessions.get(sessionId))?.lastActiveAt,
+    };
+  }
+
+  /**
+   * A live session that another server started (or that outlived it): taken over here when its
+   * sandbox is running, exactly as a restarted server reattaches its own. Its shells wait in dtach
+   * inside the sandbox, so the learner gets the same shell. Nothing without a shared store.
+   */
+  private async adoptFromStore(record: SessionRecord): Promise<LiveSession | undefined> {
+    if (this.store.kind === "sqlite" || record.state === "ended" || record.expiresAt <= Date.now()) return undefined;
+    const local = this.live.get(record.id);
+    if (local) return local;
+    if (!record.sandboxId) return this.followStarting(record);
+    let adopting = this.adopting.get(record.id);
+    if (!adopting) {
+      const sandboxId = record.sandboxId;
+      adopting = (async () => {
+        const info = await this.runtime.inspect(sandboxId).catch(() => null);
+        if (!info?.running) return undefined;
+        const already = this.live.get(record.id);
+        if (already) return already;
+        const live: LiveSession = { ...this.liveFrom(record, Promise.resolve(sandboxId), { state: "ready" }), reattached: true };
+        this.live.set(record.id, live);
+        this.log.info("took over a session from another server", { sessionId: record.id, sandboxId });
+        return live;
+      })().finally(() => this.adopting.delete(record.id));
+      this.adopting.set(record.id, adopting);
+    }
+    return adopting;
+  }
+
+  /**
+   * A session whose sandbox another server is starting right now (the learner's terminal reached
+   * this one first): waits, through the store, for that server to bind the sandbox.
+   */
+  private followStarting(record: SessionRecord): LiveSession {
+    const ready = (async () => {
+      const deadline = Date.now() + START_FOLLOW_MS;
+      while (Date.now() < deadline) {
+        const now = await this.store.sessions.get(record.id).catch(() => undefined);
+        if (now?.state === "ended") throw new ShipshapeError("sandbox_failed", "Your sandbox could not be started. Try again.", `ended: ${now.endedReason}`);
+        if (now?.sandboxId) return now.sandboxId;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      throw new ShipshapeError("sandbox_failed", "Your sandbox could not be started in time. Try again.", "another server did not bind it");
+    })();
+    const live = this.liveFrom({ ...record }, ready, { state: "starting", step: "Starting", progress: 0 });
+    this.live.set(record.id, live);
+    ready.then(
+      (sandboxId) => {
+        live.record.sandboxId = sandboxId;
+        live.record.state = "ready";
+        live.status = { state: "ready" };
+      },
+      (e: unknown) => {
+        if (this.live.get(record.id) === live) this.live.delete(record.id);
+        live.status = { state: "failed", message: toShipshapeError(e).userMessage };
+      },
+    );
+    return live;
   }
 
   /** Sandboxes that may still start: live and pooled ones (every reserve too) count. */
@@ -171,8 +256,13 @@ export class SessionManager {
    */
   async start(): Promise<void> {
     this.unsubscribeEvents = this.runtime.onSandboxEvent((sandboxId, event) => this.watchdog.onSandboxEvent(sandboxId, event));
+    // Announcements reach the terminals attached here, whichever server sent them.
+    this.unsubscribeBus = this.store.bus.subscribe((e) => {
+      if (e.type !== "notice") return;
+      for (const id of e.sessionIds) this.broadcast(id, { type: "notice", code: e.code, message: e.message });
+    });
     const reattachedTo = new Map<string, string>();
-    for (const record of this.store.sessions.live().sort((a, b) => a.createdAt - b.createdAt)) {
+    for (const record of (await this.store.sessions.live()).sort((a, b) => a.createdAt - b.createdAt)) {
       const holder = record.sandboxId ? reattachedTo.get(record.sandboxId) : undefined;
       if (holder) {
         // Only a database written before the fix can hold such a pair: the older session keeps
@@ -182,7 +272,7 @@ export class SessionManager {
           keptSessionId: holder,
           sandboxId: record.sandboxId,
         });
-        this.store.sessions.end(record.id, "sandbox bound to another session");
+        await this.store.sessions.end(record.id, "sandbox bound to another session");
         continue;
       }
       const info = record.sandboxId ? await this.runtime.inspect(record.sandboxId).catch(() => null) : null;
@@ -191,11 +281,12 @@ export class SessionManager {
         reattachedTo.set(info.id, record.id);
         this.log.info("reattached session", { sessionId: record.id, sandboxId: info.id });
       } else {
-        this.store.sessions.end(record.id, info ? "expired" : "sandbox gone during restart");
+        await this.store.sessions.end(record.id, info ? "expired" : "sandbox gone during restart");
         if (info) await this.runtime.destroy(info.id).catch(() => {});
       }
     }
-    await this.adoptPoolMembers();
+    // With a shared store, the other servers' pool members are theirs: only the leader adopts.
+    if (await this.store.tryLead().catch(() => false)) await this.adoptPoolMembers();
     await this.reap();
     this.started = true;
     this.pool.fill();
@@ -212,8 +303,8 @@ export class SessionManager {
    */
   private async adoptPoolMembers(): Promise<void> {
     const listed = new Map((await this.runtime.list().catch(() => [])).map((s) => [s.id, s]));
-    for (const member of this.store.pool.members()) {
-      const holders = this.store.sessions.boundTo(member.sandboxId);
+    for (const member of await this.store.pool.members()) {
+      const holders = await this.store.sessions.boundTo(member.sandboxId);
       const info = listed.get(member.sandboxId);
       const reserve = member.workshopId ? this.reserves.get(member.workshopId) : this.pool;
       if (holders.length > 0) {
@@ -225,7 +316,7 @@ export class SessionManager {
         this.log.info("adopted warm sandbox", { sandboxId: info.id, workshopId: info.workshopId });
         continue;
       }
-      this.store.pool.remove(member.sandboxId);
+      await this.store.pool.remove(member.sandboxId);
     }
   }
 
@@ -234,10 +325,10 @@ export class SessionManager {
    * sandbox the store says is not a free member of that pool (bound to a session, live or ended)
    * is never handed out: that would give one learner's sandbox to another.
    */
-  private claimFromPool(pool: WarmPool, record: SessionRecord): string | undefined {
+  private async claimFromPool(pool: WarmPool, record: SessionRecord): Promise<string | undefined> {
     for (let sandboxId = pool.take(); sandboxId; sandboxId = pool.take()) {
       const holder = [...this.live.values()].find((l) => l.record.sandboxId === sandboxId);
-      const refusal = holder ? "bound to another session" : this.store.sessions.insertClaimingPooled({ ...record, sandboxId });
+      const refusal = holder ? "bound to another session" : await this.store.sessions.insertClaimingPooled({ ...record, sandboxId });
       if (!refusal) return sandboxId;
       // Should be impossible; if it happens, it is the bug that hands a learner's sandbox over.
       this.log.error("refused to hand out a pooled sandbox: it is not free", {
@@ -249,7 +340,7 @@ export class SessionManager {
       this.metrics.sandboxHandOversRefused.inc();
       // Whatever the pool's record said, it is no free member: never list it again. Unbound, the
       // reaper removes it; bound to a live session, it stays that session's.
-      this.store.pool.remove(sandboxId);
+      await this.store.pool.remove(sandboxId);
     }
     return undefined;
   }
@@ -259,10 +350,23 @@ export class SessionManager {
    * session takes a sandbox from its workshop's reserve, never from the general pool, so every
    * sandbox of a workshop carries its label.
    */
-  open(ownerId: string, options: { fresh?: boolean; workshopId?: string; expiresAt?: number } = {}): SessionView {
-    const existing = this.store.sessions.liveForOwner(ownerId);
+  open(ownerId: string, options: { fresh?: boolean; workshopId?: string; expiresAt?: number } = {}): Promise<SessionView> {
+    // One open at a time per browser: between reading its live session and writing a new one the
+    // store is asked asynchronously, and two tabs must not both start a sandbox.
+    const previous = this.opening.get(ownerId) ?? Promise.resolve();
+    const next = previous.catch(() => {}).then(() => this.openNow(ownerId, options));
+    this.opening.set(ownerId, next);
+    const forget = () => {
+      if (this.opening.get(ownerId) === next) this.opening.delete(ownerId);
+    };
+    next.then(forget, forget);
+    return next;
+  }
+
+  private async openNow(ownerId: string, options: { fresh?: boolean; workshopId?: string; expiresAt?: number }): Promise<SessionView> {
+    const existing = await this.store.sessions.liveForOwner(ownerId);
     if (existing) {
-      const live = this.live.get(existing.id);
+      const live = this.live.get(existing.id) ?? (await this.adoptFromStore(existing));
       if (options.fresh || !live || existing.expiresAt <= Date.now()) {
         void this.end(existing.id, options.fresh ? "replaced by a new sandbox" : "expired");
       } else {
@@ -291,13 +395,13 @@ export class SessionManager {
       state: "starting",
       endedReason: null,
     };
-    const pooled = pool ? this.claimFromPool(pool, { ...record, state: "ready" }) : undefined;
+    const pooled = pool ? await this.claimFromPool(pool, { ...record, state: "ready" }) : undefined;
     if (pooled) {
       // Claimed synchronously, so the answer already says "ready" and the shell can start now.
       record.sandboxId = pooled;
       record.state = "ready";
     } else {
-      this.store.sessions.insert(record);
+      await this.store.sessions.insert(record);
     }
     const live = this.liveFrom(record, Promise.resolve(""), pooled ? { state: "ready" } : { state: "starting", step: "Queued", progress: 0 });
     live.ready = pooled ? this.claim(live, pooled) : this.startSandbox(live);
@@ -345,7 +449,7 @@ export class SessionManager {
         await this.runtime.destroy(info.id).catch(() => {});
         throw new ShipshapeError("session_expired", "This sandbox was ended.");
       }
-      const refusal = this.store.sessions.setSandbox(live.record.id, info.id, "ready");
+      const refusal = await this.store.sessions.setSandbox(live.record.id, info.id, "ready");
       if (refusal) {
         // A new container's id cannot be anyone's yet; if the store says otherwise, hand nothing out.
         this.log.error("refused to bind a new sandbox: the store says it is not free", { sandboxId: info.id, reason: refusal });
@@ -373,7 +477,7 @@ export class SessionManager {
         if (this.failedViews.get(ownerId) === failedView) this.failedViews.delete(ownerId);
       }, 60_000).unref();
       setTimeout(() => this.failures.delete(live.record.id), 60_000).unref();
-      this.store.sessions.end(live.record.id, `failed: ${err.code}`);
+      await this.store.sessions.end(live.record.id, `failed: ${err.code}`);
       throw err;
     } finally {
       this.starting--;
@@ -381,12 +485,16 @@ export class SessionManager {
   }
 
   /** The session a token names, checked against its owner and its lifetime. */
-  authorize(sessionId: string, ownerId: string): LiveSession {
-    const live = this.live.get(sessionId);
+  async authorize(sessionId: string, ownerId: string): Promise<LiveSession> {
+    let live = this.live.get(sessionId);
+    if (!live && !this.failures.has(sessionId)) {
+      const stored = await this.store.sessions.get(sessionId);
+      if (stored && stored.ownerId === ownerId) live = await this.adoptFromStore(stored);
+    }
     if (!live) {
       const failure = this.failures.get(sessionId);
       if (failure) throw failure;
-      const record = this.store.sessions.get(sessionId);
+      const record = await this.store.sessions.get(sessionId);
       if (record?.state === "ended" && /expired|idle/.test(record.endedReason ?? "")) {
         throw new ShipshapeError("session_expired", expiredMessage(record.endedReason ?? "expired", this.policy));
       }
@@ -407,8 +515,13 @@ export class SessionManager {
   }
 
   /** A live session by id, for features that decide access themselves (the port preview). */
-  describe(sessionId: string): SessionView | undefined {
-    const live = this.live.get(sessionId);
+  async describe(sessionId: string): Promise<SessionView | undefined> {
+    let live = this.live.get(sessionId);
+    // A preview may be asked of any server: take over a session another one started.
+    if (!live && this.store.kind !== "sqlite") {
+      const record = await this.store.sessions.get(sessionId);
+      if (record) live = await this.adoptFromStore(record);
+    }
     return live && live.record.expiresAt > Date.now() ? this.view(live) : undefined;
   }
 
@@ -428,13 +541,44 @@ export class SessionManager {
   }
 
   /** A start of this browser's that failed in the last minute (and no live session since). */
-  recentFailure(ownerId: string): SessionView | undefined {
-    return this.current(ownerId) ? undefined : this.failedViews.get(ownerId);
+  async recentFailure(ownerId: string): Promise<SessionView | undefined> {
+    return (await this.current(ownerId)) ? undefined : this.failedViews.get(ownerId);
   }
 
-  current(ownerId: string): SessionView | undefined {
-    const record = this.store.sessions.liveForOwner(ownerId);
-    const live = record && this.live.get(record.id);
+  /** Whether this browser has a live session on this server (synchronous, for the per-address count). */
+  holdsLive(ownerId: string): boolean {
+    for (const live of this.live.values()) if (live.record.ownerId === ownerId && live.record.expiresAt > Date.now()) return true;
+    return false;
+  }
+
+  /**
+   * This browser's live session wherever it is attached, for observers (the dashboard, seats,
+   * announcements): never takes it over. With one server it is `current`.
+   */
+  async viewAnywhere(ownerId: string): Promise<SessionView | undefined> {
+    const record = await this.store.sessions.liveForOwner(ownerId);
+    if (!record) return undefined;
+    const live = this.live.get(record.id);
+    if (live) return this.view(live);
+    if (this.store.kind === "sqlite" || record.expiresAt <= Date.now()) return undefined;
+    return {
+      sessionId: record.id,
+      ownerId: record.ownerId,
+      workshopId: record.workshopId,
+      expiresAt: record.expiresAt,
+      lastActiveAt: record.lastActiveAt,
+      status: record.sandboxId ? { state: "ready" } : { state: "starting", step: "Queued", progress: 0 },
+    };
+  }
+
+  /** A notice on these sessions' terminals on every server (an instructor's announcement), through the bus. */
+  notify(sessionIds: string[], code: string, message: string): void {
+    if (sessionIds.length > 0) this.store.bus.publish({ type: "notice", sessionIds, code, message });
+  }
+
+  async current(ownerId: string): Promise<SessionView | undefined> {
+    const record = await this.store.sessions.liveForOwner(ownerId);
+    const live = record && (this.live.get(record.id) ?? (await this.adoptFromStore(record)));
     return live ? this.view(live) : undefined;
   }
 
@@ -446,7 +590,7 @@ export class SessionManager {
     size: { cols: number; rows: number },
     onProgress: (p: StartProgress) => void,
   ): Promise<TerminalHub> {
-    const live = this.authorize(sessionId, ownerId);
+    const live = await this.authorize(sessionId, ownerId);
     if (live.status.state === "starting") onProgress(live.status);
     live.progressListeners.add(onProgress);
     let sandboxId: string;
@@ -467,7 +611,7 @@ export class SessionManager {
 
   /** Runs a command in the session's sandbox (grading, file writes). */
   async sandboxOf(sessionId: string, ownerId: string): Promise<string> {
-    const live = this.authorize(sessionId, ownerId);
+    const live = await this.authorize(sessionId, ownerId);
     this.touch(sessionId);
     return live.ready;
   }
@@ -478,7 +622,8 @@ export class SessionManager {
     const now = Date.now();
     if (now - live.record.lastActiveAt > TOUCH_WRITE_INTERVAL_MS) {
       live.record.lastActiveAt = now;
-      this.store.sessions.touch(sessionId, now);
+      // Not awaited: a lost touch costs at most one interval of idleness, never the caller's answer.
+      this.store.sessions.touch(sessionId, now).catch((e: unknown) => this.log.warn("could not record activity", { sessionId, error: String(e) }));
     }
     live.lastActiveAt = now;
   }
@@ -487,7 +632,7 @@ export class SessionManager {
   async end(sessionId: string, reason: string): Promise<void> {
     const live = this.live.get(sessionId);
     this.live.delete(sessionId);
-    this.store.sessions.end(sessionId, reason);
+    await this.store.sessions.end(sessionId, reason);
     if (!live) return;
     const expired = /expired|idle/.test(reason);
     const code = expired ? CloseCode.expired : reason.startsWith("sandbox") ? CloseCode.sandboxGone : CloseCode.normal;
@@ -521,6 +666,7 @@ export class SessionManager {
     if (this.reaper) clearInterval(this.reaper);
     if (this.limitChecker) clearInterval(this.limitChecker);
     this.unsubscribeEvents?.();
+    this.unsubscribeBus?.();
     // Sandboxes outlive the server on purpose: a restarted server reattaches them.
     for (const live of this.live.values()) {
       for (const hub of live.hubs.values()) hub.dispose(CloseCode.goingAway, "The server is restarting; reconnecting…");

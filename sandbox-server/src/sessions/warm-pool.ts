@@ -9,8 +9,8 @@ import { newId } from "../common/signing.ts";
  * restart only this record tells a free pool member from a learner's sandbox.
  */
 export interface PoolMembership {
-  add(member: PoolMemberRecord): void;
-  remove(sandboxId: string): void;
+  add(member: PoolMemberRecord): Promise<void>;
+  remove(sandboxId: string): Promise<void>;
 }
 
 /** Pooled sandboxes are labelled with a session id of this form and no owner. */
@@ -119,16 +119,27 @@ export class WarmPool {
           limits: this.limits,
         })
         .then(
-          (info) => {
-            done();
-            if (this.stopped) return void this.runtime.destroy(info.id).catch(() => {});
+          async (info) => {
+            if (this.stopped) {
+              done();
+              return void this.runtime.destroy(info.id).catch(() => {});
+            }
             try {
-              this.members.add({ sandboxId: info.id, workshopId: this.workshopId ?? null, addedAt: Date.now(), expiresAt: info.expiresAt });
+              await this.members.add({ sandboxId: info.id, workshopId: this.workshopId ?? null, addedAt: Date.now(), expiresAt: info.expiresAt });
             } catch (e) {
+              done();
               // Unrecorded, it could never be claimed (the claim checks the record): remove it.
               this.log.error("could not record a warm sandbox; removing it", { sandboxId: info.id, error: String(e) });
               void this.runtime.destroy(info.id).catch(() => {});
               setTimeout(() => this.fill(), 5_000).unref();
+              return;
+            }
+            // Counted as filling until recorded, so a concurrent fill() does not start one too many.
+            done();
+            if (this.stopped) {
+              // drain() ran while the record was being written: it never saw this one.
+              await this.runtime.destroy(info.id).catch(() => {});
+              await this.members.remove(info.id).catch(() => {});
               return;
             }
             this.ready.push(info.id);
@@ -152,7 +163,7 @@ export class WarmPool {
     await Promise.all(
       ids.map(async (id) => {
         await this.runtime.destroy(id).catch(() => {});
-        this.members.remove(id);
+        await this.members.remove(id);
       }),
     );
   }

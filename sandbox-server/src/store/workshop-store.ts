@@ -45,12 +45,53 @@ export interface WorkshopResult {
   at: number;
 }
 
+/** Workshops, rosters and announcements; the results of an ended workshop are frozen (see SqliteWorkshopStore). */
+export interface WorkshopStore {
+  readonly workshops: {
+    /** A workshop written without an owner belongs to the built-in admin, as the column's default says. */
+    insert(w: Omit<WorkshopRecord, "ownerInstructorId"> & { ownerInstructorId?: string }): Promise<void>;
+    get(id: string): Promise<WorkshopRecord | undefined>;
+    byCode(code: string): Promise<WorkshopRecord | undefined>;
+    codeTaken(code: string): Promise<boolean>;
+    all(): Promise<WorkshopRecord[]>;
+    live(): Promise<WorkshopRecord[]>;
+    update(id: string, change: { capacity?: number; warmTarget?: number }): Promise<void>;
+    start(id: string, at: number): Promise<void>;
+    end(id: string, at: number, reason: string): Promise<void>;
+  };
+  readonly members: {
+    insert(m: MemberRecord): Promise<void>;
+    get(id: string): Promise<MemberRecord | undefined>;
+    of(workshopId: string, ownerId: string): Promise<MemberRecord | undefined>;
+    nameTaken(workshopId: string, name: string): Promise<boolean>;
+    /** The membership a browser is in now: in a workshop that has not ended, and not left. */
+    currentOf(ownerId: string): Promise<MemberRecord | undefined>;
+    /** The latest membership a browser has not left, ended workshops included ("the workshop has ended"). */
+    latestOf(ownerId: string): Promise<MemberRecord | undefined>;
+    ofWorkshop(workshopId: string): Promise<MemberRecord[]>;
+    setStatus(id: string, status: MemberStatus, at: number): Promise<void>;
+  };
+  readonly messages: {
+    insert(workshopId: string, message: string, at: number): Promise<void>;
+    recent(workshopId: string, limit?: number): Promise<WorkshopMessage[]>;
+  };
+  /** Verdicts recorded for a workshop, oldest first; never any after it ended. */
+  results(workshopId: string): Promise<WorkshopResult[]>;
+  /** Cheap "did anything change" probe for the live dashboard: the newest result's id and the count. */
+  resultsVersion(workshopId: string): Promise<string>;
+  /**
+   * Runs `fn` while no other server runs one under the same key (seats: two servers must not give
+   * away the same last seat). One server has nobody to exclude: SQLite runs it at once.
+   */
+  exclusively<T>(key: string, fn: () => Promise<T>): Promise<T>;
+}
+
 /**
  * Workshops, rosters and announcements, in the same SQLite file as sessions and results.
  * The results of an ended workshop are frozen by the database itself: a trigger drops any
  * verdict recorded for it after `ended_at` is set, whoever writes it.
  */
-export class WorkshopStore {
+export class SqliteWorkshopStore implements WorkshopStore {
   private readonly db: DatabaseSync;
 
   constructor(db: DatabaseSync) {
@@ -60,7 +101,7 @@ export class WorkshopStore {
 
   readonly workshops = {
     /** A workshop written without an owner belongs to the built-in admin, as the column's default says. */
-    insert: (w: Omit<WorkshopRecord, "ownerInstructorId"> & { ownerInstructorId?: string }): void => {
+    insert: async (w: Omit<WorkshopRecord, "ownerInstructorId"> & { ownerInstructorId?: string }): Promise<void> => {
       this.db
         .prepare(
           `INSERT INTO workshops (id, owner_instructor_id, code, title, lessons, capacity, duration_ms, warm_target, created_at, started_at, ended_at, ended_reason)
@@ -68,34 +109,34 @@ export class WorkshopStore {
         )
         .run(w.id, w.ownerInstructorId ?? "admin", w.code, w.title, JSON.stringify(w.lessons), w.capacity, w.durationMs, w.warmTarget, w.createdAt, w.startedAt, w.endedAt, w.endedReason);
     },
-    get: (id: string): WorkshopRecord | undefined => {
+    get: async (id: string): Promise<WorkshopRecord | undefined> => {
       const row = this.db.prepare("SELECT * FROM workshops WHERE id = ?").get(id);
       return row ? toWorkshop(row) : undefined;
     },
-    byCode: (code: string): WorkshopRecord | undefined => {
+    byCode: async (code: string): Promise<WorkshopRecord | undefined> => {
       const row = this.db.prepare("SELECT * FROM workshops WHERE code = ?").get(code);
       return row ? toWorkshop(row) : undefined;
     },
-    codeTaken: (code: string): boolean => this.db.prepare("SELECT 1 FROM workshops WHERE code = ?").get(code) !== undefined,
-    all: (): WorkshopRecord[] => this.db.prepare("SELECT * FROM workshops ORDER BY created_at DESC").all().map(toWorkshop),
-    live: (): WorkshopRecord[] => this.db.prepare("SELECT * FROM workshops WHERE ended_at IS NULL").all().map(toWorkshop),
-    update: (id: string, change: { capacity?: number; warmTarget?: number }): void => {
-      const w = this.workshops.get(id);
+    codeTaken: async (code: string): Promise<boolean> => this.db.prepare("SELECT 1 FROM workshops WHERE code = ?").get(code) !== undefined,
+    all: async (): Promise<WorkshopRecord[]> => this.db.prepare("SELECT * FROM workshops ORDER BY created_at DESC").all().map(toWorkshop),
+    live: async (): Promise<WorkshopRecord[]> => this.db.prepare("SELECT * FROM workshops WHERE ended_at IS NULL").all().map(toWorkshop),
+    update: async (id: string, change: { capacity?: number; warmTarget?: number }): Promise<void> => {
+      const w = await this.workshops.get(id);
       if (!w) return;
       this.db
         .prepare("UPDATE workshops SET capacity = ?, warm_target = ? WHERE id = ?")
         .run(change.capacity ?? w.capacity, change.warmTarget ?? w.warmTarget, id);
     },
-    start: (id: string, at: number): void => {
+    start: async (id: string, at: number): Promise<void> => {
       this.db.prepare("UPDATE workshops SET started_at = ? WHERE id = ? AND started_at IS NULL").run(at, id);
     },
-    end: (id: string, at: number, reason: string): void => {
+    end: async (id: string, at: number, reason: string): Promise<void> => {
       this.db.prepare("UPDATE workshops SET ended_at = ?, ended_reason = ? WHERE id = ? AND ended_at IS NULL").run(at, reason, id);
     },
   };
 
   readonly members = {
-    insert: (m: MemberRecord): void => {
+    insert: async (m: MemberRecord): Promise<void> => {
       this.db
         .prepare(
           `INSERT INTO workshop_members (id, workshop_id, owner_id, display_name, name_key, joined_at, status, queued_at, admitted_at, left_at)
@@ -103,18 +144,18 @@ export class WorkshopStore {
         )
         .run(m.id, m.workshopId, m.ownerId, m.displayName, nameKey(m.displayName), m.joinedAt, m.status, m.queuedAt, m.admittedAt, m.leftAt);
     },
-    get: (id: string): MemberRecord | undefined => {
+    get: async (id: string): Promise<MemberRecord | undefined> => {
       const row = this.db.prepare("SELECT * FROM workshop_members WHERE id = ?").get(id);
       return row ? toMember(row) : undefined;
     },
-    of: (workshopId: string, ownerId: string): MemberRecord | undefined => {
+    of: async (workshopId: string, ownerId: string): Promise<MemberRecord | undefined> => {
       const row = this.db.prepare("SELECT * FROM workshop_members WHERE workshop_id = ? AND owner_id = ?").get(workshopId, ownerId);
       return row ? toMember(row) : undefined;
     },
-    nameTaken: (workshopId: string, name: string): boolean =>
+    nameTaken: async (workshopId: string, name: string): Promise<boolean> =>
       this.db.prepare("SELECT 1 FROM workshop_members WHERE workshop_id = ? AND name_key = ?").get(workshopId, nameKey(name)) !== undefined,
     /** The membership a browser is in now: in a workshop that has not ended, and not left. */
-    currentOf: (ownerId: string): MemberRecord | undefined => {
+    currentOf: async (ownerId: string): Promise<MemberRecord | undefined> => {
       const row = this.db
         .prepare(
           `SELECT m.* FROM workshop_members m JOIN workshops w ON w.id = m.workshop_id
@@ -125,15 +166,15 @@ export class WorkshopStore {
       return row ? toMember(row) : undefined;
     },
     /** The latest membership a browser has not left, ended workshops included ("the workshop has ended"). */
-    latestOf: (ownerId: string): MemberRecord | undefined => {
+    latestOf: async (ownerId: string): Promise<MemberRecord | undefined> => {
       const row = this.db
         .prepare("SELECT * FROM workshop_members WHERE owner_id = ? AND status != 'left' ORDER BY joined_at DESC LIMIT 1")
         .get(ownerId);
       return row ? toMember(row) : undefined;
     },
-    ofWorkshop: (workshopId: string): MemberRecord[] =>
+    ofWorkshop: async (workshopId: string): Promise<MemberRecord[]> =>
       this.db.prepare("SELECT * FROM workshop_members WHERE workshop_id = ? ORDER BY joined_at, id").all(workshopId).map(toMember),
-    setStatus: (id: string, status: MemberStatus, at: number): void => {
+    setStatus: async (id: string, status: MemberStatus, at: number): Promise<void> => {
       const column = { admitted: "admitted_at", left: "left_at", queued: "queued_at", away: undefined }[status];
       if (column) this.db.prepare(`UPDATE workshop_members SET status = ?, ${column} = ? WHERE id = ?`).run(status, at, id);
       else this.db.prepare("UPDATE workshop_members SET status = ? WHERE id = ?").run(status, id);
@@ -141,10 +182,10 @@ export class WorkshopStore {
   };
 
   readonly messages = {
-    insert: (workshopId: string, message: string, at: number): void => {
+    insert: async (workshopId: string, message: string, at: number): Promise<void> => {
       this.db.prepare("INSERT INTO workshop_messages (workshop_id, message, at) VALUES (?, ?, ?)").run(workshopId, message, at);
     },
-    recent: (workshopId: string, limit = 20): WorkshopMessage[] =>
+    recent: async (workshopId: string, limit = 20): Promise<WorkshopMessage[]> =>
       this.db
         .prepare("SELECT id, message, at FROM workshop_messages WHERE workshop_id = ? ORDER BY id DESC LIMIT ?")
         .all(workshopId, limit)
@@ -153,7 +194,7 @@ export class WorkshopStore {
   };
 
   /** Verdicts recorded for a workshop, oldest first; never any after it ended. */
-  results(workshopId: string): WorkshopResult[] {
+  async results(workshopId: string): Promise<WorkshopResult[]> {
     return this.db
       .prepare(
         `SELECT r.owner_id, r.exercise_id, r.task_id, r.passed, r.at FROM results r JOIN workshops w ON w.id = r.workshop_id
@@ -171,7 +212,11 @@ export class WorkshopStore {
   }
 
   /** Cheap "did anything change" probe for the live dashboard: the newest result's id and the count. */
-  resultsVersion(workshopId: string): string {
+  exclusively<T>(_key: string, fn: () => Promise<T>): Promise<T> {
+    return fn();
+  }
+
+  async resultsVersion(workshopId: string): Promise<string> {
     const row = this.db.prepare("SELECT MAX(id) AS last, COUNT(*) AS n FROM results WHERE workshop_id = ?").get(workshopId);
     return `${String(row?.last ?? 0)}:${String(row?.n ?? 0)}`;
   }

@@ -11,8 +11,8 @@ export function gradingRoutes(deps: { grading: GradingService }): Routes {
     "POST /api/exercises/:id/check": async (_req, res, ownerId, params) => {
       json(res, 200, await deps.grading.check(ownerId, params.id ?? ""));
     },
-    "GET /api/progress": (_req, res, ownerId) => {
-      json(res, 200, deps.grading.progress(ownerId));
+    "GET /api/progress": async (_req, res, ownerId) => {
+      json(res, 200, await deps.grading.progress(ownerId));
     },
   };
 }

@@ -42,7 +42,7 @@ export interface HttpDeps {
    * Asked before a session is opened for a browser: options such as the workshop the session
    * belongs to. May throw (a learner still queued for a workshop seat is told where they are).
    */
-  sessionOptions?: (ownerId: string) => { workshopId?: string; expiresAt?: number };
+  sessionOptions?: (ownerId: string) => Promise<{ workshopId?: string; expiresAt?: number }>;
   limits: SessionLimits;
   /**
    * The security tier the sandboxes run in ("isolated": unprivileged LXD system containers;
@@ -84,7 +84,7 @@ export function createHttpServer(deps: HttpDeps): Server {
   const addressCreations = new RateLimiter({ capacity: perAddress, refillPerMinute: perAddress });
   // Owners (browsers) holding a live sandbox, per address: the rate alone lets one address pile up
   // a sandbox a minute until the server is full.
-  const addressHolders = new ConcurrencyLimit((owner) => deps.sessions.current(owner) !== undefined);
+  const addressHolders = new ConcurrencyLimit((owner) => deps.sessions.holdsLive(owner));
   const metricsDigests = deps.metricsTokens.map(digest);
   const checkHealth = () => deps.health.check();
   /** Why the sandbox network is not known to be safe, in an operator's words; undefined when it is. */
@@ -151,8 +151,8 @@ export function createHttpServer(deps: HttpDeps): Server {
       // A browser without a cookie is a new owner, but it gets its identity only once every limit
       // has let it through: a refused client leaves with nothing to come back as.
       const owner = ownerId ?? newId(16);
-      const extra = (ownerId && deps.sessionOptions?.(ownerId)) || {};
-      const current = ownerId ? deps.sessions.current(ownerId) : undefined;
+      const extra = (ownerId && (await deps.sessionOptions?.(ownerId))) || {};
+      const current = ownerId ? await deps.sessions.current(ownerId) : undefined;
       // A session that belongs to another workshop (or to none) than this browser's is replaced.
       const fresh = body.fresh === true || (current !== undefined && current.workshopId !== (extra.workshopId ?? null));
       const createsSandbox = fresh || !current;
@@ -206,18 +206,18 @@ export function createHttpServer(deps: HttpDeps): Server {
         if (!extra.workshopId) addressCreations.take(address);
         sessionCreations.take(owner);
       }
-      const view = deps.sessions.open(owner, { ...extra, fresh });
+      const view = await deps.sessions.open(owner, { ...extra, fresh });
       if (createsSandbox && !extra.workshopId) addressHolders.add(address, owner);
       if (!ownerId) setOwnerCookie(res, cookies, deps.signer.sign(owner));
       json(res, 200, sessionJson(view, deps));
     },
-    "GET /api/sessions/current": (_req, res, ownerId) => {
-      const view = ownerId ? (deps.sessions.current(ownerId) ?? deps.sessions.recentFailure(ownerId)) : undefined;
+    "GET /api/sessions/current": async (_req, res, ownerId) => {
+      const view = ownerId ? ((await deps.sessions.current(ownerId)) ?? (await deps.sessions.recentFailure(ownerId))) : undefined;
       if (!view) throw new ShipshapeError("not_found", "You have no sandbox yet.");
       json(res, 200, sessionJson(view, deps));
     },
     "DELETE /api/sessions/current": async (_req, res, ownerId) => {
-      const view = ownerId ? deps.sessions.current(ownerId) : undefined;
+      const view = ownerId ? await deps.sessions.current(ownerId) : undefined;
       if (!view) throw new ShipshapeError("not_found", "You have no sandbox yet.");
       await deps.sessions.end(view.sessionId, "ended by the learner");
       res.writeHead(204).end();

@@ -45,11 +45,11 @@ export function quizRoutes(deps: {
           fields: { rule: "quiz_answers", retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) },
         });
       }
-      deps.grading.checkQuizAttempts(ownerId, quiz);
+      await deps.grading.checkQuizAttempts(ownerId, quiz);
       answersPerAddress.take(address);
       answers.take(owner);
       if (!ownerId) setOwnerCookie(res, deps.cookies, deps.signer.sign(owner));
-      json(res, 200, deps.grading.answerQuiz(owner, quiz, choice));
+      json(res, 200, await deps.grading.answerQuiz(owner, quiz, choice));
     },
   };
 }

@@ -54,7 +54,9 @@ export class SandboxStateSockets implements HttpMount {
       socket.end("HTTP/1.1 403 Forbidden origin\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nForbidden origin\n");
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.serve(ws, ownerId));
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.serve(ws, ownerId).catch(() => ws.close(1011, "internal error"));
+    });
   }
 
   close(): void {
@@ -63,7 +65,7 @@ export class SandboxStateSockets implements HttpMount {
     this.wss.close();
   }
 
-  private serve(ws: WebSocket, ownerId: string | undefined): void {
+  private async serve(ws: WebSocket, ownerId: string | undefined): Promise<void> {
     const { sessions, watchers } = this.deps;
     this.alive.add(ws);
     ws.on("pong", () => this.alive.add(ws));
@@ -78,7 +80,7 @@ export class SandboxStateSockets implements HttpMount {
       send({ type: "none", message });
       ws.close(CloseCode.unknownSession, "no sandbox");
     };
-    const view = ownerId ? sessions.current(ownerId) : undefined;
+    const view = ownerId ? await sessions.current(ownerId) : undefined;
     if (!ownerId || !view) return none("You have no sandbox yet.");
     if (view.status.state === "starting") send({ type: "starting", sessionId: view.sessionId });
     let lastLogs = 0;

@@ -57,8 +57,8 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
   // instructors behind one address can all accept theirs, while a guesser is stopped after 10.
   const badInvites = new RateLimiter({ capacity: 10, refillPerMinute: 10 });
 
-  const requireInstructor = (req: IncomingMessage): SignedInInstructor => {
-    const instructor = auth.whoIs(readCookie(req, cookies.instructor));
+  const requireInstructor = async (req: IncomingMessage): Promise<SignedInInstructor> => {
+    const instructor = await auth.whoIs(readCookie(req, cookies.instructor));
     if (!instructor) throw new ShipshapeError("unauthorized", "Sign in as an instructor first (at /instructor/).");
     return instructor;
   };
@@ -66,10 +66,10 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
    * The signed-in instructor, when they may see and change this workshop (its owner, or an admin).
    * An unknown workshop is a 404 for everyone; another instructor's is a 403.
    */
-  const requireWorkshop = (req: IncomingMessage, id: string): SignedInInstructor => {
-    const instructor = requireInstructor(req);
-    const owner = workshops.ownerOf(id);
-    if (owner === undefined) workshops.get(id); // throws the usual "no such workshop"
+  const requireWorkshop = async (req: IncomingMessage, id: string): Promise<SignedInInstructor> => {
+    const instructor = await requireInstructor(req);
+    const owner = await workshops.ownerOf(id);
+    if (owner === undefined) await workshops.get(id); // throws the usual "no such workshop"
     else if (!InstructorAuth.mayManage(instructor, owner)) {
       log.warn("workshop refused to another instructor", { workshopId: id, instructorId: instructor.id });
       throw new ShipshapeError("forbidden", "This workshop belongs to another instructor. Ask them, or an admin, to open it.");
@@ -77,11 +77,11 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
     return instructor;
   };
   /** Runs an invite look-up unless this address has run out of wrong tries; a wrong one costs a try. */
-  const inviteAttempt = <T>(req: IncomingMessage, attempt: () => T): T => {
+  const inviteAttempt = async <T>(req: IncomingMessage, attempt: () => Promise<T>): Promise<T> => {
     const tooMany = () => new ShipshapeError("rate_limited", "Too many invite link attempts from your address. Wait a minute and try again.");
     if (badInvites.waitMs(address(req)) > 0) throw tooMany();
     try {
-      return attempt();
+      return await attempt();
     } catch (e) {
       if (e instanceof ShipshapeError && e.code === "unauthorized") {
         log.warn("instructor invite refused", { address: address(req) });
@@ -110,100 +110,100 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
       setInstructorCookie(res, value, maxAgeSeconds);
       json(res, 200, { signedIn: true });
     },
-    "GET /api/instructor/session": (req, res) => {
-      const instructor = auth.whoIs(readCookie(req, cookies.instructor));
+    "GET /api/instructor/session": async (req, res) => {
+      const instructor = await auth.whoIs(readCookie(req, cookies.instructor));
       const view: InstructorSessionView = instructor ? { signedIn: true, instructor } : { signedIn: false };
       json(res, 200, view);
     },
-    "DELETE /api/instructor/session": (req, res) => {
+    "DELETE /api/instructor/session": async (req, res) => {
       // Revoked on the server (a copy of the cookie stops working too), then cleared in the browser.
-      auth.revoke(readCookie(req, cookies.instructor));
+      await auth.revoke(readCookie(req, cookies.instructor));
       setInstructorCookie(res, "", 0);
       res.writeHead(204).end();
     },
 
     // ---- instructor accounts: invites (admins make them; the invited person uses one once) ----
     "POST /api/instructor/invites": async (req, res) => {
-      const admin = requireInstructor(req);
+      const admin = await requireInstructor(req);
       const body = createInviteSchema.parse(await readJson(req));
-      const { token, expiresAt } = auth.createInvite(admin, body.name, body.role);
+      const { token, expiresAt } = await auth.createInvite(admin, body.name, body.role);
       log.info("instructor invite created", { by: admin.id, role: body.role });
       // A fragment, never a query: the token does not reach server logs or a Referer header.
-      const invite: CreatedInvite = { link: `/instructor/#invite=${token}`, name: auth.previewInvite(token).name, role: body.role, expiresAt };
+      const invite: CreatedInvite = { link: `/instructor/#invite=${token}`, name: (await auth.previewInvite(token)).name, role: body.role, expiresAt };
       json(res, 201, invite);
     },
     "POST /api/instructor/invites/preview": async (req, res) => {
       const body = inviteTokenSchema.parse(await readJson(req));
-      json(res, 200, inviteAttempt(req, () => auth.previewInvite(body.token)));
+      json(res, 200, await inviteAttempt(req, () => auth.previewInvite(body.token)));
     },
     "POST /api/instructor/invites/redeem": async (req, res) => {
       const body = inviteTokenSchema.parse(await readJson(req));
-      const instructor = inviteAttempt(req, () => auth.redeemInvite(body.token));
+      const instructor = await inviteAttempt(req, () => auth.redeemInvite(body.token));
       const { value, maxAgeSeconds } = auth.issue(instructor.id);
       setInstructorCookie(res, value, maxAgeSeconds);
       log.info("instructor account created from an invite", { instructorId: instructor.id, role: instructor.role });
       const view: InstructorSessionView = { signedIn: true, instructor };
       json(res, 200, view);
     },
-    "GET /api/instructor/instructors": (req, res) => {
-      const admin = requireInstructor(req);
-      json(res, 200, { instructors: auth.listAccounts(admin) });
+    "GET /api/instructor/instructors": async (req, res) => {
+      const admin = await requireInstructor(req);
+      json(res, 200, { instructors: await auth.listAccounts(admin) });
     },
-    "POST /api/instructor/instructors/:id/sign-in-link": (req, res, _owner, params) => {
-      const admin = requireInstructor(req);
-      const { token, expiresAt, name, role } = auth.createSignInLink(admin, params.id!);
+    "POST /api/instructor/instructors/:id/sign-in-link": async (req, res, _owner, params) => {
+      const admin = await requireInstructor(req);
+      const { token, expiresAt, name, role } = await auth.createSignInLink(admin, params.id!);
       log.info("instructor sign-in link created", { by: admin.id, instructorId: params.id });
       const link: CreatedInvite = { link: `/instructor/#invite=${token}`, name, role, expiresAt };
       json(res, 201, link);
     },
-    "POST /api/instructor/instructors/:id/disable": (req, res, _owner, params) => {
-      const admin = requireInstructor(req);
-      const account = auth.disable(admin, params.id!);
+    "POST /api/instructor/instructors/:id/disable": async (req, res, _owner, params) => {
+      const admin = await requireInstructor(req);
+      const account = await auth.disable(admin, params.id!);
       log.info("instructor disabled", { by: admin.id, instructorId: account.id });
       json(res, 200, account);
     },
 
-    "GET /api/instructor/lessons": (req, res) => {
-      requireInstructor(req);
+    "GET /api/instructor/lessons": async (req, res) => {
+      await requireInstructor(req);
       json(res, 200, { lessons: workshops.lessonCatalog() });
     },
 
     // ---- instructor: workshops ----
-    "GET /api/workshops": (req, res) => {
-      const instructor = requireInstructor(req);
-      json(res, 200, { workshops: workshops.list(instructor.role === "admin" ? undefined : instructor.id) });
+    "GET /api/workshops": async (req, res) => {
+      const instructor = await requireInstructor(req);
+      json(res, 200, { workshops: await workshops.list(instructor.role === "admin" ? undefined : instructor.id) });
     },
     "POST /api/workshops": async (req, res) => {
-      const instructor = requireInstructor(req);
+      const instructor = await requireInstructor(req);
       const body = createWorkshopSchema.parse(await readJson(req));
-      json(res, 201, workshops.create(body, instructor.id));
+      json(res, 201, await workshops.create(body, instructor.id));
     },
-    "GET /api/workshops/:id": (req, res, _owner, params) => {
-      requireWorkshop(req, params.id!);
-      json(res, 200, workshops.dashboard(params.id!));
+    "GET /api/workshops/:id": async (req, res, _owner, params) => {
+      await requireWorkshop(req, params.id!);
+      json(res, 200, await workshops.dashboard(params.id!));
     },
     "PATCH /api/workshops/:id": async (req, res, _owner, params) => {
-      requireWorkshop(req, params.id!);
+      await requireWorkshop(req, params.id!);
       const body = capacitySchema.parse(await readJson(req));
-      json(res, 200, workshops.setCapacity(params.id!, body.capacity));
+      json(res, 200, await workshops.setCapacity(params.id!, body.capacity));
     },
     "POST /api/workshops/:id/prewarm": async (req, res, _owner, params) => {
-      requireWorkshop(req, params.id!);
+      await requireWorkshop(req, params.id!);
       const body = prewarmSchema.parse(await readJson(req));
-      json(res, 200, workshops.prewarm(params.id!, body.count));
+      json(res, 200, await workshops.prewarm(params.id!, body.count));
     },
     "POST /api/workshops/:id/messages": async (req, res, _owner, params) => {
-      requireWorkshop(req, params.id!);
+      await requireWorkshop(req, params.id!);
       const body = messageSchema.parse(await readJson(req));
-      json(res, 200, workshops.broadcast(params.id!, body.message));
+      json(res, 200, await workshops.broadcast(params.id!, body.message));
     },
     "POST /api/workshops/:id/end": async (req, res, _owner, params) => {
-      requireWorkshop(req, params.id!);
+      await requireWorkshop(req, params.id!);
       json(res, 200, await workshops.end(params.id!));
     },
-    "GET /api/workshops/:id/grades.csv": (req, res, _owner, params) => {
-      requireWorkshop(req, params.id!);
-      const { filename, csv } = workshops.gradesCsv(params.id!);
+    "GET /api/workshops/:id/grades.csv": async (req, res, _owner, params) => {
+      await requireWorkshop(req, params.id!);
+      const { filename, csv } = await workshops.gradesCsv(params.id!);
       res.writeHead(200, {
         "content-type": "text/csv; charset=utf-8",
         "content-disposition": `attachment; filename="${filename}"`,
@@ -214,10 +214,10 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
       res.end("\ufeff" + csv);
     },
     /** The live dashboard as Server-Sent Events: a `dashboard` event with the whole grid whenever it changes. */
-    "GET /api/workshops/:id/events": (req, res, _owner, params) => {
-      requireWorkshop(req, params.id!);
+    "GET /api/workshops/:id/events": async (req, res, _owner, params) => {
+      await requireWorkshop(req, params.id!);
       const id = params.id!;
-      workshops.get(id); // 404 before the stream starts
+      await workshops.get(id); // 404 before the stream starts
       res.writeHead(200, {
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-store",
@@ -229,19 +229,31 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
         if (res.writableLength > MAX_STREAM_BUFFER) return void res.destroy();
         res.write(text);
       };
-      const unsubscribe = workshops.subscribe(id, (snapshot) => send(`event: dashboard\ndata: ${JSON.stringify(snapshot)}\n\n`));
+      let closed = false;
+      let unsubscribe = () => {};
+      let unwatch = () => {};
       const heartbeat = setInterval(() => send(": still here\n\n"), STREAM_HEARTBEAT_MS);
-      // The stream lives no longer than the sign-in that opened it (signed out, or expired).
-      const unwatch = auth.watch(readCookie(req, cookies.instructor), () => {
-        send(`event: signed-out\ndata: ${JSON.stringify({ message: "Your instructor sign-in ended. Sign in again at /instructor/." })}\n\n`);
-        res.end();
-      });
+      // Registered before the first await, so a stream closed while subscribing is cleaned up too.
       res.on("close", () => {
+        closed = true;
         clearInterval(heartbeat);
         unsubscribe();
         unwatch();
         streams.delete(res);
       });
+      const stopFeed = await workshops.subscribe(id, (snapshot) => send(`event: dashboard\ndata: ${JSON.stringify(snapshot)}\n\n`));
+      // The stream lives no longer than the sign-in that opened it (signed out, or expired).
+      const stopWatch = await auth.watch(readCookie(req, cookies.instructor), () => {
+        send(`event: signed-out\ndata: ${JSON.stringify({ message: "Your instructor sign-in ended. Sign in again at /instructor/." })}\n\n`);
+        res.end();
+      });
+      if (closed) {
+        stopFeed();
+        stopWatch();
+      } else {
+        unsubscribe = stopFeed;
+        unwatch = stopWatch;
+      }
     },
 
     // ---- learners ----
@@ -263,8 +275,8 @@ export function workshopRoutes(deps: WorkshopRoutesDeps): { routes: Routes; clos
         throw e;
       }
     },
-    "GET /api/workshops/mine": (_req, res, ownerId) => {
-      const view = ownerId ? workshops.mine(ownerId) : undefined;
+    "GET /api/workshops/mine": async (_req, res, ownerId) => {
+      const view = ownerId ? await workshops.mine(ownerId) : undefined;
       if (!view) throw new ShipshapeError("not_found", "You have not joined a workshop in this browser.");
       json(res, 200, view);
     },

@@ -79,12 +79,19 @@ export class WorkshopWatchSockets implements HttpMount {
     const refuse = (status: number, text: string): void => {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${text}\n`);
     };
+    this.upgradeChecked(req, socket, head, refuse).catch((e: unknown) => {
+      this.log.error("watch upgrade failed", { error: String(e) });
+      refuse(500, "Internal error");
+    });
+  }
+
+  private async upgradeChecked(req: IncomingMessage, socket: Duplex, head: Buffer, refuse: (status: number, text: string) => void): Promise<void> {
     if (!originAllowed(req, this.deps.origins)) {
       this.log.warn("watch refused: foreign origin", { origin: req.headers.origin ?? null });
       return refuse(403, "Forbidden origin");
     }
     const cookie = readCookie(req, this.deps.cookies.instructor);
-    const instructor = this.deps.auth.whoIs(cookie);
+    const instructor = await this.deps.auth.whoIs(cookie);
     if (!instructor) return refuse(403, "Instructors only: sign in first");
     const url = new URL(req.url ?? "/", "http://placeholder");
     const workshopId = url.searchParams.get("workshop") ?? "";
@@ -94,15 +101,20 @@ export class WorkshopWatchSockets implements HttpMount {
       return refuse(400, "Bad request: workshop, learner and terminal are required");
     }
     // Only the workshop's owner or an admin watches its learners (an unknown workshop closes 4004 below).
-    const owner = this.deps.workshops.ownerOf(workshopId);
+    const owner = await this.deps.workshops.ownerOf(workshopId);
     if (owner !== undefined && !InstructorAuth.mayManage(instructor, owner)) {
       this.log.warn("watch refused: another instructor's workshop", { workshopId, instructorId: instructor.id });
       return refuse(403, "Forbidden: this workshop belongs to another instructor");
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, workshopId, memberId, terminal, cookie));
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.onConnection(ws, workshopId, memberId, terminal, cookie).catch((e: unknown) => {
+        this.log.error("watch failed", { error: String(e) });
+        ws.close(1011, "internal error");
+      });
+    });
   }
 
-  private onConnection(ws: WebSocket, workshopId: string, memberId: string, terminal: string, cookie: string | undefined): void {
+  private async onConnection(ws: WebSocket, workshopId: string, memberId: string, terminal: string, cookie: string | undefined): Promise<void> {
     const log = this.log.child({ workshopId, memberId, terminal });
     this.alive.add(ws);
     ws.on("pong", () => this.alive.add(ws));
@@ -114,12 +126,15 @@ export class WorkshopWatchSockets implements HttpMount {
     };
 
     // The view lives no longer than the sign-in that opened it (signed out, or expired).
-    const unwatch = this.deps.auth.watch(cookie, () => close(CloseCode.unauthorized, "Your instructor sign-in ended. Sign in again."));
+    let closed = false;
+    ws.on("close", () => (closed = true));
+    const unwatch = await this.deps.auth.watch(cookie, () => close(CloseCode.unauthorized, "Your instructor sign-in ended. Sign in again."));
+    if (closed) return unwatch();
     ws.on("close", unwatch);
 
     let target;
     try {
-      target = this.deps.workshops.watchTarget(workshopId, memberId, terminal);
+      target = await this.deps.workshops.watchTarget(workshopId, memberId, terminal);
     } catch (e) {
       const err = toShipshapeError(e);
       return close(err.code === "sandbox_gone" ? CloseCode.sandboxGone : CloseCode.unknownSession, err.userMessage);

@@ -17,7 +17,7 @@ export function queueOf(members: readonly MemberRecord[]): MemberRecord[] {
 
 export interface AdmissionDeps {
   store: WorkshopStore;
-  sessions: Pick<SessionManager, "current" | "open" | "reserve">;
+  sessions: Pick<SessionManager, "viewAnywhere" | "open" | "reserve">;
   log: Logger;
   now: () => number;
   /** Something a dashboard shows has changed (a learner was let in, a seat was freed). */
@@ -38,44 +38,67 @@ export class Admission {
   private readonly releases = new Map<string, number[]>();
   /** Workshops whose queue waits on the server's sandbox limit, not on seats: when they last tried. */
   private readonly serverFull = new Map<string, number>();
+  /** Each workshop's admitWaiting in progress: one at a time, or two could fill the same last seat. */
+  private readonly admitting = new Map<string, Promise<void>>();
+  /**
+   * How many sandboxes each workshop's reserve should hold, as last read from the store. The pool
+   * asks synchronously while it fills; the store answers asynchronously, so the answer is kept here
+   * and read again whenever seats change (admitWaiting, keepReserve, review).
+   */
+  private readonly reserveTargets = new Map<string, number>();
 
   constructor(deps: AdmissionDeps) {
     this.deps = deps;
   }
 
   /** Lets queued learners in, oldest first, while there are seats and the server has sandboxes. */
-  admitWaiting(id: string): void {
+  admitWaiting(id: string): Promise<void> {
+    const previous = this.admitting.get(id) ?? Promise.resolve();
+    // In this process one at a time; across servers under the store's lock for this workshop.
+    const next = previous.catch(() => {}).then(() => this.deps.store.exclusively(`seats:${id}`, () => this.admitWaitingNow(id)));
+    this.admitting.set(id, next);
+    const forget = () => {
+      if (this.admitting.get(id) === next) this.admitting.delete(id);
+    };
+    next.then(forget, forget);
+    return next;
+  }
+
+  private async admitWaitingNow(id: string): Promise<void> {
     const { store } = this.deps;
-    const w = store.workshops.get(id);
+    const w = await store.workshops.get(id);
     if (!w || w.endedAt !== null) return;
-    const members = store.members.ofWorkshop(id);
+    const members = await store.members.ofWorkshop(id);
     let seated = members.filter((m) => m.status === "admitted").length;
     let admittedAny = false;
     this.serverFull.delete(id);
     for (const m of queueOf(members)) {
       if (seated >= w.capacity) break;
-      if (!this.admit(w, m)) {
+      if (!(await this.admit(w, m))) {
         this.serverFull.set(id, this.deps.now());
         break;
       }
       seated++;
       admittedAny = true;
     }
-    if (admittedAny) this.deps.changed(id);
+    if (admittedAny) {
+      await this.refreshReserveTarget(id);
+      this.deps.changed(id);
+    }
   }
 
-  private admit(w: WorkshopRecord, m: MemberRecord): boolean {
+  private async admit(w: WorkshopRecord, m: MemberRecord): Promise<boolean> {
     const { store, sessions, log } = this.deps;
     const now = this.deps.now();
     // Seated before the sandbox is claimed, so the reserve's target already counts this learner.
-    store.members.setStatus(m.id, "admitted", now);
+    await store.members.setStatus(m.id, "admitted", now);
     if (w.startedAt === null) {
-      store.workshops.start(w.id, now);
-      w = store.workshops.get(w.id)!;
+      await store.workshops.start(w.id, now);
+      w = (await store.workshops.get(w.id))!;
     }
     try {
-      const current = sessions.current(m.ownerId);
-      sessions.open(m.ownerId, {
+      const current = await sessions.viewAnywhere(m.ownerId);
+      await sessions.open(m.ownerId, {
         workshopId: w.id,
         expiresAt: this.sessionExpiry(w),
         fresh: current !== undefined && current.workshopId !== w.id,
@@ -85,7 +108,7 @@ export class Admission {
       return true;
     } catch (e) {
       const err = toShipshapeError(e);
-      store.members.setStatus(m.id, "queued", m.queuedAt); // keeps their place
+      await store.members.setStatus(m.id, "queued", m.queuedAt); // keeps their place
       log.warn("could not admit a learner; they stay in the queue", { workshopId: w.id, memberId: m.id, code: err.code, detail: err.detail });
       return false;
     }
@@ -109,14 +132,20 @@ export class Admission {
   }
 
   /** The reserve keeps (pre-warmed seats − learners already seated) sandboxes ready. */
-  keepReserve(id: string): void {
+  async keepReserve(id: string): Promise<void> {
+    await this.refreshReserveTarget(id);
+    this.deps.sessions.reserve(id, () => this.reserveTargets.get(id) ?? 0);
+  }
+
+  private async refreshReserveTarget(id: string): Promise<void> {
     const { store } = this.deps;
-    this.deps.sessions.reserve(id, () => {
-      const w = store.workshops.get(id);
-      if (!w || w.endedAt !== null) return 0;
-      const seated = store.members.ofWorkshop(id).filter((m) => m.status === "admitted").length;
-      return Math.max(0, Math.min(w.warmTarget, w.capacity) - seated);
-    });
+    const w = await store.workshops.get(id);
+    if (!w || w.endedAt !== null) {
+      this.reserveTargets.set(id, 0);
+      return;
+    }
+    const seated = (await store.members.ofWorkshop(id)).filter((m) => m.status === "admitted").length;
+    this.reserveTargets.set(id, Math.max(0, Math.min(w.warmTarget, w.capacity) - seated));
   }
 
   /**
@@ -124,12 +153,12 @@ export class Admission {
    * for the grace period, and lets the queue in again when a seat was freed or the server may have
    * a sandbox to spare by now.
    */
-  review(w: WorkshopRecord, now: number): void {
+  async review(w: WorkshopRecord, now: number): Promise<void> {
     const { store, sessions, log } = this.deps;
     let freed = false;
-    for (const m of store.members.ofWorkshop(w.id)) {
+    for (const m of await store.members.ofWorkshop(w.id)) {
       if (m.status !== "admitted") continue;
-      const view = sessions.current(m.ownerId);
+      const view = await sessions.viewAnywhere(m.ownerId);
       if (view?.workshopId === w.id) {
         this.noSessionSince.delete(m.id);
         continue;
@@ -138,7 +167,7 @@ export class Admission {
       this.noSessionSince.set(m.id, since);
       if (now - since < SEAT_GRACE_MS) continue;
       // Their sandbox is gone (idle, expired, ended): the seat goes to the next learner.
-      store.members.setStatus(m.id, "away", now);
+      await store.members.setStatus(m.id, "away", now);
       this.noSessionSince.delete(m.id);
       this.seatReleased(w.id);
       log.info("seat released: the learner has no sandbox", { workshopId: w.id, memberId: m.id });
@@ -146,8 +175,8 @@ export class Admission {
     }
     const fullSince = this.serverFull.get(w.id);
     if (freed || (fullSince !== undefined && now - fullSince >= SERVER_FULL_RETRY_MS)) {
-      this.admitWaiting(w.id);
-      this.keepReserve(w.id);
+      await this.admitWaiting(w.id);
+      await this.keepReserve(w.id);
       this.deps.changed(w.id);
     }
   }

@@ -39,11 +39,10 @@ export function gradebook(
 }
 
 /** The gradebook as CSV: one row per learner and task, every learner who ever joined. */
-export function gradesCsv(deps: { store: WorkshopStore; views: WorkshopViews }, id: string): { filename: string; csv: string } {
-  const w = deps.views.require(id);
-  const results = deps.store.results(id);
-  const learners = deps.store.members
-    .ofWorkshop(id)
+export async function gradesCsv(deps: { store: WorkshopStore; views: WorkshopViews }, id: string): Promise<{ filename: string; csv: string }> {
+  const w = await deps.views.require(id);
+  const results = await deps.store.results(id);
+  const learners = (await deps.store.members.ofWorkshop(id))
     .map((m) => ({ name: m.displayName, verdicts: results.filter((r) => r.ownerId === m.ownerId) }))
     .sort((a, b) => a.name.localeCompare(b.name));
   const rows = gradebook(learners, deps.views.columns(w)).map((r) => [r.learner, r.exercise, r.task, r.verdict, r.time]);

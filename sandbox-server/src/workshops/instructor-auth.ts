@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { newId, Signer } from "../common/signing.ts";
 import type { RevokedSignIns } from "../store/instructor-session-store.ts";
-import { BUILT_IN_ADMIN_ID, type InviteRecord } from "../store/instructor-store.ts";
+import { BUILT_IN_ADMIN_ID, type InstructorStore, type InviteRecord } from "../store/instructor-store.ts";
 
 export { BUILT_IN_ADMIN_ID };
 import { ShipshapeError } from "../errors.ts";
@@ -43,15 +43,8 @@ export function loadAdminSecret(fromEnv: string | undefined, dataDir: string): A
 /** An invite link works for this long, once. */
 export const INVITE_TTL_MS = 7 * 24 * 3600_000;
 
-/** Where accounts and invites live: the SQLite store on the server, an in-memory one in unit tests. */
-export interface InstructorAccounts {
-  get(id: string): InstructorAccount | undefined;
-  all(): InstructorAccount[];
-  disable(id: string, at: number): boolean;
-  insertInvite(invite: InviteRecord): void;
-  invite(tokenHash: string): InviteRecord | undefined;
-  redeem(tokenHash: string, accountId: string, at: number): InstructorAccount | undefined;
-}
+/** Where accounts and invites live: the store on the server (InstructorStore), an in-memory one in unit tests. */
+export type InstructorAccounts = InstructorStore;
 
 /** Who a valid cookie belongs to. */
 export interface SignedInInstructor {
@@ -103,13 +96,13 @@ export class InstructorAuth {
     return { value: this.signer.sign(`instructor:${accountId}:${expiresAt}:${newId(16)}`), maxAgeSeconds: INSTRUCTOR_SESSION_MS / 1000 };
   }
 
-  verify(cookie: string | undefined): boolean {
-    return this.signIn(cookie) !== undefined;
+  async verify(cookie: string | undefined): Promise<boolean> {
+    return (await this.signIn(cookie)) !== undefined;
   }
 
   /** The account a cookie signs in as, while the cookie is valid, not revoked, and the account not disabled. */
-  whoIs(cookie: string | undefined): SignedInInstructor | undefined {
-    return this.signIn(cookie)?.account;
+  async whoIs(cookie: string | undefined): Promise<SignedInInstructor | undefined> {
+    return (await this.signIn(cookie))?.account;
   }
 
   /** Whether this instructor may see and change this workshop: its owner, or any admin. */
@@ -121,7 +114,7 @@ export class InstructorAuth {
    * A one-time invite for a named account. Returns the token for the link; only its SHA-256 is
    * stored, so the link is shown once and a copy of the database signs nobody in.
    */
-  createInvite(by: SignedInInstructor, name: string, role: InstructorRole): { token: string; expiresAt: number } {
+  async createInvite(by: SignedInInstructor, name: string, role: InstructorRole): Promise<{ token: string; expiresAt: number }> {
     if (by.role !== "admin") throw new ShipshapeError("forbidden", "Only an admin can invite instructors.");
     const clean = name.normalize("NFKC").replace(/\s+/g, " ").trim();
     // Control and format characters would let a name forge lines in logs and lists.
@@ -131,7 +124,7 @@ export class InstructorAuth {
     const token = randomBytes(32).toString("base64url");
     const now = this.now();
     const expiresAt = now + INVITE_TTL_MS;
-    this.accounts.insertInvite({ tokenHash: tokenHash(token), name: clean, role, createdBy: by.id, createdAt: now, expiresAt, usedAt: null, instructorId: null });
+    await this.accounts.insertInvite({ tokenHash: tokenHash(token), name: clean, role, createdBy: by.id, createdAt: now, expiresAt, usedAt: null, instructorId: null });
     return { token, expiresAt };
   }
 
@@ -139,63 +132,63 @@ export class InstructorAuth {
    * A one-time sign-in link for an existing account (there are no passwords: a person whose
    * 12-hour cookie expired asks an admin for one). Same token rules as an invite.
    */
-  createSignInLink(by: SignedInInstructor, accountId: string): { token: string; expiresAt: number; name: string; role: InstructorRole } {
+  async createSignInLink(by: SignedInInstructor, accountId: string): Promise<{ token: string; expiresAt: number; name: string; role: InstructorRole }> {
     if (by.role !== "admin") throw new ShipshapeError("forbidden", "Only an admin can make sign-in links.");
     if (accountId === BUILT_IN_ADMIN_ID) throw new ShipshapeError("bad_request", "The built-in admin signs in with the admin secret.");
-    const account = this.accounts.get(accountId);
+    const account = await this.accounts.get(accountId);
     if (!account) throw new ShipshapeError("not_found", "There is no such instructor.");
     if (account.disabledAt !== null) throw new ShipshapeError("bad_request", `${account.name} is disabled; invite them again as a new account.`);
     const token = randomBytes(32).toString("base64url");
     const now = this.now();
     const expiresAt = now + INVITE_TTL_MS;
-    this.accounts.insertInvite({ tokenHash: tokenHash(token), name: account.name, role: account.role, createdBy: by.id, createdAt: now, expiresAt, usedAt: null, instructorId: account.id });
+    await this.accounts.insertInvite({ tokenHash: tokenHash(token), name: account.name, role: account.role, createdBy: by.id, createdAt: now, expiresAt, usedAt: null, instructorId: account.id });
     return { token, expiresAt, name: account.name, role: account.role };
   }
 
   /** Who an invite would sign in as, without using it; the same refusal for every bad token. */
-  previewInvite(token: string): { name: string; role: InstructorRole; expiresAt: number } {
-    const invite = tokenPattern.test(token) ? this.accounts.invite(tokenHash(token)) : undefined;
+  async previewInvite(token: string): Promise<{ name: string; role: InstructorRole; expiresAt: number }> {
+    const invite = tokenPattern.test(token) ? await this.accounts.invite(tokenHash(token)) : undefined;
     if (!invite || invite.usedAt !== null || invite.expiresAt <= this.now()) throw badInvite();
-    if (invite.instructorId !== null && this.accounts.get(invite.instructorId)?.disabledAt !== null) throw badInvite();
+    if (invite.instructorId !== null && (await this.accounts.get(invite.instructorId))?.disabledAt !== null) throw badInvite();
     return { name: invite.name, role: invite.role, expiresAt: invite.expiresAt };
   }
 
   /** Uses an invite (once): creates its account and returns it, for the caller to issue a cookie. */
-  redeemInvite(token: string): SignedInInstructor {
+  async redeemInvite(token: string): Promise<SignedInInstructor> {
     if (!tokenPattern.test(token)) throw badInvite();
-    const account = this.accounts.redeem(tokenHash(token), newId(12), this.now());
+    const account = await this.accounts.redeem(tokenHash(token), newId(12), this.now());
     if (!account) throw badInvite();
     return { id: account.id, name: account.name, role: account.role };
   }
 
-  listAccounts(by: SignedInInstructor): InstructorAccount[] {
+  async listAccounts(by: SignedInInstructor): Promise<InstructorAccount[]> {
     if (by.role !== "admin") throw new ShipshapeError("forbidden", "Only an admin can list instructors.");
     return this.accounts.all();
   }
 
   /** Disables an account: its cookies are refused from now on and what is open on them ends. */
-  disable(by: SignedInInstructor, accountId: string): InstructorAccount {
+  async disable(by: SignedInInstructor, accountId: string): Promise<InstructorAccount> {
     if (by.role !== "admin") throw new ShipshapeError("forbidden", "Only an admin can disable instructors.");
     if (accountId === BUILT_IN_ADMIN_ID) {
       throw new ShipshapeError("bad_request", "The built-in admin account cannot be disabled; change the admin secret to sign it out.");
     }
     if (accountId === by.id) throw new ShipshapeError("bad_request", "You cannot disable your own account.");
-    const account = this.accounts.get(accountId);
+    const account = await this.accounts.get(accountId);
     if (!account) throw new ShipshapeError("not_found", "There is no such instructor.");
-    this.accounts.disable(accountId, this.now());
+    await this.accounts.disable(accountId, this.now());
     for (const [signInId, entry] of [...this.watchers]) {
       if (entry.accountId !== accountId) continue;
       this.watchers.delete(signInId);
       for (const end of entry.ends) end();
     }
-    return this.accounts.get(accountId)!;
+    return (await this.accounts.get(accountId))!;
   }
 
   /** Ends this cookie's sign-in on the server, and whatever is open on it. */
-  revoke(cookie: string | undefined): void {
-    const signIn = this.signIn(cookie);
+  async revoke(cookie: string | undefined): Promise<void> {
+    const signIn = await this.signIn(cookie);
     if (!signIn) return;
-    this.revoked.revoke(signIn.id, signIn.expiresAt);
+    await this.revoked.revoke(signIn.id, signIn.expiresAt);
     const entry = this.watchers.get(signIn.id);
     this.watchers.delete(signIn.id);
     for (const end of entry?.ends ?? []) end();
@@ -205,8 +198,8 @@ export class InstructorAuth {
    * Calls `end` once when this cookie's sign-in is revoked, expires, or its account is disabled
    * (a stream must not outlive the cookie that opened it). Returns the unsubscribe function.
    */
-  watch(cookie: string | undefined, end: () => void): () => void {
-    const signIn = this.signIn(cookie);
+  async watch(cookie: string | undefined, end: () => void): Promise<() => void> {
+    const signIn = await this.signIn(cookie);
     if (!signIn) {
       end();
       return () => {};
@@ -232,7 +225,7 @@ export class InstructorAuth {
     return unsubscribe;
   }
 
-  private signIn(cookie: string | undefined): { id: string; expiresAt: number; account: SignedInInstructor } | undefined {
+  private async signIn(cookie: string | undefined): Promise<{ id: string; expiresAt: number; account: SignedInInstructor } | undefined> {
     const value = this.signer.verify(cookie);
     if (!value) return undefined;
     // Cookies from before accounts ("instructor:<expires>:<id>") came from the admin secret.
@@ -240,8 +233,8 @@ export class InstructorAuth {
     if (!m) return undefined;
     const expiresAt = Number(m[2]);
     const id = m[3]!;
-    if (expiresAt <= this.now() || this.revoked.isRevoked(id)) return undefined;
-    const account = this.accounts.get(m[1] ?? BUILT_IN_ADMIN_ID);
+    if (expiresAt <= this.now() || (await this.revoked.isRevoked(id))) return undefined;
+    const account = await this.accounts.get(m[1] ?? BUILT_IN_ADMIN_ID);
     if (!account || account.disabledAt !== null) return undefined;
     return { id, expiresAt, account: { id: account.id, name: account.name, role: account.role } };
   }
@@ -267,25 +260,25 @@ class AccountsInMemory implements InstructorAccounts {
   constructor(now: () => number) {
     this.accounts.set(BUILT_IN_ADMIN_ID, { id: BUILT_IN_ADMIN_ID, name: "Admin", role: "admin", createdAt: now(), disabledAt: null });
   }
-  get(id: string) {
+  async get(id: string) {
     return this.accounts.get(id);
   }
-  all() {
+  async all() {
     return [...this.accounts.values()];
   }
-  disable(id: string, at: number) {
+  async disable(id: string, at: number) {
     const a = this.accounts.get(id);
     if (!a || a.disabledAt !== null) return false;
     a.disabledAt = at;
     return true;
   }
-  insertInvite(invite: InviteRecord) {
+  async insertInvite(invite: InviteRecord) {
     this.invites.set(invite.tokenHash, { ...invite });
   }
-  invite(hash: string) {
+  async invite(hash: string) {
     return this.invites.get(hash);
   }
-  redeem(hash: string, accountId: string, at: number) {
+  async redeem(hash: string, accountId: string, at: number) {
     const invite = this.invites.get(hash);
     if (!invite || invite.usedAt !== null || invite.expiresAt <= at) return undefined;
     const existing = invite.instructorId !== null ? this.accounts.get(invite.instructorId) : undefined;
@@ -302,10 +295,10 @@ class AccountsInMemory implements InstructorAccounts {
 /** Revocations kept in memory only (unit tests); the server uses the database's. */
 class RevokedInMemory implements RevokedSignIns {
   private readonly ids = new Map<string, number>();
-  revoke(id: string, expiresAt: number): void {
+  async revoke(id: string, expiresAt: number): Promise<void> {
     this.ids.set(id, expiresAt);
   }
-  isRevoked(id: string): boolean {
+  async isRevoked(id: string): Promise<boolean> {
     return this.ids.has(id);
   }
 }

@@ -15,17 +15,17 @@ export interface WatchTarget {
  * Finds the shell to watch: the learner must belong to this live workshop and hold a seat, and the
  * shell must already be open (watching never starts one).
  */
-export function watchTarget(
+export async function watchTarget(
   deps: { store: WorkshopStore; views: WorkshopViews; sessions: Pick<SessionManager, "current" | "openTerminal"> },
   id: string,
   memberId: string,
   terminal: string,
-): WatchTarget {
-  const w = deps.views.require(id);
+): Promise<WatchTarget> {
+  const w = await deps.views.require(id);
   if (w.endedAt !== null) throw new ShipshapeError("sandbox_gone", "This workshop has ended; its sandboxes are gone.");
-  const m = deps.store.members.get(memberId);
+  const m = await deps.store.members.get(memberId);
   if (!m || m.workshopId !== id) throw new ShipshapeError("not_found", "There is no such learner in this workshop.");
-  const view = m.status === "admitted" ? deps.sessions.current(m.ownerId) : undefined;
+  const view = m.status === "admitted" ? await deps.sessions.current(m.ownerId) : undefined;
   if (!view || view.workshopId !== id) throw new ShipshapeError("not_found", `${m.displayName} has no sandbox right now.`);
   const hub = deps.sessions.openTerminal(view.sessionId, terminal);
   if (!hub) throw new ShipshapeError("not_found", `${m.displayName} has no terminal called "${terminal}" open.`);

@@ -6,6 +6,7 @@ import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
 import type { MemberRecord, WorkshopRecord, WorkshopStore } from "../store/workshop-store.ts";
+import type { EventBus } from "../store/bus.ts";
 import { Admission, queueOf } from "./admission.ts";
 import { DashboardFeed } from "./dashboard-feed.ts";
 import { gradesCsv } from "./gradebook.ts";
@@ -30,6 +31,8 @@ const capitalise = (s: string) => s.replace(/^(a |an |your )/, "").replace(/^./,
 
 export interface WorkshopServiceDeps {
   store: WorkshopStore;
+  /** Where dashboard changes are announced to every server (store.bus). */
+  bus: EventBus;
   sessions: SessionManager;
   exercises: ReadonlyMap<string, Exercise>;
   lessons: readonly CatalogLesson[];
@@ -58,6 +61,7 @@ export class WorkshopService {
   private readonly feed: DashboardFeed;
   private readonly ending = new Map<string, Promise<void>>();
   private ticker: NodeJS.Timeout | undefined;
+  private ticking = false;
 
   constructor(deps: WorkshopServiceDeps) {
     this.store = deps.store;
@@ -68,6 +72,7 @@ export class WorkshopService {
     this.views = new WorkshopViews({ store: deps.store, sessions: deps.sessions, exercises: deps.exercises, lessons: deps.lessons });
     this.feed = new DashboardFeed({
       store: deps.store,
+      bus: deps.bus,
       sessions: deps.sessions,
       views: this.views,
       rules: deps.rules ?? DEFAULT_RULES,
@@ -75,15 +80,27 @@ export class WorkshopService {
       now: this.now,
     });
     this.admission = new Admission({ store: deps.store, sessions: deps.sessions, log: this.log, now: this.now, changed: (id) => this.feed.changed(id) });
-    // Registered before the session manager starts, so it adopts reserved sandboxes that outlived a restart.
-    for (const w of this.store.workshops.live()) this.admission.keepReserve(w.id);
+  }
+
+  /**
+   * Registers the reserves of running workshops. Call before the session manager starts, so it
+   * adopts reserved sandboxes that outlived a restart.
+   */
+  async restore(): Promise<void> {
+    for (const w of await this.store.workshops.live()) await this.admission.keepReserve(w.id);
   }
 
   /** Starts watching seats, the queue and the clock. Call after the session manager has started. */
-  start(): void {
-    this.ticker = setInterval(() => this.tick(), TICK_MS);
+  async start(): Promise<void> {
+    this.ticker = setInterval(() => {
+      if (this.ticking) return; // a slow store: skip a beat rather than pile up rounds
+      this.ticking = true;
+      this.tick()
+        .catch((e: unknown) => this.log.error("workshop tick failed", { error: String(e) }))
+        .finally(() => (this.ticking = false));
+    }, TICK_MS);
     this.ticker.unref();
-    for (const w of this.store.workshops.live()) this.admission.admitWaiting(w.id);
+    for (const w of await this.store.workshops.live()) await this.admission.admitWaiting(w.id);
   }
 
   close(): void {
@@ -98,19 +115,17 @@ export class WorkshopService {
   }
 
   /** Every workshop, or only those one instructor owns. */
-  list(ownerInstructorId?: string): WorkshopSummary[] {
-    return this.store.workshops
-      .all()
-      .filter((w) => ownerInstructorId === undefined || w.ownerInstructorId === ownerInstructorId)
-      .map((w) => this.views.summary(w));
+  async list(ownerInstructorId?: string): Promise<WorkshopSummary[]> {
+    const mine = (await this.store.workshops.all()).filter((w) => ownerInstructorId === undefined || w.ownerInstructorId === ownerInstructorId);
+    return Promise.all(mine.map((w) => this.views.summary(w)));
   }
 
   /** Who owns a workshop; undefined when there is no such workshop. */
-  ownerOf(id: string): string | undefined {
-    return this.store.workshops.get(id)?.ownerInstructorId;
+  async ownerOf(id: string): Promise<string | undefined> {
+    return (await this.store.workshops.get(id))?.ownerInstructorId;
   }
 
-  create(input: CreateWorkshop, ownerInstructorId = "admin"): WorkshopSummary {
+  async create(input: CreateWorkshop, ownerInstructorId = "admin"): Promise<WorkshopSummary> {
     const title = cleanText(input.title, "a title", 100);
     const lessons = [...new Set(input.lessons)];
     const unknown = lessons.filter((l) => !this.views.knowsLesson(l));
@@ -120,7 +135,7 @@ export class WorkshopService {
           `The operator can raise SHIPSHAPE_MAX_SANDBOXES (its default follows the machine's memory and disk).`);
     }
     let code = newJoinCode();
-    for (let i = 0; this.store.workshops.codeTaken(code); i++) {
+    for (let i = 0; await this.store.workshops.codeTaken(code); i++) {
       if (i > 20) throw new ShipshapeError("internal", "Could not find a free join code; try again.");
       code = newJoinCode();
     }
@@ -139,23 +154,23 @@ export class WorkshopService {
       endedAt: null,
       endedReason: null,
     };
-    this.store.workshops.insert(record);
-    this.admission.keepReserve(record.id);
+    await this.store.workshops.insert(record);
+    await this.admission.keepReserve(record.id);
     this.log.info("workshop created", { workshopId: record.id, capacity: record.capacity, lessons: lessons.length });
     return this.views.summary(record);
   }
 
-  get(id: string): WorkshopSummary {
-    return this.views.summary(this.views.require(id));
+  async get(id: string): Promise<WorkshopSummary> {
+    return this.views.summary(await this.views.require(id));
   }
 
   /** More seats let the queue in at once; fewer take no seat away from anyone who has one. */
-  setCapacity(id: string, capacity: number): WorkshopSummary {
-    const w = this.views.requireLive(id);
+  async setCapacity(id: string, capacity: number): Promise<WorkshopSummary> {
+    const w = await this.views.requireLive(id);
     if (capacity > this.maxSandboxes) throw new ShipshapeError("bad_request", `This server runs at most ${this.maxSandboxes} sandboxes; the operator can raise SHIPSHAPE_MAX_SANDBOXES.`);
-    this.store.workshops.update(id, { capacity, warmTarget: Math.min(w.warmTarget, capacity) });
-    this.admission.admitWaiting(id);
-    this.admission.keepReserve(id);
+    await this.store.workshops.update(id, { capacity, warmTarget: Math.min(w.warmTarget, capacity) });
+    await this.admission.admitWaiting(id);
+    await this.admission.keepReserve(id);
     this.feed.changed(id);
     return this.get(id);
   }
@@ -164,26 +179,28 @@ export class WorkshopService {
    * Starts sandboxes for the class ahead of time: `count` seats' worth, less the learners already
    * in. They carry the workshop's label and only its learners take them.
    */
-  prewarm(id: string, count: number): WorkshopSummary {
-    const w = this.views.requireLive(id);
-    this.store.workshops.update(id, { warmTarget: Math.min(count, w.capacity) });
-    this.admission.keepReserve(id);
+  async prewarm(id: string, count: number): Promise<WorkshopSummary> {
+    const w = await this.views.requireLive(id);
+    await this.store.workshops.update(id, { warmTarget: Math.min(count, w.capacity) });
+    await this.admission.keepReserve(id);
     this.feed.changed(id);
     return this.get(id);
   }
 
   /** A message on every terminal of the workshop's learners, and on their join page. */
-  broadcast(id: string, text: string): { delivered: number } {
-    this.views.requireLive(id);
+  async broadcast(id: string, text: string): Promise<{ delivered: number }> {
+    await this.views.requireLive(id);
     const message = cleanText(text, "a message", 500);
-    this.store.messages.insert(id, message, this.now());
-    let delivered = 0;
-    for (const m of this.store.members.ofWorkshop(id)) {
-      const view = m.status === "admitted" ? this.sessions.current(m.ownerId) : undefined;
+    await this.store.messages.insert(id, message, this.now());
+    const to: string[] = [];
+    for (const m of await this.store.members.ofWorkshop(id)) {
+      const view = m.status === "admitted" ? await this.sessions.viewAnywhere(m.ownerId) : undefined;
       if (view?.workshopId !== id) continue;
-      this.sessions.broadcast(view.sessionId, { type: "notice", code: "workshop_message", message: `Message from your instructor: ${message}` });
-      delivered++;
+      to.push(view.sessionId);
     }
+    // Through the bus: each server shows it on the terminals attached to it.
+    this.sessions.notify(to, "workshop_message", `Message from your instructor: ${message}`);
+    const delivered = to.length;
     this.log.info("workshop message sent", { workshopId: id, delivered });
     this.feed.changed(id);
     return { delivered };
@@ -194,7 +211,7 @@ export class WorkshopService {
    * it), then every sandbox it has is destroyed. Idempotent.
    */
   async end(id: string, reason = "ended by the instructor"): Promise<WorkshopSummary> {
-    const w = this.views.require(id);
+    const w = await this.views.require(id);
     if (w.endedAt === null) {
       const running = this.ending.get(id);
       if (running) await running;
@@ -208,16 +225,13 @@ export class WorkshopService {
   }
 
   private async finish(w: WorkshopRecord, reason: string): Promise<void> {
-    this.store.workshops.end(w.id, this.now(), reason);
-    for (const m of this.store.members.ofWorkshop(w.id)) {
-      const view = this.sessions.current(m.ownerId);
-      if (view?.workshopId !== w.id) continue;
-      this.sessions.broadcast(view.sessionId, {
-        type: "notice",
-        code: "workshop_ended",
-        message: `The workshop “${w.title}” has ended: your sandbox is being removed. Your results are saved.`,
-      });
+    await this.store.workshops.end(w.id, this.now(), reason);
+    const to: string[] = [];
+    for (const m of await this.store.members.ofWorkshop(w.id)) {
+      const view = await this.sessions.viewAnywhere(m.ownerId);
+      if (view?.workshopId === w.id) to.push(view.sessionId);
     }
+    this.sessions.notify(to, "workshop_ended", `The workshop “${w.title}” has ended: your sandbox is being removed. Your results are saved.`);
     const ended = await this.sessions.endWorkshop(w.id, "the workshop ended");
     this.log.info("workshop ended", { workshopId: w.id, reason, sessions: ended });
     this.feed.changed(w.id);
@@ -225,22 +239,22 @@ export class WorkshopService {
 
   // ---- the instructor's grid, gradebook and read-only terminals -----------------------------
 
-  dashboard(id: string): DashboardSnapshot {
+  dashboard(id: string): Promise<DashboardSnapshot> {
     return this.feed.snapshot(id);
   }
 
   /** Calls back with the dashboard now and whenever it changes (checked every half second). */
-  subscribe(id: string, listener: (snapshot: DashboardSnapshot) => void): () => void {
+  subscribe(id: string, listener: (snapshot: DashboardSnapshot) => void): Promise<() => void> {
     return this.feed.subscribe(id, listener);
   }
 
   /** The gradebook: one row per learner and task, every learner who ever joined. */
-  gradesCsv(id: string): { filename: string; csv: string } {
+  gradesCsv(id: string): Promise<{ filename: string; csv: string }> {
     return gradesCsv({ store: this.store, views: this.views }, id);
   }
 
   /** A learner's open shell, for the instructor's read-only view. */
-  watchTarget(id: string, memberId: string, terminal: string): WatchTarget {
+  watchTarget(id: string, memberId: string, terminal: string): Promise<WatchTarget> {
     return watchTarget({ store: this.store, views: this.views, sessions: this.sessions }, id, memberId, terminal);
   }
 
@@ -254,27 +268,27 @@ export class WorkshopService {
   async join(ownerId: string, codeInput: string, nameInput: string): Promise<LearnerView> {
     const code = normalizeJoinCode(codeInput);
     if (!code) throw new ShipshapeError("bad_request", "That is not a join code: codes have six letters and digits, such as K7QX2M.");
-    const w = this.store.workshops.byCode(code);
+    const w = await this.store.workshops.byCode(code);
     if (!w) throw new ShipshapeError("not_found", `No workshop has the code ${code}. Check it with your instructor.`);
     if (w.endedAt !== null) throw new ShipshapeError("not_found", `The workshop “${w.title}” has ended.`);
-    const existing = this.store.members.of(w.id, ownerId);
+    const existing = await this.store.members.of(w.id, ownerId);
     if (existing && existing.status !== "left") return this.learnerView(existing);
     if (!existing) {
       const name = cleanText(nameInput, "your name", 40);
-      if (this.store.members.nameTaken(w.id, name)) {
+      if (await this.store.members.nameTaken(w.id, name)) {
         throw new ShipshapeError("bad_request", `Someone in this workshop is already called “${name}”. Add an initial or a surname.`);
       }
     }
     // One workshop at a time: joining another leaves the previous one (and its sandbox).
-    const current = this.store.members.currentOf(ownerId);
+    const current = await this.store.members.currentOf(ownerId);
     if (current && current.workshopId !== w.id) await this.leaveMembership(current);
     if (existing) {
-      this.store.members.setStatus(existing.id, "queued", this.now());
+      await this.store.members.setStatus(existing.id, "queued", this.now());
     } else {
       const name = cleanText(nameInput, "your name", 40);
       const now = this.now();
       try {
-        this.store.members.insert({
+        await this.store.members.insert({
           id: newId(9),
           workshopId: w.id,
           ownerId,
@@ -287,27 +301,27 @@ export class WorkshopService {
         });
       } catch (e) {
         // Two joins at once (a double click, or two learners picking the same name).
-        const mine = this.store.members.of(w.id, ownerId);
+        const mine = await this.store.members.of(w.id, ownerId);
         if (mine) return this.learnerView(mine);
         throw new ShipshapeError("bad_request", `Someone in this workshop is already called “${name}”. Add an initial or a surname.`, String(e));
       }
     }
-    this.admission.admitWaiting(w.id);
+    await this.admission.admitWaiting(w.id);
     this.feed.changed(w.id);
-    const member = this.store.members.of(w.id, ownerId)!;
+    const member = (await this.store.members.of(w.id, ownerId))!;
     this.log.info("learner joined", { workshopId: w.id, memberId: member.id, status: member.status });
     return this.learnerView(member);
   }
 
   /** The learner's workshop, their place in it and the instructor's messages; undefined when they are in none. */
-  mine(ownerId: string): LearnerView | undefined {
-    const m = this.store.members.latestOf(ownerId);
+  async mine(ownerId: string): Promise<LearnerView | undefined> {
+    const m = await this.store.members.latestOf(ownerId);
     return m ? this.learnerView(m) : undefined;
   }
 
   /** Leaves for good: the seat goes to the next in the queue and the sandbox is removed. */
   async leave(ownerId: string): Promise<boolean> {
-    const m = this.store.members.currentOf(ownerId);
+    const m = await this.store.members.currentOf(ownerId);
     if (!m) return false;
     await this.leaveMembership(m);
     return true;
@@ -315,12 +329,12 @@ export class WorkshopService {
 
   private async leaveMembership(m: MemberRecord): Promise<void> {
     const wasSeated = m.status === "admitted";
-    this.store.members.setStatus(m.id, "left", this.now());
+    await this.store.members.setStatus(m.id, "left", this.now());
     this.admission.forget(m.id);
-    const view = this.sessions.current(m.ownerId);
+    const view = await this.sessions.current(m.ownerId);
     if (wasSeated) this.admission.seatReleased(m.workshopId);
-    this.admission.admitWaiting(m.workshopId);
-    this.admission.keepReserve(m.workshopId);
+    await this.admission.admitWaiting(m.workshopId);
+    await this.admission.keepReserve(m.workshopId);
     this.feed.changed(m.workshopId);
     this.log.info("learner left", { workshopId: m.workshopId, memberId: m.id });
     if (view?.workshopId === m.workshopId) await this.sessions.end(view.sessionId, "left the workshop");
@@ -330,42 +344,42 @@ export class WorkshopService {
    * Asked by `POST /api/sessions` before it opens a sandbox: a workshop member's session belongs to
    * the workshop; a member still in the queue waits (the answer says where they are in it).
    */
-  sessionOptionsFor(ownerId: string): { workshopId?: string; expiresAt?: number } {
-    let m = this.store.members.currentOf(ownerId);
+  async sessionOptionsFor(ownerId: string): Promise<{ workshopId?: string; expiresAt?: number }> {
+    let m = await this.store.members.currentOf(ownerId);
     if (!m) return {};
     if (m.status === "away") {
       // Back after their sandbox was removed (idle, expired): in line again, let in if a seat is free.
-      this.store.members.setStatus(m.id, "queued", this.now());
-      this.admission.admitWaiting(m.workshopId);
+      await this.store.members.setStatus(m.id, "queued", this.now());
+      await this.admission.admitWaiting(m.workshopId);
       this.feed.changed(m.workshopId);
-      m = this.store.members.get(m.id)!;
+      m = (await this.store.members.get(m.id))!;
     }
-    const w = this.views.require(m.workshopId);
+    const w = await this.views.require(m.workshopId);
     if (m.status === "admitted") return { workshopId: w.id, expiresAt: this.admission.sessionExpiry(w) };
-    const view = this.learnerView(m);
+    const view = await this.learnerView(m);
     throw new ShipshapeError(
       "limit_reached",
       `You are number ${view.you.position ?? "?"} in the queue for “${w.title}”. Your terminal starts as soon as a seat is free.`,
     );
   }
 
-  private tick(): void {
+  private async tick(): Promise<void> {
     const now = this.now();
-    for (const w of this.store.workshops.live()) {
+    for (const w of await this.store.workshops.live()) {
       if (w.endsAt !== null && now >= w.endsAt) {
         void this.end(w.id, "its time was up").catch((e: unknown) => this.log.error("could not end a workshop", { workshopId: w.id, error: String(e) }));
         continue;
       }
-      this.admission.review(w, now);
+      await this.admission.review(w, now);
     }
     this.feed.refresh();
   }
 
   // ---- views ---------------------------------------------------------------------------------
 
-  private learnerView(m: MemberRecord): LearnerView {
-    const w = this.views.require(m.workshopId);
-    const members = this.store.members.ofWorkshop(w.id);
+  private async learnerView(m: MemberRecord): Promise<LearnerView> {
+    const w = await this.views.require(m.workshopId);
+    const members = await this.store.members.ofWorkshop(w.id);
     const queue = queueOf(members);
     const position = m.status === "queued" ? queue.findIndex((q) => q.id === m.id) + 1 : null;
     const serverFull = this.admission.waitingOnServer(w.id);
@@ -384,7 +398,7 @@ export class WorkshopService {
         estimateSeconds: position === null ? null : this.admission.estimate(w.id, position),
         waitReason: position !== null && serverFull ? "server_full" : null,
       },
-      messages: this.store.messages.recent(w.id, 5),
+      messages: await this.store.messages.recent(w.id, 5),
     };
   }
 }

@@ -27,14 +27,14 @@ export class WorkshopViews {
     this.lessons = deps.lessons;
   }
 
-  require(id: string): WorkshopRecord {
-    const w = this.store.workshops.get(id);
+  async require(id: string): Promise<WorkshopRecord> {
+    const w = await this.store.workshops.get(id);
     if (!w) throw new ShipshapeError("not_found", "There is no such workshop.");
     return w;
   }
 
-  requireLive(id: string): WorkshopRecord {
-    const w = this.require(id);
+  async requireLive(id: string): Promise<WorkshopRecord> {
+    const w = await this.require(id);
     if (w.endedAt !== null) throw new ShipshapeError("bad_request", "This workshop has ended; it can no longer be changed.");
     return w;
   }
@@ -51,9 +51,9 @@ export class WorkshopViews {
     return this.lessons.some((l) => l.slug === slug);
   }
 
-  summary(w: WorkshopRecord): WorkshopSummary {
+  async summary(w: WorkshopRecord): Promise<WorkshopSummary> {
     const counts: Record<MemberStatus, number> = { queued: 0, admitted: 0, away: 0, left: 0 };
-    for (const m of this.store.members.ofWorkshop(w.id)) counts[m.status]++;
+    for (const m of await this.store.members.ofWorkshop(w.id)) counts[m.status]++;
     const reserve = this.sessions.reserveCounts(w.id);
     return {
       id: w.id,

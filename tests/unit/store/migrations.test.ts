@@ -4,8 +4,8 @@ import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterEach, describe, expect, it } from "vitest";
 import { migrate, migrations, SCHEMA_VERSION, SchemaError } from "../../../sandbox-server/src/store/migrations.ts";
-import { Store } from "../../../sandbox-server/src/store/store.ts";
-import { WorkshopStore } from "../../../sandbox-server/src/store/workshop-store.ts";
+import { SqliteStore as Store } from "../../../sandbox-server/src/store/store.ts";
+import { SqliteWorkshopStore as WorkshopStore } from "../../../sandbox-server/src/store/workshop-store.ts";
 
 /**
  * Upgrades: a data directory from the previous release opens in this one with nothing lost.
@@ -28,18 +28,18 @@ describe("schema migrations", () => {
   };
   const version = (db: DatabaseSync) => (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
 
-  it("upgrades release 0.1's data to the current schema, keeping every session, result, workshop, member and message", () => {
+  it("upgrades release 0.1's data to the current schema, keeping every session, result, workshop, member and message", async () => {
     const file = oldDatabase();
     const store = new Store(file);
     expect(store.schemaUpgrades).toEqual(migrations.map((m) => `${m.version}: ${m.name}`));
     expect(version(store.db)).toBe(SCHEMA_VERSION);
 
-    expect(store.sessions.get("sessold1abcdefgh")).toMatchObject({ ownerId: "ownerana", state: "ended", endedReason: "expired", workshopId: "w1" });
-    expect(store.results.progressOf("ownerana")).toMatchObject([{ exerciseId: "run-and-stop", taskId: "web-stopped", passed: true, attempts: 1 }]);
-    expect(store.results.progressOf("ownerben")).toMatchObject([{ exerciseId: "quiz:container-vs-vm", passed: false }]);
+    expect(await store.sessions.get("sessold1abcdefgh")).toMatchObject({ ownerId: "ownerana", state: "ended", endedReason: "expired", workshopId: "w1" });
+    expect(await store.results.progressOf("ownerana")).toMatchObject([{ exerciseId: "run-and-stop", taskId: "web-stopped", passed: true, attempts: 1 }]);
+    expect(await store.results.progressOf("ownerben")).toMatchObject([{ exerciseId: "quiz:container-vs-vm", passed: false }]);
     const workshops = new WorkshopStore(store.db);
-    expect(workshops.workshops.get("w1")).toMatchObject({ code: "K7QX2M", title: "Docker for data people", capacity: 30 });
-    expect(workshops.messages.recent("w1")).toEqual([expect.objectContaining({ message: "Start with lesson 1" })]);
+    expect(await workshops.workshops.get("w1")).toMatchObject({ code: "K7QX2M", title: "Docker for data people", capacity: 30 });
+    expect(await workshops.messages.recent("w1")).toEqual([expect.objectContaining({ message: "Start with lesson 1" })]);
 
     // What the new steps brought works on the old data: a sandbox a session held once can never be pooled.
     expect(() => store.db.prepare("INSERT INTO pool_sandboxes (sandbox_id, workshop_id, added_at, expires_at) VALUES ('c0ffee01', NULL, 1, 2)").run()).toThrow(

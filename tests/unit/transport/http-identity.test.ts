@@ -9,8 +9,8 @@ import { ConfigError, defaultMaxSandboxes, loadConfig } from "../../../sandbox-s
 import { createLogger, redactSecrets } from "../../../sandbox-server/src/log.ts";
 import { InstructorSessionStore } from "../../../sandbox-server/src/store/instructor-session-store.ts";
 import { pruneOlderThan } from "../../../sandbox-server/src/store/retention.ts";
-import { Store } from "../../../sandbox-server/src/store/store.ts";
-import { WorkshopStore } from "../../../sandbox-server/src/store/workshop-store.ts";
+import { SqliteStore as Store } from "../../../sandbox-server/src/store/store.ts";
+import { SqliteWorkshopStore as WorkshopStore } from "../../../sandbox-server/src/store/workshop-store.ts";
 import { PublicOrigin } from "../../../sandbox-server/src/common/public-origin.ts";
 import { addressKey, ConcurrencyLimit } from "../../../sandbox-server/src/transport/rate-limiter.ts";
 import { INSTRUCTOR_SESSION_MS, InstructorAuth } from "../../../sandbox-server/src/workshops/instructor-auth.ts";
@@ -166,20 +166,20 @@ describe("secrets stay out of logs", () => {
 });
 
 describe("instructor sign-out", () => {
-  it("revokes the sign-in on the server (a copied cookie stops working) and ends what is open on it", () => {
+  it("revokes the sign-in on the server (a copied cookie stops working) and ends what is open on it", async () => {
     const store = new Store(":memory:");
     const auth = new InstructorAuth("correct horse battery staple", Date.now, new InstructorSessionStore(store.db));
     const one = auth.issue().value;
     const other = auth.issue().value;
     const ended: string[] = [];
-    auth.watch(one, () => ended.push("stream on one"));
-    auth.watch(other, () => ended.push("stream on other"));
-    auth.revoke(one);
-    expect(auth.verify(one)).toBe(false);
-    expect(auth.verify(other)).toBe(true);
+    await auth.watch(one, () => ended.push("stream on one"));
+    await auth.watch(other, () => ended.push("stream on other"));
+    await auth.revoke(one);
+    expect(await auth.verify(one)).toBe(false);
+    expect(await auth.verify(other)).toBe(true);
     expect(ended).toEqual(["stream on one"]);
     // Remembered by the database: a server restarted on the same data keeps it revoked.
-    expect(new InstructorAuth("correct horse battery staple", Date.now, new InstructorSessionStore(store.db)).verify(one)).toBe(false);
+    expect(await new InstructorAuth("correct horse battery staple", Date.now, new InstructorSessionStore(store.db)).verify(one)).toBe(false);
   });
 
   it("ends a watch when the cookie expires", async () => {
@@ -188,37 +188,37 @@ describe("instructor sign-out", () => {
     const value = auth.issue().value;
     now += INSTRUCTOR_SESSION_MS - 30; // 30 ms of the sign-in left
     let ended = false;
-    auth.watch(value, () => (ended = true));
+    await auth.watch(value, () => (ended = true));
     await new Promise((r) => setTimeout(r, 80));
     expect(ended).toBe(true);
   });
 });
 
 describe("retention", () => {
-  it("deletes results, ended sessions and ended workshops older than the cut, and nothing live", () => {
+  it("deletes results, ended sessions and ended workshops older than the cut, and nothing live", async () => {
     const store = new Store(":memory:");
     const workshops = new WorkshopStore(store.db);
     const day = 86400_000;
     const now = 400 * day;
     const result = (ownerId: string, at: number) =>
       store.results.insert({ ownerId, sessionId: "s", workshopId: null, exerciseId: "e", taskId: "t", passed: true, message: "", at });
-    result("old", now - 200 * day);
-    result("new", now - 10 * day);
+    await result("old", now - 200 * day);
+    await result("new", now - 10 * day);
     const session = (id: string, state: "ready" | "ended", lastActiveAt: number) =>
       store.sessions.insert({ id, ownerId: id, sandboxId: null, workshopId: null, createdAt: lastActiveAt, expiresAt: lastActiveAt, lastActiveAt, state, endedReason: null });
-    session("old-ended", "ended", now - 200 * day);
-    session("old-live", "ready", now - 200 * day);
-    session("new-ended", "ended", now - day);
+    await session("old-ended", "ended", now - 200 * day);
+    await session("old-live", "ready", now - 200 * day);
+    await session("new-ended", "ended", now - day);
     const w = (id: string, endedAt: number | null) =>
       workshops.workshops.insert({ id, code: id.toUpperCase(), title: id, lessons: [], capacity: 1, durationMs: 1, warmTarget: 0, createdAt: 0, startedAt: null, endsAt: null, endedAt, endedReason: null });
-    w("w-old", now - 200 * day);
-    w("w-running", null);
+    await w("w-old", now - 200 * day);
+    await w("w-running", null);
     const pruned = pruneOlderThan(store.db, now - 180 * day);
     expect(pruned).toEqual({ results: 1, sessions: 1, workshops: 1 });
-    expect(store.results.progressOf("old")).toEqual([]);
-    expect(store.results.progressOf("new")).toHaveLength(1);
-    expect(store.sessions.get("old-live")).toBeDefined();
-    expect(store.sessions.get("old-ended")).toBeUndefined();
-    expect(workshops.workshops.get("w-running")).toBeDefined();
+    expect(await store.results.progressOf("old")).toEqual([]);
+    expect(await store.results.progressOf("new")).toHaveLength(1);
+    expect(await store.sessions.get("old-live")).toBeDefined();
+    expect(await store.sessions.get("old-ended")).toBeUndefined();
+    expect(await workshops.workshops.get("w-running")).toBeDefined();
   });
 });

@@ -5,7 +5,7 @@ import type { Quiz } from "../../../contracts/content/quiz-schema.ts";
 import { ShipshapeError } from "../../../sandbox-server/src/errors.ts";
 import type { SessionManager } from "../../../sandbox-server/src/sessions/session-manager.ts";
 import { Signer } from "../../../sandbox-server/src/common/signing.ts";
-import { Store } from "../../../sandbox-server/src/store/store.ts";
+import { SqliteStore as Store } from "../../../sandbox-server/src/store/store.ts";
 import { GradingService, QUIZ_ATTEMPTS_PER_QUIZ, quizProgress } from "../../../sandbox-server/src/grading/grading-service.ts";
 import { QUIZ_ANSWERS, QUIZ_ANSWERS_PER_ADDRESS, quizRoutes } from "../../../sandbox-server/src/transport/quiz-routes.ts";
 
@@ -81,7 +81,7 @@ describe("POST /api/quizzes/:id/answer", () => {
     const cookie = sent.headers["set-cookie"] ?? "";
     const owner = signer.verify(decodeURIComponent(/shipshape_owner=([^;]+)/.exec(cookie)?.[1] ?? ""));
     expect(owner).toBeTruthy();
-    expect(store.results.progressOf(owner!)).toMatchObject([{ exerciseId: "quiz:cmd-vs-entrypoint", passed: true, attempts: 1 }]);
+    expect(await store.results.progressOf(owner!)).toMatchObject([{ exerciseId: "quiz:cmd-vs-entrypoint", passed: true, attempts: 1 }]);
   });
 
   it("refuses an unknown quiz, a choice that is not an option, and a malformed body", async () => {
@@ -90,7 +90,7 @@ describe("POST /api/quizzes/:id/answer", () => {
     await expect(answer({ choice: 3 })).rejects.toMatchObject({ code: "bad_request", userMessage: "Choose one of the 3 options." });
     await expect(answer({ choice: "2" })).rejects.toThrow();
     await expect(answer({ choice: 2, correct: true })).rejects.toThrow();
-    expect(store.results.progressOf("owner-1")).toEqual([]);
+    expect(await store.results.progressOf("owner-1")).toEqual([]);
   });
 
   it(`takes at most ${QUIZ_ATTEMPTS_PER_QUIZ} answers to one quiz from one learner, and says so`, async () => {
@@ -102,7 +102,7 @@ describe("POST /api/quizzes/:id/answer", () => {
       fields: { rule: "quiz_attempts" },
       userMessage: expect.stringContaining(`You have answered this question ${QUIZ_ATTEMPTS_PER_QUIZ} times, the most one learner may`),
     });
-    expect(store.results.progressOf("owner-1")).toMatchObject([{ passed: false, attempts: QUIZ_ATTEMPTS_PER_QUIZ }]);
+    expect(await store.results.progressOf("owner-1")).toMatchObject([{ passed: false, attempts: QUIZ_ATTEMPTS_PER_QUIZ }]);
     // Another learner is not affected.
     await expect(answer({ choice: 2 }, "owner-2")).resolves.toMatchObject({ status: 200 });
   });

@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { Store } from "../../../sandbox-server/src/store/store.ts";
-import { WorkshopStore } from "../../../sandbox-server/src/store/workshop-store.ts";
+import { SqliteStore as Store } from "../../../sandbox-server/src/store/store.ts";
+import { SqliteWorkshopStore as WorkshopStore } from "../../../sandbox-server/src/store/workshop-store.ts";
 import { csvField, toCsv } from "../../../sandbox-server/src/workshops/csv.ts";
 import { InstructorAuth, INSTRUCTOR_SESSION_MS, loadAdminSecret } from "../../../sandbox-server/src/workshops/instructor-auth.ts";
 import { JOIN_CODE_ALPHABET, newJoinCode, normalizeJoinCode } from "../../../sandbox-server/src/workshops/join-code.ts";
@@ -128,19 +128,19 @@ describe("display names and titles", () => {
 });
 
 describe("instructor sign-in", () => {
-  it("accepts the admin secret only, and a cookie that is signed and not expired", () => {
+  it("accepts the admin secret only, and a cookie that is signed and not expired", async () => {
     let now = 1_000_000;
     const auth = new InstructorAuth("correct horse battery staple", () => now);
     expect(auth.checkSecret("correct horse battery staple")).toBe(true);
     expect(auth.checkSecret("correct horse battery stapl")).toBe(false);
     const { value } = auth.issue();
-    expect(auth.verify(value)).toBe(true);
-    expect(auth.verify(value.replace(/.$/, (c) => (c === "A" ? "B" : "A")))).toBe(false);
-    expect(auth.verify(`instructor:${now + 10 ** 9}.forged`)).toBe(false);
+    expect(await auth.verify(value)).toBe(true);
+    expect(await auth.verify(value.replace(/.$/, (c) => (c === "A" ? "B" : "A")))).toBe(false);
+    expect(await auth.verify(`instructor:${now + 10 ** 9}.forged`)).toBe(false);
     // Another admin secret (rotated) signs everyone out.
-    expect(new InstructorAuth("another secret entirely", () => now).verify(value)).toBe(false);
+    expect(await new InstructorAuth("another secret entirely", () => now).verify(value)).toBe(false);
     now += INSTRUCTOR_SESSION_MS + 1;
-    expect(auth.verify(value)).toBe(false);
+    expect(await auth.verify(value)).toBe(false);
   });
 
   it("generates a secret into the data dir once (mode 0600) and reads it back afterwards; the environment wins", () => {
@@ -171,29 +171,29 @@ const workshop = {
 };
 
 describe("the workshop store", () => {
-  it("refuses verdicts for a workshop once it has ended, whoever writes them", () => {
+  it("refuses verdicts for a workshop once it has ended, whoever writes them", async () => {
     const store = new Store(":memory:");
     const workshops = new WorkshopStore(store.db);
-    workshops.workshops.insert(workshop);
+    await workshops.workshops.insert(workshop);
     const verdict = { ownerId: "o", sessionId: "s", workshopId: "w1", exerciseId: "e", taskId: "t", passed: true, message: "", at: 10 };
-    store.results.insert(verdict);
-    workshops.workshops.end("w1", 20, "test");
-    store.results.insert({ ...verdict, at: 30 });
-    store.results.insert({ ...verdict, workshopId: null, at: 40 }); // outside the workshop: still recorded
-    expect(workshops.results("w1").map((r) => r.at)).toEqual([10]);
+    await store.results.insert(verdict);
+    await workshops.workshops.end("w1", 20, "test");
+    await store.results.insert({ ...verdict, at: 30 });
+    await store.results.insert({ ...verdict, workshopId: null, at: 40 }); // outside the workshop: still recorded
+    expect((await workshops.results("w1")).map((r) => r.at)).toEqual([10]);
     expect((store.db.prepare("SELECT COUNT(*) AS n FROM results").get() as { n: number }).n).toBe(2);
     store.close();
   });
 
-  it("migrates an existing database without losing anything", () => {
+  it("migrates an existing database without losing anything", async () => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), "shipshape-store-")), "db.sqlite");
     const a = new Store(file);
     const first = new WorkshopStore(a.db);
-    first.workshops.insert({ ...workshop, id: "w" });
-    first.messages.insert("w", "hello", 1);
+    await first.workshops.insert({ ...workshop, id: "w" });
+    await first.messages.insert("w", "hello", 1);
     a.close();
     const b = new Store(file);
-    expect(new WorkshopStore(b.db).messages.recent("w")).toEqual([{ id: 1, message: "hello", at: 1 }]);
+    expect(await new WorkshopStore(b.db).messages.recent("w")).toEqual([{ id: 1, message: "hello", at: 1 }]);
     b.close();
     // Opening twice adds nothing twice: each trigger once, the workshop's among them.
     const triggers = new DatabaseSync(file).prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'").all().map((r) => String(r.name));
