@@ -98,13 +98,15 @@ ensure_browser() {
 }
 
 # Only for './shipshape test': the deployment tests drive the examples in docs/deploy with Debian's
-# Caddy and nginx (started by the tests on loopback ports, never as services) and docker-compose.
+# Caddy and nginx (started by the tests on loopback ports, never as services) and docker-compose;
+# the scale-out tests initialise their own Postgres clusters in temporary directories.
 ensure_proxies() {
   [[ "${SHIPSHAPE_NEED_BROWSER:-0}" == 1 ]] || return 0
   local missing=()
   have caddy || missing+=(caddy)
   have nginx || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
   have docker-compose || missing+=(docker-compose)
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql-15)
   if ((${#missing[@]} == 0)); then
     note "caddy $(caddy version 2>/dev/null | cut -d' ' -f1), $(/usr/sbin/nginx -v 2>&1 | cut -d' ' -f3), docker-compose $(docker-compose version --short 2>/dev/null)"
     return 0
@@ -119,7 +121,7 @@ ensure_proxies() {
     ((made_policy)) && rm -f "$policy"
     ((installed)) && { note "installed ${missing[*]}"; return 0; }
   fi
-  fail "The deployment tests need Caddy, nginx and docker-compose (${missing[*]} missing)." \
+  fail "The deployment and scale-out tests need Caddy, nginx, docker-compose and Postgres (${missing[*]} missing)." \
     "Install them, then run the same command again:" \
-    "    sudo apt-get install -y --no-install-recommends caddy nginx-light docker-compose"
+    "    sudo apt-get install -y --no-install-recommends caddy nginx-light docker-compose postgresql-15"
 }
