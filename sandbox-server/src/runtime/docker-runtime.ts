@@ -28,18 +28,22 @@ import type {
 } from "./types.ts";
 
 const ENGINE_READY_TIMEOUT_MS = 30_000;
+/** Written in a sandbox once its inner engine answered: its `docker` (docker-when-ready) then runs at once. */
+export const ENGINE_READY_MARK = "/run/shipshape/engine-ready";
 /**
  * Runs inside a starting sandbox ($1 = how many polls it may make): waits for the inner engine's
  * socket with a shell builtin (every 50 ms for 2 s, then every 200 ms), then asks the engine itself;
- * exits 0 once it answers.
+ * once it answers, leaves ENGINE_READY_MARK and exits 0. (The socket alone says little: dockerd
+ * listens on it a while before it serves.) Debian's client directly, not the sandbox's waiting one.
  */
 export const WAIT_FOR_ENGINE = `n=0
+ready() { mkdir -p /run/shipshape && : >${ENGINE_READY_MARK}; }
 while [ "$n" -lt "$1" ]; do
-  if [ -S /var/run/docker.sock ] && timeout 5 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then exit 0; fi
+  if [ -S /var/run/docker.sock ] && timeout 5 /usr/bin/docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then ready; exit 0; fi
   if [ "$n" -lt 40 ]; then sleep 0.05; else sleep 0.2; fi
   n=$((n + 1))
 done
-timeout 5 docker version --format '{{.Server.Version}}' >/dev/null`;
+timeout 5 /usr/bin/docker version --format '{{.Server.Version}}' >/dev/null && ready`;
 /** Polls WAIT_FOR_ENGINE may make in `ms`. */
 export const enginePolls = (ms: number) => 40 + Math.max(0, Math.floor((ms - 2_000) / 200));
 
@@ -68,6 +72,8 @@ export class DockerRuntime implements SandboxRuntime {
   /** Why new sandboxes are refused: the last network check's problems (undefined: none known). */
   private networkUnsafe: string[] | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
+  /** Inner engines still starting in sandboxes handed out before them (spec.engineLater), by sandbox id. */
+  private readonly engines = new Map<string, Promise<void>>();
 
   constructor(options: DockerRuntimeOptions) {
     this.docker = options.docker ?? new Docker();
@@ -124,11 +130,25 @@ export class DockerRuntime implements SandboxRuntime {
     );
     onProgress({ step: "Starting its Docker engine", progress: 0.5 });
     try {
-      await this.waitForInnerEngine(container.id, onProgress);
+      if (spec.engineLater) {
+        // The shell needs the container and its pinned port, not the engine: hand it out now and
+        // let the engine finish meanwhile (engineReady). A class arriving at once got its prompts
+        // only after fifty engines had booted on two cores; now the prompt comes first.
+        const engine = this.waitForInnerEngine(container.id, () => {});
+        engine.catch(() => {}); // observed through engineReady
+        this.engines.set(container.id, engine);
+        engine.then(
+          () => this.engines.delete(container.id),
+          () => setTimeout(() => this.engines.delete(container.id), 60_000).unref(),
+        );
+      } else {
+        await this.waitForInnerEngine(container.id, onProgress);
+      }
       const pinError = await pinned;
       if (pinError) throw pinError;
     } catch (e) {
       // A sandbox that never became usable is nobody's: remove it now, not at the next reap.
+      this.engines.delete(container.id);
       await this.destroyByName(options.name!).catch(() => {});
       throw e;
     }
@@ -137,6 +157,11 @@ export class DockerRuntime implements SandboxRuntime {
     if (!info) throw new ShipshapeError("sandbox_failed", "Your sandbox stopped while it was starting. Try again.");
     this.ensureEventWatch();
     return info;
+  }
+
+  /** A sandbox made with `engineLater` while its engine starts; any other sandbox's engine answered in `create`. */
+  engineReady(sandboxId: string): Promise<void> {
+    return this.engines.get(sandboxId) ?? Promise.resolve();
   }
 
   /**

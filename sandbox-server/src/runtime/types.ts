@@ -8,8 +8,17 @@ export interface SandboxRuntime {
   readonly name: string;
   /** Resolves when the engine answers and can start sandboxes; rejects with ShipshapeError("engine_unavailable") saying why. */
   ping(): Promise<void>;
-  /** Creates a sandbox and resolves once its inner Docker engine answers. */
+  /**
+   * Creates a sandbox and resolves once its inner Docker engine answers; with `spec.engineLater`
+   * (runtimes with `engineReady` only), as soon as a shell can start in it, the engine still starting.
+   */
   create(spec: SandboxSpec, onProgress?: (p: StartProgress) => void): Promise<SandboxInfo>;
+  /**
+   * Resolves when the inner engine of a sandbox made with `engineLater` answers (at once for any
+   * other sandbox); rejects with ShipshapeError("sandbox_failed") when it never does. Optional: a
+   * runtime without it ignores `engineLater` and waits in `create`.
+   */
+  engineReady?(sandboxId: string): Promise<void>;
   /** An interactive shell with a TTY; `terminal` names a shell that survives detaching. */
   shell(sandboxId: string, options: ShellOptions): Promise<ShellStream>;
   /** A command without a TTY, for grading and file writes; output is capped. */
@@ -63,6 +72,11 @@ export interface SandboxSpec {
   workshopId?: string | undefined;
   expiresAt: number;
   limits: SandboxLimits;
+  /**
+   * Hand the sandbox out before its inner engine answers (a learner's prompt needs none; the
+   * sandbox's `docker` waits for its engine). Whoever uses the engine awaits `engineReady` first.
+   */
+  engineLater?: boolean;
 }
 
 export interface SandboxInfo {

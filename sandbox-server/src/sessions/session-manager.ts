@@ -334,6 +334,9 @@ export class SessionManager {
           workshopId: live.record.workshopId ?? undefined,
           expiresAt: live.record.expiresAt,
           limits: this.policy.limits,
+          // The learner waits for this start: hand the sandbox out once a shell can run in it; its
+          // `docker` waits for the engine, and everything of ours that uses the engine waits in sandboxOf.
+          engineLater: true,
         },
         (p) => {
           live.status = { state: "starting", ...p };
@@ -358,6 +361,15 @@ export class SessionManager {
       this.metrics.sandboxesCreated.inc();
       this.metrics.sandboxStart.observe({ kind: "cold" }, secondsSince(asked));
       log.info("sandbox ready", { sandboxId: info.id, ms: Date.now() - started });
+      this.runtime.engineReady?.(info.id).then(
+        () => log.debug("inner engine ready", { sandboxId: info.id, ms: Date.now() - started }),
+        (e: unknown) => {
+          // The learner has a prompt but will never have a Docker: end the session, saying why.
+          const err = toShipshapeError(e);
+          log.error("inner engine never answered", { sandboxId: info.id, code: err.code, detail: err.detail });
+          if (this.live.get(live.record.id) === live) void this.end(live.record.id, `sandbox stopped: ${err.userMessage}`);
+        },
+      );
       return info.id;
     } catch (e) {
       const err = toShipshapeError(e);
@@ -465,11 +477,16 @@ export class SessionManager {
     return hub;
   }
 
-  /** Runs a command in the session's sandbox (grading, file writes). */
+  /**
+   * The session's sandbox for what uses its engine (grading, setups, the panel, previews, file
+   * writes): resolves once the inner engine answers, which a terminal does not wait for.
+   */
   async sandboxOf(sessionId: string, ownerId: string): Promise<string> {
     const live = this.authorize(sessionId, ownerId);
     this.touch(sessionId);
-    return live.ready;
+    const sandboxId = await live.ready;
+    await this.runtime.engineReady?.(sandboxId);
+    return sandboxId;
   }
 
   touch(sessionId: string): void {
