@@ -29,7 +29,12 @@ export interface SandboxRuntime {
    * sandbox (a replaced `docker` binary, a preload library, a fake engine socket) is used by it,
    * and nothing in the sandbox can see or trace its processes.
    */
-  probe(sandboxId: string): Promise<SandboxProbe>;
+  probe(sandboxId: string, options?: ProbeOptions): Promise<SandboxProbe>;
+  /**
+   * Starts the sandbox's kept probe in the background (see ProbeOptions.keep) so that its first
+   * check finds one. Optional; cheap when the probe is already there.
+   */
+  warmProbe?(sandboxId: string): void;
   /**
    * A long-running command without a TTY whose standard output arrives as it is written (the port
    * preview watches the inner engine's events this way). `close()` ends the command's standard
@@ -135,6 +140,16 @@ export interface ShellStream {
   readonly stream: Duplex;
   resize(cols: number, rows: number): Promise<void>;
   close(): void;
+}
+
+export interface ProbeOptions {
+  /**
+   * Reuse the sandbox's kept probe (made now if there is none): its container and its command
+   * server stay for the next checks, and `close()` only hands it back. It goes when the sandbox
+   * goes, after some idle minutes, or when it reaches its lifetime. A check then costs no
+   * container start and no exec through the host's engine per command. Runtimes may ignore it.
+   */
+  keep?: boolean;
 }
 
 export interface SandboxProbe {

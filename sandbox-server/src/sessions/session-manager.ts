@@ -474,6 +474,14 @@ export class SessionManager {
       policy: this.policy,
     });
     this.touch(sessionId);
+    // The learner is here: have their grading probe ready before their first Check, once their
+    // engine answers (a class's engines and probes starting together would delay each other).
+    if (this.runtime.warmProbe) {
+      void Promise.resolve(this.runtime.engineReady?.(sandboxId)).then(
+        () => this.runtime.warmProbe?.(sandboxId),
+        () => {},
+      );
+    }
     return hub;
   }
 
