@@ -29,6 +29,11 @@ import type {
 } from "./types.ts";
 
 const ENGINE_READY_TIMEOUT_MS = 30_000;
+/**
+ * For an engine starting behind a learner's prompt (spec.engineLater): they are not kept waiting,
+ * and when a class's engines all boot together on a small machine each takes longer than one alone.
+ */
+const ENGINE_LATER_TIMEOUT_MS = 120_000;
 /** Written in a sandbox once its inner engine answered: its `docker` (docker-when-ready) then runs at once. */
 export const ENGINE_READY_MARK = "/run/shipshape/engine-ready";
 /**
@@ -154,7 +159,7 @@ export class DockerRuntime implements SandboxRuntime {
         // The shell needs the container and its pinned port, not the engine: hand it out now and
         // let the engine finish meanwhile (engineReady). A class arriving at once got its prompts
         // only after fifty engines had booted on two cores; now the prompt comes first.
-        const engine = this.waitForInnerEngine(container.id, () => {});
+        const engine = this.waitForInnerEngine(container.id, () => {}, ENGINE_LATER_TIMEOUT_MS);
         engine.catch(() => {}); // observed through engineReady
         this.engines.set(container.id, engine);
         engine.then(
@@ -190,12 +195,12 @@ export class DockerRuntime implements SandboxRuntime {
    * (An exec per poll cost a container exec plus a docker CLI start each time: during a class's burst
    * of starts that polling alone kept both cores busy.) A fresh DinD answers in about half a second.
    */
-  private async waitForInnerEngine(id: string, onProgress: (p: StartProgress) => void): Promise<void> {
+  private async waitForInnerEngine(id: string, onProgress: (p: StartProgress) => void, timeoutMs = ENGINE_READY_TIMEOUT_MS): Promise<void> {
     const started = Date.now();
-    const deadline = started + ENGINE_READY_TIMEOUT_MS;
+    const deadline = started + timeoutMs;
     const progress = setInterval(() => {
       const elapsed = Date.now() - started;
-      onProgress({ step: "Starting its Docker engine", progress: Math.min(0.95, 0.5 + elapsed / ENGINE_READY_TIMEOUT_MS) });
+      onProgress({ step: "Starting its Docker engine", progress: Math.min(0.95, 0.5 + elapsed / timeoutMs) });
     }, 250);
     let last = "";
     try {
@@ -219,7 +224,7 @@ export class DockerRuntime implements SandboxRuntime {
     throw new ShipshapeError(
       "sandbox_failed",
       "Your sandbox's Docker engine did not start in time. Try again in a minute.",
-      `inner dockerd not answering after ${ENGINE_READY_TIMEOUT_MS} ms: ${last}`,
+      `inner dockerd not answering after ${timeoutMs} ms: ${last}`,
     );
   }
 
