@@ -88,7 +88,6 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
       limitCheckIntervalMs: config.SHIPSHAPE_LIMIT_CHECK_INTERVAL,
       maxSandboxes,
       warmPoolSize: config.SHIPSHAPE_WARM_POOL,
-      startsAtOnce: config.SHIPSHAPE_STARTS_AT_ONCE,
       limits,
     },
   });

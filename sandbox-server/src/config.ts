@@ -118,9 +118,6 @@ export const envSchema = z.object({
     .describe("re-apply a missing egress policy at once (false: only refuse new sandboxes and say so on /readyz)"),
   SHIPSHAPE_LIMIT_CHECK_INTERVAL: duration("10s").describe("how often open sandboxes are checked against their limits"),
   SHIPSHAPE_WARM_POOL: int(2, 0, 1000).describe("sandboxes kept started for the next learners (0 turns the pool off)"),
-  SHIPSHAPE_STARTS_AT_ONCE: int(2 * availableParallelism(), 1, 1000).describe(
-    "learners' sandboxes started at once (default: twice the CPU cores); more wait in line, served in order, each handed out as soon as its shell can start",
-  ),
   SHIPSHAPE_CHECKS_AT_ONCE: int(2 * availableParallelism(), 1, 1000).describe(
     "checks graded at once (default: twice the CPU cores); more Check presses wait in line, served in order",
   ),

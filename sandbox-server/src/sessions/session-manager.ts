@@ -24,12 +24,6 @@ export interface SessionPolicy {
   maxSandboxes: number;
   /** Sandboxes kept started and unclaimed, ready for the next learner. */
   warmPoolSize?: number;
-  /**
-   * Learners' sandboxes started at once; the rest wait in line, in order. Fifty container starts
-   * at once on a small machine all finish late together; in line, the first learners get their
-   * prompts early and the last no later.
-   */
-  startsAtOnce?: number;
   limits: SandboxLimits;
 }
 
@@ -74,9 +68,6 @@ export class SessionManager {
   private limitChecker: NodeJS.Timeout | undefined;
   private unsubscribeEvents: (() => void) | undefined;
   private starting = 0;
-  /** Starts under way (startsAtOnce bounds them) and the learners waiting for a turn, first come first served. */
-  private startSlotsTaken = 0;
-  private readonly startQueue: Array<() => void> = [];
   private readonly pool: WarmPool;
   /** Per-workshop reserves: sandboxes started for one workshop's learners, claimed by them first. */
   private readonly reserves = new Map<string, WarmPool>();
@@ -335,11 +326,7 @@ export class SessionManager {
     const started = Date.now();
     const asked = performance.now();
     this.starting++;
-    let release: (() => void) | undefined;
     try {
-      release = await this.startSlot();
-      // Ended while it waited for its turn: start nothing.
-      if (!this.live.has(live.record.id)) throw new ShipshapeError("session_expired", "This sandbox was ended.");
       const info = await this.runtime.create(
         {
           sessionId: live.record.id,
@@ -356,7 +343,6 @@ export class SessionManager {
           for (const l of live.progressListeners) l(p);
         },
       );
-      release();
       if (!this.live.has(live.record.id)) {
         // Ended while it was starting.
         await this.runtime.destroy(info.id).catch(() => {});
@@ -402,24 +388,8 @@ export class SessionManager {
       this.store.sessions.end(live.record.id, `failed: ${err.code}`);
       throw err;
     } finally {
-      release?.();
       this.starting--;
     }
-  }
-
-  /** A turn to start a sandbox (startsAtOnce); the returned function gives it to the next in line, once. */
-  private async startSlot(): Promise<() => void> {
-    const limit = this.policy.startsAtOnce ?? Number.POSITIVE_INFINITY;
-    if (this.startSlotsTaken >= limit) await new Promise<void>((resolve) => this.startQueue.push(resolve));
-    else this.startSlotsTaken++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.startQueue.shift();
-      if (next) next();
-      else this.startSlotsTaken--;
-    };
   }
 
   /** The session a token names, checked against its owner and its lifetime. */
