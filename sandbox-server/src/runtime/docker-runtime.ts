@@ -61,6 +61,7 @@ const KEPT_PROBE_REUSE_MS = 50 * 60_000;
 const KEPT_PROBE_LIFETIME_S = 3600;
 /** A kept probe nobody used for this long is removed (the next check, or terminal, makes another). */
 const KEPT_PROBE_IDLE_MS = 15 * 60_000;
+const PROBES_WARMED_AT_ONCE = 2;
 
 interface KeptProbe {
   containerId: string;
@@ -97,6 +98,9 @@ export class DockerRuntime implements SandboxRuntime {
   private pruneTimer: NodeJS.Timeout | undefined;
   /** Kept grading probes by sandbox id (ProbeOptions.keep). */
   private readonly kept = new Map<string, Promise<KeptProbe>>();
+  /** Sandboxes whose kept probe waits to be warmed, and how many are being warmed (warmProbe). */
+  private readonly warmLine: string[] = [];
+  private warming = 0;
   /** Inner engines still starting in sandboxes handed out before them (spec.engineLater), by sandbox id. */
   private readonly engines = new Map<string, Promise<void>>();
 
@@ -341,15 +345,33 @@ export class DockerRuntime implements SandboxRuntime {
     );
   }
 
-  /** Starts the kept probe of a sandbox a learner is using, so their first check finds it (ProbeOptions.keep). */
+  /**
+   * Starts the kept probe of a sandbox a learner is using, so their first check finds it
+   * (ProbeOptions.keep). Two at a time, in order: a class's terminals attach together, and fifty
+   * probe starts at once would slow the class's own sandbox starts.
+   */
   warmProbe(sandboxId: string): void {
-    if (this.closed || this.kept.has(sandboxId)) return;
-    void this.engineOf(sandboxId)
-      .then(({ enginePid, sessionId }) => this.keptProbe(sandboxId, sessionId, enginePid))
-      .then(
-        (kept) => this.releaseKept(sandboxId, kept),
-        (e: unknown) => this.log.debug("could not warm a probe", { sandboxId, error: String(e) }),
-      );
+    if (this.closed || this.kept.has(sandboxId) || this.warmLine.includes(sandboxId)) return;
+    this.warmLine.push(sandboxId);
+    this.warmNext();
+  }
+
+  private warmNext(): void {
+    while (this.warming < PROBES_WARMED_AT_ONCE && this.warmLine.length > 0) {
+      const sandboxId = this.warmLine.shift()!;
+      if (this.closed || this.kept.has(sandboxId)) continue;
+      this.warming++;
+      void this.engineOf(sandboxId)
+        .then(({ enginePid, sessionId }) => this.keptProbe(sandboxId, sessionId, enginePid))
+        .then(
+          (kept) => this.releaseKept(sandboxId, kept),
+          (e: unknown) => this.log.debug("could not warm a probe", { sandboxId, error: String(e) }),
+        )
+        .finally(() => {
+          this.warming--;
+          this.warmNext();
+        });
+    }
   }
 
   private async startProbeContainer(sandboxId: string, sessionId: string, enginePid: number, lifetimeSeconds?: number): Promise<string> {
