@@ -28,6 +28,9 @@ export function describeGradingForgery(tier: string, env: () => Record<string, s
     await term.ready(60_000);
     const info = (await app.runtime.list()).find((s) => s.sessionId === session.sessionId);
     if (!info) throw new Error("the learner has no sandbox");
+    // The prompt comes before the inner engine (issue 18); each attack starts from a sandbox
+    // whose real engine answered, as a learner's would after their first `docker` command.
+    await app.runtime.engineReady?.(info.id);
     return { session, id: info.id };
   }
 

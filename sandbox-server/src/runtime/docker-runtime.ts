@@ -3,7 +3,7 @@ import { randomInt } from "node:crypto";
 import { PassThrough, type Duplex } from "node:stream";
 import { ShipshapeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { buildProbeContainer, probeToolsUser, READ_FILE_SCRIPT, RELAY_REFUSED, withRelayReady } from "./probe-spec.ts";
+import { buildProbeContainer, COMMAND_SERVER_SCRIPT, probeToolsUser, READ_FILE_SCRIPT, RELAY_REFUSED, withRelayReady } from "./probe-spec.ts";
 import { DockerNetworkGuard, type PinTarget } from "./network-guard.ts";
 import {
   buildSandboxContainer,
@@ -16,6 +16,7 @@ import type {
   ExecResult,
   ExecStream,
   NetworkCheck,
+  ProbeOptions,
   SandboxEvent,
   SandboxInfo,
   SandboxProbe,
@@ -29,19 +30,46 @@ import type {
 
 const ENGINE_READY_TIMEOUT_MS = 30_000;
 /**
+ * For an engine starting behind a learner's prompt (spec.engineLater): they are not kept waiting,
+ * and when a class's engines all boot together on a small machine each takes longer than one alone.
+ */
+const ENGINE_LATER_TIMEOUT_MS = 120_000;
+/** Written in a sandbox once its inner engine answered: its `docker` (docker-when-ready) then runs at once. */
+export const ENGINE_READY_MARK = "/run/shipshape/engine-ready";
+/**
  * Runs inside a starting sandbox ($1 = how many polls it may make): waits for the inner engine's
  * socket with a shell builtin (every 50 ms for 2 s, then every 200 ms), then asks the engine itself;
- * exits 0 once it answers.
+ * once it answers, leaves ENGINE_READY_MARK and exits 0. (The socket alone says little: dockerd
+ * listens on it a while before it serves.) Debian's client directly, not the sandbox's waiting one.
  */
 export const WAIT_FOR_ENGINE = `n=0
+ready() { mkdir -p /run/shipshape && : >${ENGINE_READY_MARK}; }
 while [ "$n" -lt "$1" ]; do
-  if [ -S /var/run/docker.sock ] && timeout 5 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then exit 0; fi
+  if [ -S /var/run/docker.sock ] && timeout 5 /usr/bin/docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then ready; exit 0; fi
   if [ "$n" -lt 40 ]; then sleep 0.05; else sleep 0.2; fi
   n=$((n + 1))
 done
-timeout 5 docker version --format '{{.Server.Version}}' >/dev/null`;
+timeout 5 /usr/bin/docker version --format '{{.Server.Version}}' >/dev/null && ready`;
 /** Polls WAIT_FOR_ENGINE may make in `ms`. */
 export const enginePolls = (ms: number) => 40 + Math.max(0, Math.floor((ms - 2_000) / 200));
+
+/**
+ * A kept probe (ProbeOptions.keep) serves checks for this long before the next check makes a new
+ * one; its container ends by itself a little later (the lifetime), even if the server died.
+ */
+const KEPT_PROBE_REUSE_MS = 50 * 60_000;
+const KEPT_PROBE_LIFETIME_S = 3600;
+/** A kept probe nobody used for this long is removed (the next check, or terminal, makes another). */
+const KEPT_PROBE_IDLE_MS = 15 * 60_000;
+const PROBES_WARMED_AT_ONCE = 2;
+
+interface KeptProbe {
+  containerId: string;
+  enginePid: number;
+  madeAt: number;
+  server: ProbeCommandServer;
+  idle: NodeJS.Timeout | undefined;
+}
 
 /** Shell names become socket paths inside the sandbox: keep them boring. */
 const terminalNamePattern = /^[a-z0-9-]{1,32}$/;
@@ -68,6 +96,13 @@ export class DockerRuntime implements SandboxRuntime {
   /** Why new sandboxes are refused: the last network check's problems (undefined: none known). */
   private networkUnsafe: string[] | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
+  /** Kept grading probes by sandbox id (ProbeOptions.keep). */
+  private readonly kept = new Map<string, Promise<KeptProbe>>();
+  /** Sandboxes whose kept probe waits to be warmed, and how many are being warmed (warmProbe). */
+  private readonly warmLine: string[] = [];
+  private warming = 0;
+  /** Inner engines still starting in sandboxes handed out before them (spec.engineLater), by sandbox id. */
+  private readonly engines = new Map<string, Promise<void>>();
 
   constructor(options: DockerRuntimeOptions) {
     this.docker = options.docker ?? new Docker();
@@ -138,19 +173,44 @@ export class DockerRuntime implements SandboxRuntime {
     );
     onProgress({ step: "Starting its Docker engine", progress: 0.5 });
     try {
-      await this.waitForInnerEngine(container.id, onProgress);
+      if (spec.engineLater) {
+        // The shell needs the container and its pinned port, not the engine: hand it out now and
+        // let the engine finish meanwhile (engineReady). A class arriving at once got its prompts
+        // only after fifty engines had booted on two cores; now the prompt comes first.
+        const engine = this.waitForInnerEngine(container.id, () => {}, ENGINE_LATER_TIMEOUT_MS);
+        engine.catch(() => {}); // observed through engineReady
+        this.engines.set(container.id, engine);
+        engine.then(
+          () => this.engines.delete(container.id),
+          () => setTimeout(() => this.engines.delete(container.id), 60_000).unref(),
+        );
+      } else {
+        await this.waitForInnerEngine(container.id, onProgress);
+      }
       const pinError = await pinned;
       if (pinError) throw pinError;
     } catch (e) {
       // A sandbox that never became usable is nobody's: remove it now, not at the next reap.
+      this.engines.delete(container.id);
+      // One that stopped on its own (its port could not be pinned because it was gone, say) is worth another try.
+      const stopped = !(e instanceof InnerEngineExited) && !(await this.inspect(container.id).catch(() => null))?.running;
+      const err = stopped ? new InnerEngineExited(`${String(e)}; ${await this.whyStopped(container.id)}`) : e;
       await this.destroyByName(options.name!).catch(() => {});
-      throw e;
+      throw err;
     }
     onProgress({ step: "Ready", progress: 1 });
     const info = await this.inspect(container.id);
-    if (!info) throw new ShipshapeError("sandbox_failed", "Your sandbox stopped while it was starting. Try again.");
+    if (!info?.running) {
+      await this.destroyByName(options.name!).catch(() => {});
+      throw new InnerEngineExited("stopped before it was handed out");
+    }
     this.ensureEventWatch();
     return info;
+  }
+
+  /** A sandbox made with `engineLater` while its engine starts; any other sandbox's engine answered in `create`. */
+  engineReady(sandboxId: string): Promise<void> {
+    return this.engines.get(sandboxId) ?? Promise.resolve();
   }
 
   /**
@@ -159,12 +219,12 @@ export class DockerRuntime implements SandboxRuntime {
    * (An exec per poll cost a container exec plus a docker CLI start each time: during a class's burst
    * of starts that polling alone kept both cores busy.) A fresh DinD answers in about half a second.
    */
-  private async waitForInnerEngine(id: string, onProgress: (p: StartProgress) => void): Promise<void> {
+  private async waitForInnerEngine(id: string, onProgress: (p: StartProgress) => void, timeoutMs = ENGINE_READY_TIMEOUT_MS): Promise<void> {
     const started = Date.now();
-    const deadline = started + ENGINE_READY_TIMEOUT_MS;
+    const deadline = started + timeoutMs;
     const progress = setInterval(() => {
       const elapsed = Date.now() - started;
-      onProgress({ step: "Starting its Docker engine", progress: Math.min(0.95, 0.5 + elapsed / ENGINE_READY_TIMEOUT_MS) });
+      onProgress({ step: "Starting its Docker engine", progress: Math.min(0.95, 0.5 + elapsed / timeoutMs) });
     }, 250);
     let last = "";
     try {
@@ -186,7 +246,7 @@ export class DockerRuntime implements SandboxRuntime {
     throw new ShipshapeError(
       "sandbox_failed",
       "Your sandbox's Docker engine did not start in time. Try again in a minute.",
-      `inner dockerd not answering after ${ENGINE_READY_TIMEOUT_MS} ms: ${last}`,
+      `inner dockerd not answering after ${timeoutMs} ms: ${last}`,
     );
   }
 
@@ -279,26 +339,86 @@ export class DockerRuntime implements SandboxRuntime {
     return { exitCode, stdout: out.text(), stderr: err.text(), timedOut, truncated: out.truncated || err.truncated };
   }
 
-  /** The grading probe: see buildProbeContainer for its shape and why. */
-  async probe(sandboxId: string): Promise<SandboxProbe> {
+  /** The grading probe: see buildProbeContainer for its shape and why; `keep`: see ProbeOptions. */
+  async probe(sandboxId: string, options: ProbeOptions = {}): Promise<SandboxProbe> {
     const { enginePid, sessionId } = await this.engineOf(sandboxId);
+    if (options.keep) {
+      const kept = await this.keptProbe(sandboxId, sessionId, enginePid);
+      if (kept.idle) clearTimeout(kept.idle);
+      return this.probeHandle(sandboxId, kept.containerId, enginePid, (cmd, o) => kept.server.run(cmd, o), async () => this.releaseKept(sandboxId, kept));
+    }
     const toolsUser = probeToolsUser(randomInt);
+    const probeId = await this.startProbeContainer(sandboxId, sessionId, enginePid);
+    return this.probeHandle(
+      sandboxId,
+      probeId,
+      enginePid,
+      (cmd, o) =>
+        this.execIn(probeId, withRelayReady(cmd), o, toolsUser).catch((e: unknown) => {
+          throw this.translateSandboxError(e, sandboxId);
+        }),
+      async () => {
+        await this.docker.getContainer(probeId).remove({ force: true, v: true }).catch(() => {});
+      },
+    );
+  }
+
+  /**
+   * Starts the kept probe of a sandbox a learner is using, so their first check finds it
+   * (ProbeOptions.keep). Two at a time, in order: a class's terminals attach together, and fifty
+   * probe starts at once would slow the class's own sandbox starts.
+   */
+  warmProbe(sandboxId: string): void {
+    if (this.closed || this.kept.has(sandboxId) || this.warmLine.includes(sandboxId)) return;
+    this.warmLine.push(sandboxId);
+    this.warmNext();
+  }
+
+  private warmNext(): void {
+    while (this.warming < PROBES_WARMED_AT_ONCE && this.warmLine.length > 0) {
+      const sandboxId = this.warmLine.shift()!;
+      if (this.closed || this.kept.has(sandboxId)) continue;
+      this.warming++;
+      void this.engineOf(sandboxId)
+        .then(({ enginePid, sessionId }) => this.keptProbe(sandboxId, sessionId, enginePid))
+        .then(
+          (kept) => this.releaseKept(sandboxId, kept),
+          (e: unknown) => this.log.debug("could not warm a probe", { sandboxId, error: String(e) }),
+        )
+        .finally(() => {
+          this.warming--;
+          this.warmNext();
+        });
+    }
+  }
+
+  private async startProbeContainer(sandboxId: string, sessionId: string, enginePid: number, lifetimeSeconds?: number): Promise<string> {
     let probe: Docker.Container;
     try {
       probe = await this.docker.createContainer(
-        buildProbeContainer({ image: this.profile.image, namespace: this.profile.namespace, sandboxId, sessionId, enginePid }),
+        buildProbeContainer({ image: this.profile.image, namespace: this.profile.namespace, sandboxId, sessionId, enginePid, lifetimeSeconds }),
       );
       await probe.start();
     } catch (e) {
       throw this.translateSandboxError(e, sandboxId);
     }
-    const run = (cmd: string[], options: ExecOptions, user?: string) =>
-      this.execIn(probe.id, cmd, options, user).catch((e: unknown) => {
+    return probe.id;
+  }
+
+  private probeHandle(
+    sandboxId: string,
+    probeId: string,
+    enginePid: number,
+    tools: (cmd: string[], options: ExecOptions) => Promise<ExecResult>,
+    close: () => Promise<void>,
+  ): SandboxProbe {
+    const run = (cmd: string[], options: ExecOptions) =>
+      this.execIn(probeId, withRelayReady(cmd), options).catch((e: unknown) => {
         throw this.translateSandboxError(e, sandboxId);
       });
     return {
       exec: async (cmd, options = {}) => {
-        const r = await run(withRelayReady(cmd), options, toolsUser);
+        const r = await tools(cmd, options);
         const refused = r.stderr.split("\n").find((l) => l.includes(RELAY_REFUSED));
         if (refused) {
           throw new ShipshapeError(
@@ -313,7 +433,7 @@ export class DockerRuntime implements SandboxRuntime {
       // /proc entry (the tools user of `exec` may not).
       authorScript: (cmd, options = {}) => {
         const root = `/proc/${enginePid}/root`;
-        return run(withRelayReady(cmd), { ...options, env: [`SANDBOX_ROOT=${root}`, `HOME=${root}/root`, ...(options.env ?? [])] });
+        return run(cmd, { ...options, env: [`SANDBOX_ROOT=${root}`, `HOME=${root}/root`, ...(options.env ?? [])] });
       },
       readFile: async (path, maxBytes) => {
         const r = await run(["perl", "-e", READ_FILE_SCRIPT, String(enginePid), path, String(maxBytes)], { maxOutputBytes: maxBytes, timeoutMs: 15_000 });
@@ -321,10 +441,77 @@ export class DockerRuntime implements SandboxRuntime {
         if (r.exitCode === 1) return undefined;
         throw new Error(`reading ${path} in sandbox ${sandboxId}: exit ${r.exitCode}${r.timedOut ? " (timed out)" : ""} ${r.stderr.trim()}`);
       },
-      close: async () => {
-        await probe.remove({ force: true, v: true }).catch(() => {});
-      },
+      close,
     };
+  }
+
+  /** The sandbox's kept probe: the one there is while it serves, else a new one (made once for concurrent callers). */
+  private async keptProbe(sandboxId: string, sessionId: string, enginePid: number): Promise<KeptProbe> {
+    const existing = this.kept.get(sandboxId);
+    if (existing) {
+      const k = await existing.catch(() => undefined);
+      if (k && k.enginePid === enginePid && k.server.alive && Date.now() - k.madeAt < KEPT_PROBE_REUSE_MS) return k;
+      if (this.kept.get(sandboxId) !== existing) return this.keptProbe(sandboxId, sessionId, enginePid);
+      this.kept.delete(sandboxId);
+      if (k) void this.removeKept(k);
+    }
+    if (this.closed) throw new ShipshapeError("engine_unavailable", "The server is stopping; check again in a moment.");
+    const making = (async (): Promise<KeptProbe> => {
+      const containerId = await this.startProbeContainer(sandboxId, sessionId, enginePid, KEPT_PROBE_LIFETIME_S);
+      try {
+        const toolsUser = probeToolsUser(randomInt);
+        const exec = await this.docker.getContainer(containerId).exec({
+          Cmd: withRelayReady(["perl", "-e", COMMAND_SERVER_SCRIPT]),
+          AttachStdin: true,
+          AttachStdout: true,
+          AttachStderr: true,
+          Tty: false,
+          User: toolsUser,
+        });
+        const stream = (await exec.start({ hijack: true, stdin: true })) as Duplex;
+        const stdout = new PassThrough();
+        const stderr = new PassThrough();
+        stderr.resume();
+        this.docker.modem.demuxStream(stream, stdout, stderr);
+        return { containerId, enginePid, madeAt: Date.now(), server: new ProbeCommandServer(stream, stdout), idle: undefined };
+      } catch (e) {
+        await this.docker.getContainer(containerId).remove({ force: true, v: true }).catch(() => {});
+        throw this.translateSandboxError(e, sandboxId);
+      }
+    })();
+    this.kept.set(sandboxId, making);
+    making.catch(() => {
+      if (this.kept.get(sandboxId) === making) this.kept.delete(sandboxId);
+    });
+    return making;
+  }
+
+  /** A check is done with the kept probe: it stays for the next one, until idle too long. */
+  private releaseKept(sandboxId: string, kept: KeptProbe): void {
+    if (kept.idle) clearTimeout(kept.idle);
+    kept.idle = setTimeout(() => {
+      void this.kept.get(sandboxId)?.then((k) => {
+        if (k !== kept) return;
+        this.kept.delete(sandboxId);
+        void this.removeKept(kept);
+      });
+    }, KEPT_PROBE_IDLE_MS);
+    kept.idle.unref();
+  }
+
+  private async removeKept(kept: KeptProbe): Promise<void> {
+    if (kept.idle) clearTimeout(kept.idle);
+    kept.server.close();
+    await this.docker.getContainer(kept.containerId).remove({ force: true, v: true }).catch(() => {});
+  }
+
+  /** Removes a sandbox's kept probe now (the sandbox goes, or the server stops). */
+  private async dropKept(sandboxId: string): Promise<void> {
+    const kept = this.kept.get(sandboxId);
+    if (!kept) return;
+    this.kept.delete(sandboxId);
+    const k = await kept.catch(() => undefined);
+    if (k) await this.removeKept(k);
   }
 
   /** The host pid of a running sandbox's first process, its engine, as the host's engine reports it. */
@@ -394,6 +581,7 @@ export class DockerRuntime implements SandboxRuntime {
   }
 
   async destroy(sandboxId: string): Promise<void> {
+    await this.dropKept(sandboxId);
     const info = await this.inspect(sandboxId);
     const name = info?.name;
     try {
@@ -660,6 +848,8 @@ export class DockerRuntime implements SandboxRuntime {
 
   async close(): Promise<void> {
     this.closed = true;
+    // Kept probes are this process's: a restarted server would not know them.
+    await Promise.all([...this.kept.keys()].map((id) => this.dropKept(id)));
     if (this.pruneTimer) clearTimeout(this.pruneTimer);
     await this.guard?.close();
     (this.events as unknown as Duplex | undefined)?.destroy();
@@ -763,4 +953,84 @@ function streamToBuffer(stream: NodeJS.ReadableStream): Promise<Buffer> {
 function fileFromTar(tar: Buffer): Buffer {
   const size = parseInt(tar.subarray(124, 136).toString("ascii").replace(/\0.*$/, "").trim(), 8) || 0;
   return tar.subarray(512, 512 + size);
+}
+
+/**
+ * The client side of a kept probe's command server (probe-command-server.pl), over one exec's
+ * stdin and stdout: one request at a time, each bounded by its own timeout (plus a margin for the
+ * answer); a server that stops answering is dropped, and the next check makes a new probe.
+ */
+class ProbeCommandServer {
+  alive = true;
+  private nextId = 0;
+  private buffered = "";
+  private queue: Promise<unknown> = Promise.resolve();
+  private waiting: { id: string; resolve: (r: ExecResult) => void; reject: (e: Error) => void } | undefined;
+  private readonly stream: Duplex;
+
+  constructor(stream: Duplex, stdout: NodeJS.ReadableStream) {
+    this.stream = stream;
+    stdout.on("data", (chunk: Buffer) => {
+      this.buffered += chunk.toString("latin1");
+      let nl: number;
+      while ((nl = this.buffered.indexOf("\n")) >= 0) {
+        const line = this.buffered.slice(0, nl);
+        this.buffered = this.buffered.slice(nl + 1);
+        this.answer(line);
+      }
+    });
+    const ended = () => this.fail(new Error("the probe's command server ended"));
+    stream.once("end", ended);
+    stream.once("close", ended);
+    stream.once("error", ended);
+  }
+
+  run(cmd: string[], options: ExecOptions): Promise<ExecResult> {
+    const next = this.queue.then(() => this.send(cmd, options.timeoutMs ?? 30_000, options.maxOutputBytes ?? 1024 * 1024));
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  close(): void {
+    this.fail(new Error("the probe was removed"));
+    this.stream.destroy();
+  }
+
+  private send(cmd: string[], timeoutMs: number, maxBytes: number): Promise<ExecResult> {
+    if (!this.alive) return Promise.reject(new Error("the probe's command server ended"));
+    if (cmd.length === 0) return Promise.reject(new Error("no command"));
+    const id = String(++this.nextId);
+    const field = (v: string) => (v === "" ? "-" : Buffer.from(v, "utf8").toString("base64"));
+    return new Promise<ExecResult>((resolve, reject) => {
+      const timer = setTimeout(() => this.fail(new Error(`the probe's command server did not answer within ${timeoutMs} ms`)), timeoutMs + 15_000);
+      this.waiting = {
+        id,
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      this.stream.write([id, String(timeoutMs), String(maxBytes), ...cmd].map(field).join(" ") + "\n");
+    });
+  }
+
+  private answer(line: string): void {
+    const f = line.split(" ");
+    const text = (v: string | undefined) => (v === undefined || v === "-" ? "" : Buffer.from(v, "base64").toString("utf8"));
+    const waiting = this.waiting;
+    if (!waiting || f.length !== 6 || text(f[0]) !== waiting.id) return this.fail(new Error("the probe's command server answered out of turn"));
+    this.waiting = undefined;
+    waiting.resolve({ exitCode: Number(f[1]), timedOut: f[2] === "1", truncated: f[3] === "1", stdout: text(f[4]), stderr: text(f[5]) });
+  }
+
+  private fail(e: Error): void {
+    this.alive = false;
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.reject(e);
+  }
 }

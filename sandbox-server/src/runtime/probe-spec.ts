@@ -28,11 +28,13 @@ export function buildProbeContainer(options: {
   sessionId: string;
   /** The sandbox's first process (its dockerd) as a pid of the host, from the host engine's inspect. */
   enginePid: number;
+  /** Seconds the probe lives at most (a kept probe serves many checks; default: one check's 120). */
+  lifetimeSeconds?: number;
 }): ContainerCreateOptions {
   return {
     Image: options.image,
     // Ends by itself even if the server dies mid-check.
-    Entrypoint: ["timeout", "120", "perl", "-e", ENGINE_RELAY, String(options.enginePid), PROBE_ENGINE_SOCKET],
+    Entrypoint: ["timeout", String(options.lifetimeSeconds ?? 120), "perl", "-e", ENGINE_RELAY, String(options.enginePid), PROBE_ENGINE_SOCKET],
     Cmd: [],
     Labels: { [LABEL.role]: "probe", [LABEL.namespace]: options.namespace, [LABEL.session]: options.sessionId },
     Env: [`DOCKER_HOST=unix://${PROBE_ENGINE_SOCKET}`, "LANG=C.UTF-8", "HOME=/tmp"],
@@ -65,6 +67,8 @@ export function buildProbeContainer(options: {
 /** The relay (the probe's entry point) and the file reader: Perl, since the sandbox image has no other language to spare. */
 export const ENGINE_RELAY = readFileSync(new URL("./probe-engine-relay.pl", import.meta.url), "utf8");
 export const READ_FILE_SCRIPT = readFileSync(new URL("./probe-read-file.pl", import.meta.url), "utf8");
+/** A kept probe's command server (probe-command-server.pl), run as its tools user. */
+export const COMMAND_SERVER_SCRIPT = readFileSync(new URL("./probe-command-server.pl", import.meta.url), "utf8");
 
 /** A tmpfs of the probe's own: nothing outside its mount namespace can reach the relay's socket. */
 const PROBE_ENGINE_DIR = "/run/shipshape-probe";

@@ -8,8 +8,17 @@ export interface SandboxRuntime {
   readonly name: string;
   /** Resolves when the engine answers and can start sandboxes; rejects with ShipshapeError("engine_unavailable") saying why. */
   ping(): Promise<void>;
-  /** Creates a sandbox and resolves once its inner Docker engine answers. */
+  /**
+   * Creates a sandbox and resolves once its inner Docker engine answers; with `spec.engineLater`
+   * (runtimes with `engineReady` only), as soon as a shell can start in it, the engine still starting.
+   */
   create(spec: SandboxSpec, onProgress?: (p: StartProgress) => void): Promise<SandboxInfo>;
+  /**
+   * Resolves when the inner engine of a sandbox made with `engineLater` answers (at once for any
+   * other sandbox); rejects with ShipshapeError("sandbox_failed") when it never does. Optional: a
+   * runtime without it ignores `engineLater` and waits in `create`.
+   */
+  engineReady?(sandboxId: string): Promise<void>;
   /** An interactive shell with a TTY; `terminal` names a shell that survives detaching. */
   shell(sandboxId: string, options: ShellOptions): Promise<ShellStream>;
   /** A command without a TTY, for grading and file writes; output is capped. */
@@ -20,7 +29,12 @@ export interface SandboxRuntime {
    * sandbox (a replaced `docker` binary, a preload library, a fake engine socket) is used by it,
    * and nothing in the sandbox can see or trace its processes.
    */
-  probe(sandboxId: string): Promise<SandboxProbe>;
+  probe(sandboxId: string, options?: ProbeOptions): Promise<SandboxProbe>;
+  /**
+   * Starts the sandbox's kept probe in the background (see ProbeOptions.keep) so that its first
+   * check finds one. Optional; cheap when the probe is already there.
+   */
+  warmProbe?(sandboxId: string): void;
   /**
    * A long-running command without a TTY whose standard output arrives as it is written (the port
    * preview watches the inner engine's events this way). `close()` ends the command's standard
@@ -63,6 +77,11 @@ export interface SandboxSpec {
   workshopId?: string | undefined;
   expiresAt: number;
   limits: SandboxLimits;
+  /**
+   * Hand the sandbox out before its inner engine answers (a learner's prompt needs none; the
+   * sandbox's `docker` waits for its engine). Whoever uses the engine awaits `engineReady` first.
+   */
+  engineLater?: boolean;
 }
 
 export interface SandboxInfo {
@@ -130,6 +149,16 @@ export interface ShellStream {
   readonly stream: Duplex;
   resize(cols: number, rows: number): Promise<void>;
   close(): void;
+}
+
+export interface ProbeOptions {
+  /**
+   * Reuse the sandbox's kept probe (made now if there is none): its container and its command
+   * server stay for the next checks, and `close()` only hands it back. It goes when the sandbox
+   * goes, after some idle minutes, or when it reaches its lifetime. A check then costs no
+   * container start and no exec through the host's engine per command. Runtimes may ignore it.
+   */
+  keep?: boolean;
 }
 
 export interface SandboxProbe {
