@@ -34,7 +34,7 @@ describe("reset my sandbox", () => {
   it("gives the same session a fresh sandbox: state gone, progress kept, setup again, old one destroyed", async () => {
     // Progress: tidy-up's setup leaves two containers; cleaning them passes the exercise.
     expect(await (await post("/api/exercises/tidy-up/setup", session)).json()).toMatchObject({ state: "ran" });
-    await term.run("docker container prune -f && docker volume create reset-keepsake && echo mine > /root/keepsake.txt");
+    await term.run("docker run -d --name sleeper busybox sleep 3600 && docker container prune -f && docker volume create reset-keepsake && echo mine > /root/keepsake.txt", 60_000);
     const passed = await (await post("/api/exercises/tidy-up/check", session)).json();
     expect(passed).toMatchObject({ passed: true });
     const [old] = await sandboxOf(session.sessionId);

@@ -513,7 +513,7 @@ export class SessionManager {
   async resetSandbox(sessionId: string, ownerId: string): Promise<SessionView> {
     const live = this.authorize(sessionId, ownerId);
     if (live.status.state !== "ready") return this.view(live);
-    const oldSandboxId = live.record.sandboxId ?? (await live.ready.catch(() => ""));
+    const oldSandboxId = live.record.sandboxId;
     const log = this.log.child({ sessionId });
     for (const hub of live.hubs.values()) hub.dispose(CloseCode.sandboxReset, "Your sandbox is being replaced by a fresh one; reconnecting…");
     live.hubs.clear();
@@ -523,16 +523,18 @@ export class SessionManager {
     // session) and does not mistake the old, destroyed one for a sandbox that stopped by itself.
     live.record.sandboxId = null;
     live.record.state = "starting";
-    live.status = { state: "starting", step: "Queued", progress: 0 };
-    live.ready = this.startSandbox(live);
+    live.status = { state: "starting", step: "Removing your old sandbox", progress: 0 };
+    // The old one goes first: the new container takes the session's name, and the learner's old
+    // state must be gone when we answer.
+    const destroyed = oldSandboxId
+      ? this.runtime.destroy(oldSandboxId).catch((e: unknown) =>
+          log.warn("destroy of the replaced sandbox failed; the reaper will retry", { sandboxId: oldSandboxId, error: String(e) }),
+        )
+      : Promise.resolve();
+    live.ready = destroyed.then(() => this.startSandbox(live));
     live.ready.catch(() => {}); // a failed start ends the session and is reported through its status
     this.touch(sessionId);
-    if (oldSandboxId) {
-      // Destroyed while the new one starts; the learner's old state must be gone when we answer.
-      await this.runtime.destroy(oldSandboxId).catch((e: unknown) =>
-        log.warn("destroy of the replaced sandbox failed; the reaper will retry", { sandboxId: oldSandboxId, error: String(e) }),
-      );
-    }
+    await destroyed;
     log.info("sandbox reset by its learner", { oldSandboxId });
     return this.view(live);
   }
