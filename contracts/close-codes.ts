@@ -17,6 +17,8 @@ export const CloseCode = {
   unknownSession: 4004,
   expired: 4010,
   sandboxGone: 4011,
+  /** The learner asked for a fresh sandbox in the same session: reconnect, a new shell waits there. */
+  sandboxReset: 4012,
   rateLimited: 4029,
   engineUnavailable: 4503,
 } as const;

@@ -340,8 +340,14 @@ _standin_context() {
   echo "$ctx"
 }
 
+# _standin_repository DIR: where a stand-in lives in the mirror. Docker Hub's official images are
+# library/<folder name>; others (jupyter/scipy-notebook) name their repository in a file beside the tags.
+_standin_repository() {
+  if [[ -f "$1/repository" ]]; then head -n 1 "$1/repository"; else echo "library/${1##*/}"; fi
+}
+
 ensure_standins() {
-  local stamps="$SHIPSHAPE_DATA/standins" dir name hash tags tag stamp ok local_tag ctx reg digest pushed=0 kept=0 base_id
+  local stamps="$SHIPSHAPE_DATA/standins" dir name repo hash tags tag stamp ok local_tag ctx reg digest pushed=0 kept=0 base_id
   if [[ -n "$SHIPSHAPE_REGISTRY_UPSTREAM" ]]; then
     note "online mode: the mirror passes through to $SHIPSHAPE_REGISTRY_UPSTREAM; a pull-through cache cannot take pushes, so no stand-ins are seeded"
     return 0
@@ -356,7 +362,7 @@ ensure_standins() {
     dir=${dir%/}
     [[ -f "$dir/tags" ]] || continue
     read -r -a tags <"$dir/tags"
-    refs+=("library/${dir##*/}:${tags[0]}")
+    refs+=("$(_standin_repository "$dir"):${tags[0]}")
   done
   remote=$(_registry_digests "$reg" "${refs[@]}")
   for dir in "$SHIPSHAPE_IMAGES_DIR"/standins/*/; do
@@ -368,6 +374,7 @@ ensure_standins() {
     if grep -q '^ARG SHIPSHAPE_PACKAGE_INDEX' "$dir/Dockerfile"; then
       index_args=(--build-arg "SHIPSHAPE_PACKAGE_INDEX=http://$SHIPSHAPE_REGISTRY_IP:5000/simple/")
     fi
+    repo=$(_standin_repository "$dir")
     hash=$(hash_tree "$dir" "$base_id" "${index_args[@]}")
     read -r -a tags <"$dir/tags"
     # Up to date = our stamps say we pushed this source hash, and the registry still has that digest.
@@ -375,7 +382,7 @@ ensure_standins() {
     for tag in "${tags[@]}"; do
       stamp="$stamps/$name@$tag"
       if [[ ! -f "$stamp" || "$(cut -d' ' -f1 "$stamp")" != "$hash" ]]; then ok=0; break; fi
-      if [[ "$tag" == "${tags[0]}" ]] && ! grep -qFx "library/$name:$tag $(cut -d' ' -f2 "$stamp")" <<<"$remote"; then ok=0; break; fi
+      if [[ "$tag" == "${tags[0]}" ]] && ! grep -qFx "$repo:$tag $(cut -d' ' -f2 "$stamp")" <<<"$remote"; then ok=0; break; fi
     done
     if ((ok)); then kept=$((kept + 1)); continue; fi
 
@@ -388,15 +395,17 @@ ensure_standins() {
     fi
     for tag in "${tags[@]}"; do
       progress "pushing $name:$tag"
-      docker tag "$local_tag" "$reg/library/$name:$tag"
-      docker push "$reg/library/$name:$tag" >"$SHIPSHAPE_LOGS/push.log" 2>&1 ||
+      docker tag "$local_tag" "$reg/$repo:$tag"
+      docker push "$reg/$repo:$tag" >"$SHIPSHAPE_LOGS/push.log" 2>&1 ||
         fail "Pushing $name:$tag to the registry mirror failed:" "$(log_tail "$SHIPSHAPE_LOGS/push.log")" \
           "Look at 'docker logs shipshape-registry', then run the same command again."
       digest=$(grep -oE 'digest: sha256:[0-9a-f]{64}' "$SHIPSHAPE_LOGS/push.log" | tail -n 1 | cut -d' ' -f2)
-      docker rmi "$reg/library/$name:$tag" >/dev/null # only the extra tag; the image stays as $local_tag
+      # Only the extra tag; the image stays as $local_tag. Another checkout's set-up on the same engine
+      # may have pushed and untagged the same name a moment ago, so a missing tag is no failure.
+      docker rmi "$reg/$repo:$tag" >/dev/null 2>&1 || true
       printf '%s %s\n' "$hash" "$digest" >"$stamps/$name@$tag"
     done
-    note "seeded $name: ${tags[*]}"
+    note "seeded ${repo#library/}: ${tags[*]}"
     pushed=$((pushed + 1))
   done
   note "stand-ins: $pushed seeded now, $kept already in the mirror"

@@ -29,6 +29,7 @@ import { GradingService } from "./grading/grading-service.ts";
 import { gradingRoutes } from "./transport/grading-routes.ts";
 import { ExerciseSetup } from "./grading/exercise-setup.ts";
 import { setupRoutes } from "./transport/setup-routes.ts";
+import { sandboxResetRoutes } from "./transport/sandbox-reset-routes.ts";
 import { quizRoutes } from "./transport/quiz-routes.ts";
 import { clientAddress, createHttpServer } from "./transport/http-server.ts";
 import { PublicOrigin } from "./common/public-origin.ts";
@@ -163,6 +164,7 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
   const stateWatchers = new SandboxStateWatchers({ runtime, sessions, feeds, log: log.child({ component: "sandbox-state" }), previewUrl: previewPath });
   const stateSockets = new SandboxStateSockets({ watchers: stateWatchers, sessions, origins: origin, log });
   metrics.gauge("shipshape_sandbox_state_watches", "Sandboxes whose engine the sandbox panel watches", () => stateWatchers.counters.watches);
+  const sessionLimits = { ...limits, ttlMs: config.SHIPSHAPE_SESSION_TTL, idleTimeoutMs: config.SHIPSHAPE_IDLE_TIMEOUT };
   const server = createHttpServer({
     tier: config.securityTier,
     mounts: [preview, watch, stateSockets],
@@ -180,11 +182,12 @@ export async function startApp(config: Config, log: Logger, runtimeOverride?: Sa
     routes: {
       ...gradingRoutes({ grading }),
       ...setupRoutes({ setup: exerciseSetup }),
+      ...sandboxResetRoutes({ sessions, signer, limits: sessionLimits }),
       ...quizRoutes({ grading, signer, cookies: origin.cookies, clientKey }),
       ...workshopApi.routes,
     },
     sessionOptions: (ownerId) => workshops.sessionOptionsFor(ownerId),
-    limits: { ...limits, ttlMs: config.SHIPSHAPE_SESSION_TTL, idleTimeoutMs: config.SHIPSHAPE_IDLE_TIMEOUT },
+    limits: sessionLimits,
     abuse: {
       sessionsPerAddressPerMinute: config.SHIPSHAPE_SESSIONS_PER_ADDRESS_PER_MINUTE,
       sandboxesPerAddress: config.SHIPSHAPE_SANDBOXES_PER_ADDRESS,

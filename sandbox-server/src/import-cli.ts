@@ -24,7 +24,10 @@ export function mirroredImages(standinsDir = path.join(repoRoot, "sandbox-server
   for (const name of readdirSync(standinsDir)) {
     const tagsFile = path.join(standinsDir, name, "tags");
     if (!existsSync(tagsFile)) continue;
-    images.set(name, new Set(readFileSync(tagsFile, "utf8").split(/\s+/).filter(Boolean)));
+    // A stand-in outside Docker Hub's library names its repository (jupyter/scipy-notebook).
+    const repositoryFile = path.join(standinsDir, name, "repository");
+    const repository = existsSync(repositoryFile) ? readFileSync(repositoryFile, "utf8").trim().replace(/^library\//, "") : name;
+    images.set(repository, new Set(readFileSync(tagsFile, "utf8").split(/\s+/).filter(Boolean)));
   }
   return images;
 }

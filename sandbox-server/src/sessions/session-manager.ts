@@ -683,6 +683,42 @@ export class SessionManager {
     this.log.info("session ended", { sessionId, sandboxId, reason });
   }
 
+  /**
+   * "Reset my sandbox": the same session (its id, owner, lifetime, results and preview links) gets
+   * a fresh sandbox, and the old one is destroyed. Open shells close with 4012, so the pages
+   * reconnect by themselves and wait for the new sandbox, hearing its start progress. A reset
+   * asked while the sandbox is still starting returns that start instead of beginning another.
+   * Exercise setups run again because they are recorded per sandbox (sandbox_setups), not per session.
+   */
+  async resetSandbox(sessionId: string, ownerId: string): Promise<SessionView> {
+    const live = await this.authorize(sessionId, ownerId);
+    if (live.status.state !== "ready") return this.view(live);
+    const oldSandboxId = live.record.sandboxId;
+    const log = this.log.child({ sessionId });
+    for (const hub of live.hubs.values()) hub.dispose(CloseCode.sandboxReset, "Your sandbox is being replaced by a fresh one; reconnecting…");
+    live.hubs.clear();
+    live.noticesSent.clear();
+    live.reattached = false;
+    // No sandbox id while starting: the reaper then keeps the new container (labelled with this
+    // session) and does not mistake the old, destroyed one for a sandbox that stopped by itself.
+    live.record.sandboxId = null;
+    live.record.state = "starting";
+    live.status = { state: "starting", step: "Removing your old sandbox", progress: 0 };
+    // The old one goes first: the new container takes the session's name, and the learner's old
+    // state must be gone when we answer.
+    const destroyed = oldSandboxId
+      ? this.runtime.destroy(oldSandboxId).catch((e: unknown) =>
+          log.warn("destroy of the replaced sandbox failed; the reaper will retry", { sandboxId: oldSandboxId, error: String(e) }),
+        )
+      : Promise.resolve();
+    live.ready = destroyed.then(() => this.startSandbox(live));
+    live.ready.catch(() => {}); // a failed start ends the session and is reported through its status
+    this.touch(sessionId);
+    await destroyed;
+    log.info("sandbox reset by its learner", { oldSandboxId });
+    return this.view(live);
+  }
+
   /** Expired and idle sessions, sandboxes nobody owns, storage nobody uses (reaper.ts). */
   reap(): Promise<void> {
     return this.reaperRounds.reap();

@@ -20,6 +20,8 @@ export interface BusEvents {
   "shipshape:sandbox": SandboxStatus;
   "shipshape:theme": { theme: "light" | "dark" };
   "shipshape:notice": { terminal: string; code: string; message: string };
+  /** The learner reset their sandbox: same session, a fresh sandbox; per-sandbox work runs again. */
+  "shipshape:sandbox-reset": { sessionId: string };
 }
 
 export type BusEventName = keyof BusEvents;

@@ -2,7 +2,8 @@
  * Starting states: when the sandbox is ready, asks the server to prepare it for each exercise on
  * the page that declares a `setup`. The server decides whether it runs (once per sandbox, so a
  * reload does not undo the learner's work) and where (the owner's own sandbox). A new sandbox
- * ("start a new sandbox") arrives as a new session, and its setups run again.
+ * ("start a new sandbox") arrives as a new session, a reset ("reset my sandbox") as an event, and
+ * either way the setups run again.
  */
 import type { SetupResult } from "../../../contracts/grading-api.ts";
 import { emit, on } from "../common/bus.ts";
@@ -12,6 +13,8 @@ export function prepareExercises(root: ParentNode = document): void {
   const exercises = [...root.querySelectorAll<HTMLElement>("[data-exercise][data-exercise-setup]")];
   if (exercises.length === 0) return;
   let preparedFor: string | undefined;
+  // A reset keeps the session but not the sandbox: its setups must run again once it is ready.
+  on("shipshape:sandbox-reset", () => (preparedFor = undefined));
   on("shipshape:sandbox", async (status) => {
     if (status.state !== "ready") return;
     let sessionId: string;

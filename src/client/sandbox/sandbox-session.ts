@@ -62,6 +62,31 @@ export class SandboxSession implements ISessionSource {
     }
   }
 
+  /**
+   * "Reset my sandbox": the server gives this same session a fresh sandbox (progress and results
+   * stay, they belong to the session) and destroys the old one. The terminals hear close code 4012
+   * and reconnect by themselves; lesson files and exercise setups are placed again (bus event).
+   */
+  async reset(): Promise<SessionInfo> {
+    let response: Response;
+    try {
+      response = await this.request("/api/sessions/current/reset", {});
+    } catch {
+      throw new SandboxRequestError("Cannot reach the sandbox server to reset your sandbox. Check your connection and try again.", 0);
+    }
+    if (!response.ok) throw new SandboxRequestError(await errorMessage(response, "Could not reset your sandbox"), response.status);
+    const info = (await response.json()) as SessionInfo;
+    if (typeof document !== "undefined") {
+      try {
+        for (const key of Object.keys(localStorage)) if (key.startsWith(`shipshape:files:${info.sessionId}:`)) localStorage.removeItem(key);
+      } catch {
+        // Storage blocked: the files are simply not placed again.
+      }
+      emit("shipshape:sandbox-reset", { sessionId: info.sessionId });
+    }
+    return info;
+  }
+
   /** A new sandbox was asked for; `outcome` settles when it is there or the request failed. */
   onRenewStart(listener: (outcome: Promise<SessionInfo>) => void): () => void {
     this.renewStartListeners.add(listener);

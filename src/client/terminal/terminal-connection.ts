@@ -110,6 +110,7 @@ export const CLOSE_CODES: Readonly<Record<number, CloseCodeRule>> = {
   [CloseCode.unknownSession]: { final: true, message: reasonOr("This sandbox no longer exists. Start a new one.") },
   [CloseCode.expired]: { final: true, message: reasonOr("Your sandbox expired. Start a new one.") },
   [CloseCode.sandboxGone]: { final: true, message: reasonOr("Your sandbox stopped. Start a new one.") },
+  [CloseCode.sandboxReset]: { final: false, message: () => "Your sandbox is being replaced by a fresh one; reconnecting…" },
   [CloseCode.rateLimited]: { final: false, message: reasonOr("Too many terminals open; close one and retry.") },
   [CloseCode.engineUnavailable]: {
     final: false,
@@ -460,6 +461,11 @@ export class TerminalConnection {
         this.setStatus({ state: "expired", code: CloseCode.unknownSession, message: CLOSE_CODES[CloseCode.unknownSession]?.message?.("") ?? "" });
         return;
       }
+    }
+    if (code === CloseCode.sandboxReset) {
+      // The old shell and its screen are gone with the old sandbox; the new one starts blank, at once.
+      this.options.sink.reset();
+      this.attempt = 0;
     }
     this.scheduleReconnect(rule?.message?.(reason));
   }

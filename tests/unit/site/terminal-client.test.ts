@@ -379,6 +379,19 @@ describe("terminal client protocol", () => {
     expect(t.statuses.at(-1)?.state).toBe("reconnecting");
   });
 
+  it("after a reset (4012) clears the old sandbox's screen and reconnects at once with the same session", async () => {
+    const t = setup();
+    await connected(t);
+    t.latest().serverClose(4012, "Your sandbox is being replaced by a fresh one; reconnecting…");
+    expect(t.sink.events).toContain("reset");
+    expect(t.statuses.at(-1)).toEqual({ state: "reconnecting", message: "Your sandbox is being replaced by a fresh one; reconnecting…" });
+    t.clock.advance(250);
+    await flushPromises();
+    expect(t.sockets).toHaveLength(2);
+    t.latest().open();
+    expect(t.latest().json()[0]).toMatchObject({ type: "hello", token: "token-1" });
+  });
+
   it("restart() drops the screen and connects with the new sandbox's token", async () => {
     const t = setup();
     await connected(t);
