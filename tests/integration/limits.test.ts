@@ -37,6 +37,10 @@ describe("sandbox limits", () => {
   it("contains a fork bomb and says which limit was hit", async () => {
     const t = new TestTerminal(await openSession(app.url));
     await t.ready(60_000);
+    // After the engine answered, as a learner's first docker command would have it. (A fork bomb in
+    // the seconds while the engine still starts behind the prompt can stop the whole sandbox, whose
+    // first process is the engine: the learner is then told the sandbox stopped. docs/security.md)
+    expect(await t.run("docker version --format 'engine {{.Server.Version}}'")).toMatch(/engine \d/);
     t.type("bomb() { bomb | bomb & }; bomb\r");
     const notice = await t.until(() => t.messages.some((m) => m.code === "pids_limit"), 20_000, "pids notice").then(
       () => t.messages.find((m) => m.code === "pids_limit")!,

@@ -45,7 +45,7 @@ describe("sandbox state watcher (real sandbox)", () => {
     if (r.exitCode !== 0) throw new Error(`${command}: ${r.exitCode} ${r.stderr}`);
     return r.stdout;
   };
-  const eventWatchersInSandbox = async () => Number((await sh("ps -eo args | grep -c '^docker events' || true")).trim());
+  const eventWatchersInSandbox = async () => Number((await sh("ps -eo args | grep -c '^[^ ]*docker events' || true")).trim());
 
   function listen(cookie = session.cookie) {
     const ws = new WebSocket(`${app.url.replace(/^http/, "ws")}/ws/sandbox-state`, { headers: { cookie, origin: app.url } });
