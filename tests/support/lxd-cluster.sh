@@ -19,6 +19,10 @@
 #
 #   tests/support/lxd-cluster.sh up | status | stop-member <m> | start-member <m> | down
 set -euo pipefail
+# `lxd init`, `waitready` and `shutdown` follow LXD_SOCKET before LXD_DIR, and ./shipshape exports
+# LXD_SOCKET for the host's own LXD: left set, "bootstrap m1" made the HOST's daemon a cluster
+# member. Every command below names its member's directory and socket itself.
+unset LXD_SOCKET LXD_DIR
 
 ROOT=${SHIPSHAPE_LXD_CLUSTER_DIR:-/var/lib/shipshape-lxd-cluster}
 HOST_SOCKET=${SHIPSHAPE_LXD_SOCKET:-/var/lib/lxd/unix.socket}
@@ -45,7 +49,7 @@ start_daemon() {
   # exactly this daemon and nothing else.
   LXD_DIR=$d setsid nohup lxd --group root --logfile "$d/lxd.log" >>"$d/lxd.out" 2>&1 </dev/null 9>&- &
   echo $! >"$d/daemon.pid"
-  LXD_DIR=$d lxd waitready --timeout 60 </dev/null || die "lxd $m did not answer in 60 s: $(tail -5 "$d/lxd.log")"
+  LXD_DIR=$d LXD_SOCKET=$d/unix.socket lxd waitready --timeout 60 </dev/null || die "lxd $m did not answer in 60 s: $(tail -5 "$d/lxd.log")"
 }
 
 member_of_cluster() { local l; l=$(lxcm "$1" cluster list --format csv 2>/dev/null) || return 1; [[ $'\n'"$l" == *$'\n'"$1,"* ]]; }
@@ -71,7 +75,7 @@ up() {
   start_daemon m1
   if ! member_of_cluster m1; then
     say "bootstrapping the cluster on m1 (${ADDRESS[m1]}:8443)"
-    LXD_DIR=$(dir m1) lxd init --preseed <<EOF >/dev/null || die "lxd init on m1 failed"
+    LXD_DIR=$(dir m1) LXD_SOCKET=$(dir m1)/unix.socket lxd init --preseed <<EOF >/dev/null || die "lxd init on m1 failed"
 config:
   core.https_address: ${ADDRESS[m1]}:8443
   images.auto_update_interval: "0"
@@ -105,7 +109,7 @@ EOF
     lxcm m1 cluster remove --force --yes m2 >/dev/null 2>&1 || true
     lxcm m1 cluster revoke-token m2 >/dev/null 2>&1 || true
     token=$(lxcm m1 cluster add m2 --quiet)
-    LXD_DIR=$(dir m2) lxd init --preseed <<EOF >/dev/null || die "m2 could not join: $(tail -5 "$(dir m2)/lxd.log")"
+    LXD_DIR=$(dir m2) LXD_SOCKET=$(dir m2)/unix.socket lxd init --preseed <<EOF >/dev/null || die "m2 could not join: $(tail -5 "$(dir m2)/lxd.log")"
 cluster:
   enabled: true
   server_name: m2
@@ -172,7 +176,7 @@ stop_member() {
 
 down() {
   for m in m2 m1; do
-    answers "$m" && LXD_DIR=$(dir "$m") timeout 60 lxd shutdown </dev/null >/dev/null 2>&1 || true
+    answers "$m" && LXD_DIR=$(dir "$m") LXD_SOCKET=$(dir "$m")/unix.socket timeout 60 lxd shutdown </dev/null >/dev/null 2>&1 || true
     stop_member "$m" >/dev/null 2>&1 || true
   done
   for m in "${MEMBERS[@]}"; do

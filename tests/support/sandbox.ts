@@ -5,11 +5,11 @@ import { testNamespace } from "./namespaces.ts";
 import { sandboxImage } from "./server.ts";
 
 /** A runtime of its own namespace, for tests that need sandboxes but no server. */
-export function testRuntime(): DockerRuntime {
+export function testRuntime(namespace = testNamespace("t")): DockerRuntime {
   return new DockerRuntime({
     image: sandboxImage(),
     network: process.env.SHIPSHAPE_SANDBOX_NETWORK ?? "shipshape-sandboxes",
-    namespace: testNamespace("t"),
+    namespace,
     runtime: "",
     log: silentLogger,
   });
