@@ -83,7 +83,9 @@ export class LimitWatchdog {
         const why = info?.exitReason === "oom" ? "oom" : reason;
         this.log.warn("sandbox stopped under its learner", { sessionId: live.record.id, sandboxId, reason: why });
         for (const hub of live.hubs.values()) hub.broadcast({ type: "notice", code: "sandbox_stopped", message: sandboxGoneMessage(why, this.policy) });
-        void this.end(live.record.id, `sandbox stopped: ${sandboxGoneMessage(why, this.policy)}`);
+        this.end(live.record.id, `sandbox stopped: ${sandboxGoneMessage(why, this.policy)}`).catch((e: unknown) =>
+          this.log.warn("could not end a session whose sandbox stopped", { sessionId: live.record.id, error: String(e) }),
+        );
       });
     }
   }

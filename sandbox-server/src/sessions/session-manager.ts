@@ -368,7 +368,7 @@ export class SessionManager {
     if (existing) {
       const live = this.live.get(existing.id) ?? (await this.adoptFromStore(existing));
       if (options.fresh || !live || existing.expiresAt <= Date.now()) {
-        void this.end(existing.id, options.fresh ? "replaced by a new sandbox" : "expired");
+        this.end(existing.id, options.fresh ? "replaced by a new sandbox" : "expired").catch((e: unknown) => this.endFailed(e));
       } else {
         this.touch(existing.id);
         return this.view(live);
@@ -471,7 +471,7 @@ export class SessionManager {
           // The learner has a prompt but will never have a Docker: end the session, saying why.
           const err = toShipshapeError(e);
           log.error("inner engine never answered", { sandboxId: info.id, code: err.code, detail: err.detail });
-          if (this.live.get(live.record.id) === live) void this.end(live.record.id, `sandbox stopped: ${err.userMessage}`);
+          if (this.live.get(live.record.id) === live) this.end(live.record.id, `sandbox stopped: ${err.userMessage}`).catch((e: unknown) => this.endFailed(e));
         },
       );
       return info.id;
@@ -520,7 +520,7 @@ export class SessionManager {
       throw new ShipshapeError("unauthorized", "This terminal belongs to another browser session.");
     }
     if (live.record.expiresAt <= Date.now()) {
-      void this.end(sessionId, "expired");
+      this.end(sessionId, "expired").catch((e: unknown) => this.endFailed(e));
       throw new ShipshapeError("session_expired", expiredMessage("expired", this.policy));
     }
     return live;
@@ -743,6 +743,11 @@ export class SessionManager {
       for (const hub of live.hubs.values()) hub.dispose(CloseCode.goingAway, "The server is restarting; reconnecting…");
     }
     this.live.clear();
+  }
+
+  /** An end nobody awaits (an event, a timer) must not reject unobserved: after close, the store is gone. */
+  private endFailed(e: unknown): void {
+    this.log.warn("could not end a session", { error: String(e) });
   }
 
   private liveFrom(record: SessionRecord, ready: Promise<string>, status: SessionState): LiveSession {
