@@ -12,8 +12,9 @@ import { openSession, TestTerminal, type Session } from "../support/terminal.ts"
 import { BlackoutProxy, freePort, PrivateEngine, spawnServer, type ServerProcess } from "./processes.ts";
 import { leftovers, pollUntil, securityEnv, sleep } from "./support.ts";
 
+/** The namespace's sandboxes (not their kept grading probes, which go with them). */
 async function containersOf(namespace: string, host?: string): Promise<string[]> {
-  const args = [...(host ? ["-H", host] : []), "ps", "-aq", "--no-trunc", "--filter", `label=org.shipshape.namespace=${namespace}`];
+  const args = [...(host ? ["-H", host] : []), "ps", "-aq", "--no-trunc", "--filter", `label=org.shipshape.namespace=${namespace}`, "--filter", "label=org.shipshape.role=sandbox"];
   return execFileSync("docker", args, { encoding: "utf8" }).split("\n").filter(Boolean).sort();
 }
 
@@ -39,7 +40,7 @@ afterEach(async () => {
 /** Removes a namespace's sandboxes from the machine's engine, whatever state the server is in. */
 function removeNamespace(namespace: string): () => Promise<void> {
   return async () => {
-    const ids = await containersOf(namespace);
+    const ids = execFileSync("docker", ["ps", "-aq", "--filter", `label=org.shipshape.namespace=${namespace}`], { encoding: "utf8" }).split("\n").filter(Boolean);
     if (ids.length) execFileSync("docker", ["rm", "-f", "-v", ...ids]);
     const vols = execFileSync("docker", ["volume", "ls", "-q", "--filter", `label=org.shipshape.namespace=${namespace}`], { encoding: "utf8" })
       .split("\n")

@@ -149,12 +149,21 @@ export function hostEngineId(): string {
   return execFileSync("docker", ["info", "--format", "{{.ID}}"], { encoding: "utf8" }).trim();
 }
 
-/** What the engine holds for a label namespace, counted with the docker CLI as an operator would. */
+/**
+ * What the engine holds for a label namespace, counted with the docker CLI as an operator would.
+ * A sandbox's kept grading probe belongs to it (issue 18) and is not counted while its sandbox is
+ * there; a probe whose sandbox is gone is a leak and is.
+ */
 export function leftovers(namespace: string): { containers: number; volumes: number; networks: number } {
   const label = `label=org.shipshape.namespace=${namespace}`;
   const count = (args: string[]) => execFileSync("docker", args, { encoding: "utf8" }).split("\n").filter(Boolean).length;
+  const rows = execFileSync("docker", ["ps", "-a", "--filter", label, "--format", '{{.Label "org.shipshape.role"}}\t{{.Label "org.shipshape.session"}}'], { encoding: "utf8" })
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => l.split("\t") as [string, string]);
+  const sandboxSessions = new Set(rows.filter(([role]) => role === "sandbox").map(([, session]) => session));
   return {
-    containers: count(["ps", "-aq", "--filter", label]),
+    containers: rows.filter(([role, session]) => role !== "probe" || !sandboxSessions.has(session)).length,
     volumes: count(["volume", "ls", "-q", "--filter", label]),
     networks: count(["network", "ls", "-q", "--filter", label]),
   };

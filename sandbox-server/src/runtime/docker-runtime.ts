@@ -584,6 +584,8 @@ export class DockerRuntime implements SandboxRuntime {
     await this.dropKept(sandboxId);
     const info = await this.inspect(sandboxId);
     const name = info?.name;
+    // A probe kept by an earlier server process (restarted or killed) is not in this one's memory.
+    if (info) await this.removeProbes((session) => session === info.sessionId);
     try {
       await this.docker.getContainer(sandboxId).remove({ force: true, v: true });
     } catch (e) {
@@ -704,6 +706,20 @@ export class DockerRuntime implements SandboxRuntime {
     return { ok: problems.length === 0, problems, repaired, at };
   }
 
+  /** Removes this namespace's grading probe containers whose session label `matches`. */
+  private async removeProbes(matches: (sessionId: string) => boolean): Promise<void> {
+    const probes = await this.docker
+      .listContainers({ all: true, filters: { label: [`${LABEL.role}=probe`, `${LABEL.namespace}=${this.profile.namespace}`] } })
+      .catch(() => [] as Docker.ContainerInfo[]);
+    for (const p of probes) {
+      if (!matches(p.Labels[LABEL.session] ?? "")) continue;
+      await this.docker
+        .getContainer(p.Id)
+        .remove({ force: true })
+        .catch(() => {});
+    }
+  }
+
   /** For the log when a starting sandbox stops: its exit state and the end of its inner dockerd's log. */
   private async whyStopped(id: string): Promise<string> {
     try {
@@ -752,10 +768,14 @@ export class DockerRuntime implements SandboxRuntime {
 
   async removeOrphanedStorage(liveSandboxIds: ReadonlySet<string>): Promise<number> {
     const liveNames = new Set<string>();
+    const liveSessions = new Set<string>();
     for (const id of liveSandboxIds) {
       const info = await this.inspect(id);
       if (info) liveNames.add(storageVolumeName(info.name));
+      if (info) liveSessions.add(info.sessionId);
     }
+    // Grading probes whose sandbox is gone (their server died before it could remove them).
+    await this.removeProbes((session) => !liveSessions.has(session));
     const { Volumes } = await this.docker.listVolumes({
       filters: { label: [`${LABEL.role}=sandbox`, `${LABEL.namespace}=${this.profile.namespace}`] },
     });
