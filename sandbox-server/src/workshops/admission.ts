@@ -92,6 +92,8 @@ export class Admission {
     const now = this.deps.now();
     // Seated before the sandbox is claimed, so the reserve's target already counts this learner.
     await store.members.setStatus(m.id, "admitted", now);
+    // The reserve reads its target from this cache when the claim below refills it: count the seat now.
+    await this.refreshReserveTarget(w.id);
     if (w.startedAt === null) {
       await store.workshops.start(w.id, now);
       w = (await store.workshops.get(w.id))!;
